@@ -1,0 +1,82 @@
+package exchange
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Error is a failure reported by an identity service: a non-2xx answer, or a
+// 2xx answer that is not a usable token.
+type Error struct {
+	// Op says which exchange failed, e.g. "csp api-token exchange".
+	Op string
+	// Status is the HTTP status code of the answer.
+	Status int
+	// Code is the service's machine-readable error code when it sent one
+	// (RFC 6749 "error", CSP "cspErrorCode").
+	Code string
+	// Message is the service's human-readable message (RFC 6749
+	// "error_description", CSP and Splunk "message"), or a description of
+	// what was wrong with a 2xx answer. It never contains the credential.
+	Message string
+	// RequestID is the service's request ID when it sent one; quote it to
+	// the service's support.
+	RequestID string
+	// RetryAfter is the delay the service asked for with Retry-After (429,
+	// 503), zero when it did not ask.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Op)
+	fmt.Fprintf(&b, ": HTTP %d", e.Status)
+	if e.Code != "" {
+		b.WriteString(" ")
+		b.WriteString(e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.RequestID != "" {
+		b.WriteString(" (requestId ")
+		b.WriteString(e.RequestID)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Permanent reports whether retrying with the same credential cannot help:
+// the service rejected the credential or the request (4xx other than 408
+// Request Timeout, 425 Too Early and 429 Too Many Requests), or redirected
+// it (a wrong base URL). A 2xx answer that is not a usable token, a 5xx and
+// network errors are transient.
+func (e *Error) Permanent() bool {
+	switch {
+	case e.Status < 300 || e.Status >= 500:
+		return false
+	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooEarly, e.Status == http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}
+
+// IsPermanent reports whether err is, or wraps, an *Error for which
+// retrying with the same credential cannot help.
+func IsPermanent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Permanent()
+}
+
+// RetryAfter returns the delay the service asked for in err, if any.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}

@@ -1,0 +1,32 @@
+package exchange
+
+import (
+	"context"
+	"time"
+
+	"github.com/credproxy/credproxy/internal/secret"
+)
+
+// Token is an access token and its expiry.
+type Token struct {
+	// Value is the token to inject.
+	Value secret.Secret
+	// Expiry is when the service stops accepting the token. The zero time
+	// means the token does not expire (the static kind).
+	Expiry time.Time
+}
+
+// Source performs one exchange of a credential for an access token.
+//
+// Fetch does no caching and no retrying. It may be called concurrently,
+// although tokencache.Cache never does so for one route; it honours ctx for
+// its whole duration, including reading the response body.
+type Source interface {
+	Fetch(ctx context.Context) (Token, error)
+}
+
+// SourceFunc adapts a function to Source.
+type SourceFunc func(ctx context.Context) (Token, error)
+
+// Fetch calls f.
+func (f SourceFunc) Fetch(ctx context.Context) (Token, error) { return f(ctx) }
