@@ -30,3 +30,11 @@ type SourceFunc func(ctx context.Context) (Token, error)
 
 // Fetch calls f.
 func (f SourceFunc) Fetch(ctx context.Context) (Token, error) { return f(ctx) }
+
+// Releaser is implemented by sources whose tokens are sessions that should
+// be ended when no longer used (Splunk Observability sessions). The cache
+// releases a token after it has switched to its successor, and the current
+// one when it stops.
+type Releaser interface {
+	Release(ctx context.Context, tok Token) error
+}

@@ -1,0 +1,533 @@
+package tokencache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/secret"
+)
+
+// Lifecycle constants of the contract.
+const (
+	// MinGap is the least time between the starts of two exchanges.
+	MinGap = time.Second
+	// BackoffBase and BackoffMax bound the exponential backoff.
+	BackoffBase = time.Second
+	BackoffMax  = 60 * time.Second
+	// jitterFraction is the renewal jitter, as a fraction of the lifetime
+	// on either side of RefreshAt.
+	jitterFraction = 0.10
+	// autoMarginMax and autoMarginFraction define the automatic expiry
+	// margin: the smaller of 10 s and 10% of the lifetime.
+	autoMarginMax      = 10 * time.Second
+	autoMarginFraction = 0.10
+	// releaseTimeout bounds ending a session when it is replaced or at
+	// shutdown.
+	releaseTimeout = 5 * time.Second
+)
+
+// Options configures a Cache. The zero value of each field means its
+// default.
+type Options struct {
+	// Route and Kind name the route and its credential kind in logs,
+	// metrics and errors.
+	Route, Kind string
+	// RefreshAt is the fraction of the lifetime after which a token is
+	// renewed. Default 0.66.
+	RefreshAt float64
+	// ExpiryMargin is how long before its expiry a token stops being
+	// served. Zero means the smaller of 10 s and 10% of the lifetime.
+	ExpiryMargin time.Duration
+	// TokenWait is how long Token waits when no valid token is held.
+	// Default 5 s.
+	TokenWait time.Duration
+	// ExchangeTimeout bounds one exchange. Default 10 s.
+	ExchangeTimeout time.Duration
+	// RecheckEvery is how often a token without expiry (the static kind)
+	// is fetched again, to pick up a rotated file. Default 5 min.
+	RecheckEvery time.Duration
+	// Logger receives one line per exchange. Default: no logging.
+	Logger *zap.Logger
+	// OnExchange, when set, is called by the loop after every exchange
+	// (for metrics). It must not block.
+	OnExchange func(Exchange)
+	// Rand returns a uniform float64 in [0, 1) for jitter. Default
+	// math/rand/v2.Float64; tests pin it.
+	Rand func() float64
+}
+
+// Exchange describes one finished exchange, for OnExchange.
+type Exchange struct {
+	// Result is "ok" or a failure reason: "rejected" (the service refused
+	// the credential), "invalid_response" (a 2xx answer that is not a
+	// usable token), "unavailable" (5xx, 429, network), "timeout", or
+	// "config" (the secret could not be read).
+	Result string
+	// Duration is how long the exchange took.
+	Duration time.Duration
+	// Lifetime is the new token's lifetime, zero when it has no expiry or
+	// the exchange failed.
+	Lifetime time.Duration
+}
+
+// Cache holds one route's token. Token and Invalidate may be called from
+// any number of goroutines; Run must be called exactly once.
+type Cache struct {
+	src  exchange.Source
+	opts Options
+	log  *zap.Logger
+
+	// cur is the published token; only the Run loop stores to it.
+	cur atomic.Pointer[state]
+	// kick wakes the loop after an Invalidate; one pending kick suffices.
+	kick chan struct{}
+
+	// mu guards the fields below, which are read by waiters and Status,
+	// never on the hot path.
+	mu sync.Mutex
+	// changed is closed and replaced whenever an exchange finishes, to
+	// wake waiters.
+	changed chan struct{}
+	// attempts counts finished exchanges, so a waiter can tell that an
+	// exchange it waited for has failed.
+	attempts     uint64
+	failures     int
+	lastAttempt  time.Time
+	lastErr      error
+	nextAttempt  time.Time
+	shuttingDown bool
+}
+
+// state is one published token with its schedule. It is immutable once
+// stored, except for the invalidated flag.
+type state struct {
+	tok      exchange.Token
+	obtained time.Time
+	// usableUntil is Expiry minus the margin; zero means no expiry.
+	usableUntil time.Time
+	refreshAt   time.Time
+	// invalidated is set once an upstream rejected this token.
+	invalidated atomic.Bool
+}
+
+func (s *state) usable(now time.Time) bool {
+	return s.usableUntil.IsZero() || now.Before(s.usableUntil)
+}
+
+// usableNow is usable for the hot path. time.Until on a time that carries
+// a monotonic reading reads only the monotonic clock, half the cost of
+// time.Now, and is immune to wall-clock steps.
+func (s *state) usableNow() bool {
+	return s.usableUntil.IsZero() || time.Until(s.usableUntil) > 0
+}
+
+// New returns a Cache around src. Nothing happens until Run.
+func New(src exchange.Source, opts Options) *Cache {
+	if opts.RefreshAt <= 0 || opts.RefreshAt >= 1 {
+		opts.RefreshAt = 0.66
+	}
+	if opts.TokenWait <= 0 {
+		opts.TokenWait = 5 * time.Second
+	}
+	if opts.ExchangeTimeout <= 0 {
+		opts.ExchangeTimeout = 10 * time.Second
+	}
+	if opts.RecheckEvery <= 0 {
+		opts.RecheckEvery = 5 * time.Minute
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Cache{
+		src:     src,
+		opts:    opts,
+		log:     log.With(zap.String("route", opts.Route), zap.String("kind", opts.Kind)),
+		kick:    make(chan struct{}, 1),
+		changed: make(chan struct{}),
+	}
+}
+
+// Token returns a token that is valid now and stays valid for at least the
+// expiry margin. With such a token held this is a lock-free atomic load.
+// Otherwise it waits, up to TokenWait, for the exchange in flight or the
+// next one; if that fails or time runs out it returns *UnavailableError
+// (or ctx's error): the caller must fail closed.
+func (c *Cache) Token(ctx context.Context) (exchange.Token, error) {
+	if s := c.cur.Load(); s != nil && s.usableNow() {
+		return s.tok, nil
+	}
+	return c.wait(ctx, "")
+}
+
+// Invalidate reports that an upstream answered 401 to rejected. If
+// rejected is still the current token, one renewal is started (however
+// many requests report the same token); then Invalidate waits, up to
+// TokenWait, for a valid token other than rejected and returns it. The old
+// token keeps being served to other requests meanwhile: a spurious 401
+// must not take the route down when the identity service is out.
+func (c *Cache) Invalidate(ctx context.Context, rejected exchange.Token) (exchange.Token, error) {
+	if s := c.cur.Load(); s != nil && s.tok.Value == rejected.Value && s.invalidated.CompareAndSwap(false, true) {
+		select {
+		case c.kick <- struct{}{}:
+		default: // a kick is already pending
+		}
+	}
+	return c.wait(ctx, rejected.Value)
+}
+
+// wait blocks until a usable token other than reject is published, an
+// exchange finishes without producing one, TokenWait passes, or ctx ends.
+func (c *Cache) wait(ctx context.Context, reject secret.Secret) (exchange.Token, error) {
+	timer := time.NewTimer(c.opts.TokenWait)
+	defer timer.Stop()
+	c.mu.Lock()
+	start := c.attempts
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		changed, attempts := c.changed, c.attempts
+		c.mu.Unlock()
+		// Load after taking changed: a publish between the two is seen
+		// either here or by the close of changed.
+		if s := c.cur.Load(); s != nil && s.usable(time.Now()) && (reject == "" || s.tok.Value != reject) {
+			return s.tok, nil
+		}
+		if attempts != start {
+			return exchange.Token{}, c.unavailable()
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return exchange.Token{}, c.unavailable()
+		case <-ctx.Done():
+			return exchange.Token{}, ctx.Err()
+		}
+	}
+}
+
+// UnavailableError is returned when no valid token can be had: the request
+// must not be forwarded.
+type UnavailableError struct {
+	Route string
+	// Detail says why, without secrets: the last exchange error, or that
+	// the first exchange has not finished.
+	Detail string
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("route %s: no valid credential: %s", e.Route, e.Detail)
+}
+
+func (c *Cache) unavailable() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var detail string
+	switch {
+	case c.shuttingDown:
+		detail = "shutting down"
+	case c.lastErr != nil:
+		detail = c.lastErr.Error()
+		if !c.nextAttempt.IsZero() {
+			detail += fmt.Sprintf("; next attempt in %s", time.Until(c.nextAttempt).Round(time.Second))
+		}
+	case c.attempts == 0:
+		detail = "the first exchange has not finished"
+	default:
+		detail = "the token was rejected upstream and no other token could be obtained"
+	}
+	return &UnavailableError{Route: c.opts.Route, Detail: detail}
+}
+
+// Run exchanges and renews until ctx ends, then releases the current
+// token if the source supports it (ending a session). It returns once the
+// release is done.
+func (c *Cache) Run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.stop()
+			return
+		case <-c.kick:
+			if !c.renewNeeded() {
+				continue
+			}
+		case <-timer.C:
+		}
+		// Two exchanges never start less than MinGap apart, whatever
+		// asked for the second one.
+		c.mu.Lock()
+		gap := MinGap - time.Since(c.lastAttempt)
+		c.mu.Unlock()
+		if gap > 0 {
+			select {
+			case <-ctx.Done():
+				c.stop()
+				return
+			case <-time.After(gap):
+			}
+		}
+		timer.Reset(c.exchange(ctx))
+	}
+}
+
+// renewNeeded reports whether a kick should start an exchange now: the
+// current token was invalidated and no backoff is pending (a kick must not
+// shorten a backoff, or a 401 storm would hammer a failing service).
+func (c *Cache) renewNeeded() bool {
+	s := c.cur.Load()
+	if s == nil || !s.invalidated.Load() {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failures == 0
+}
+
+// exchange does one exchange, publishes its result and returns the delay
+// until the next one.
+func (c *Cache) exchange(ctx context.Context) time.Duration {
+	start := time.Now()
+	c.mu.Lock()
+	c.lastAttempt = start
+	c.mu.Unlock()
+
+	fctx, cancel := context.WithTimeout(ctx, c.opts.ExchangeTimeout)
+	tok, err := c.src.Fetch(fctx)
+	timedOut := errors.Is(fctx.Err(), context.DeadlineExceeded)
+	cancel()
+	took := time.Since(start)
+	if err == nil && !tok.Expiry.IsZero() && !tok.Expiry.After(start) {
+		err = errors.New("the service issued a token that is already expired")
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0 // shutting down; Run sees ctx
+		}
+		return c.failed(err, timedOut, took)
+	}
+
+	old := c.cur.Load()
+	s := c.schedule(tok, start)
+	c.cur.Store(s)
+	c.mu.Lock()
+	c.failures, c.lastErr, c.nextAttempt = 0, nil, s.refreshAt
+	c.finishLocked()
+	c.mu.Unlock()
+
+	lifetime := time.Duration(0)
+	if !tok.Expiry.IsZero() {
+		lifetime = tok.Expiry.Sub(start)
+	}
+	c.log.Info("token obtained",
+		zap.String("result", "ok"),
+		zap.Duration("expires_in", lifetime),
+		zap.Duration("renew_in", s.refreshAt.Sub(time.Now())),
+		zap.Duration("duration", took),
+		zap.Stringer("token", tok.Value),
+	)
+	c.observe(Exchange{Result: "ok", Duration: took, Lifetime: lifetime})
+	if old != nil && old.tok.Value != tok.Value {
+		c.release(ctx, old.tok)
+	}
+	return time.Until(s.refreshAt)
+}
+
+// schedule computes when tok, obtained when the exchange started, stops
+// being served and when it is renewed.
+func (c *Cache) schedule(tok exchange.Token, obtained time.Time) *state {
+	s := &state{tok: tok, obtained: obtained}
+	if tok.Expiry.IsZero() {
+		s.refreshAt = obtained.Add(c.opts.RecheckEvery)
+		return s
+	}
+	life := tok.Expiry.Sub(obtained)
+	margin := c.opts.ExpiryMargin
+	if margin <= 0 {
+		margin = min(autoMarginMax, time.Duration(float64(life)*autoMarginFraction))
+	}
+	// A margin configured larger than the token lives would make it
+	// unusable from the start; keep at least half of the lifetime.
+	margin = min(margin, life/2)
+	s.usableUntil = tok.Expiry.Add(-margin)
+
+	jitter := (2*c.opts.Rand() - 1) * jitterFraction
+	at := time.Duration(float64(life) * (c.opts.RefreshAt + jitter))
+	// Renew while at least a tenth of the usable time is left, so the
+	// exchange finishes before the old token stops being served.
+	usable := s.usableUntil.Sub(obtained)
+	at = min(at, usable-usable/10)
+	s.refreshAt = obtained.Add(max(at, MinGap))
+	return s
+}
+
+// failed records a failed exchange and returns the backoff delay.
+func (c *Cache) failed(err error, timedOut bool, took time.Duration) time.Duration {
+	result := classify(err, timedOut)
+	c.mu.Lock()
+	c.failures++
+	n := c.failures
+	delay := c.backoff(n, result == "rejected", exchange.RetryAfter(err))
+	c.lastErr, c.nextAttempt = err, time.Now().Add(delay)
+	c.finishLocked()
+	c.mu.Unlock()
+
+	fields := []zap.Field{
+		zap.String("result", result),
+		zap.Error(err),
+		zap.Int("consecutive_failures", n),
+		zap.Duration("retry_in", delay),
+		zap.Duration("duration", took),
+	}
+	if s := c.cur.Load(); s != nil && !s.usableUntil.IsZero() {
+		fields = append(fields, zap.Duration("old_token_usable_for", max(0, time.Until(s.usableUntil))))
+	}
+	if result == "rejected" {
+		c.log.Error("exchange rejected: the credential is not accepted", fields...)
+	} else {
+		c.log.Warn("exchange failed", fields...)
+	}
+	c.observe(Exchange{Result: result, Duration: took})
+	return delay
+}
+
+// backoff is the delay after the n-th consecutive failure: full jitter
+// over an exponential ceiling (1 s doubling to 60 s). A rejected
+// credential waits between half the maximum and the maximum: fixing it
+// takes a human, but a fleet must still not retry in step. A service's
+// Retry-After is a floor.
+func (c *Cache) backoff(n int, rejected bool, retryAfter time.Duration) time.Duration {
+	var d time.Duration
+	if rejected {
+		d = BackoffMax/2 + time.Duration(c.opts.Rand()*float64(BackoffMax/2))
+	} else {
+		ceiling := BackoffMax
+		if n < 7 { // 1 s << 6 = 64 s is past the ceiling
+			ceiling = min(BackoffMax, BackoffBase<<(n-1))
+		}
+		d = time.Duration(c.opts.Rand() * float64(ceiling))
+	}
+	return max(d, retryAfter)
+}
+
+func classify(err error, timedOut bool) string {
+	var e *exchange.Error
+	switch {
+	case timedOut:
+		return "timeout"
+	case errors.As(err, &e) && e.Permanent():
+		return "rejected"
+	case errors.As(err, &e) && e.Status >= 200 && e.Status < 300:
+		return "invalid_response"
+	case errors.As(err, &e):
+		return "unavailable"
+	case errors.Is(err, secret.ErrEmpty), errors.As(err, new(*fs.PathError)):
+		return "config"
+	}
+	return "unavailable"
+}
+
+// finishLocked wakes waiters after an exchange. c.mu must be held.
+func (c *Cache) finishLocked() {
+	c.attempts++
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func (c *Cache) observe(e Exchange) {
+	if c.opts.OnExchange != nil {
+		c.opts.OnExchange(e)
+	}
+}
+
+// stop wakes waiters with "shutting down" and releases the current token.
+func (c *Cache) stop() {
+	c.mu.Lock()
+	c.shuttingDown = true
+	c.finishLocked()
+	c.mu.Unlock()
+	if s := c.cur.Load(); s != nil {
+		c.release(context.Background(), s.tok)
+	}
+}
+
+// release ends a replaced or final session when the source supports it.
+func (c *Cache) release(ctx context.Context, tok exchange.Token) {
+	r, ok := c.src.(exchange.Releaser)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := r.Release(ctx, tok); err != nil {
+		c.log.Warn("could not end session", zap.Stringer("token", tok.Value), zap.Error(err))
+		return
+	}
+	c.log.Info("session ended", zap.Stringer("token", tok.Value))
+}
+
+// Status is a route's state for /readyz, metrics and the status page. It
+// holds no secret.
+type Status struct {
+	Route string `json:"route"`
+	Kind  string `json:"kind"`
+	// State is "valid", "degraded" (a valid token is served but renewal
+	// is failing), "pending" (no token yet), "expired" (the token is past
+	// its margin and none replaced it) or "stopped".
+	State string `json:"state"`
+	// Ready is true when a valid token is held.
+	Ready bool `json:"ready"`
+	// ExpiresAt is the held token's expiry; zero when none or none set.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// ExpiresIn is the time left until ExpiresAt, in seconds.
+	ExpiresIn float64 `json:"expires_in,omitempty"`
+	// NextExchange is when the next renewal or retry is due.
+	NextExchange        time.Time `json:"next_exchange,omitzero"`
+	LastExchange        time.Time `json:"last_exchange,omitzero"`
+	LastError           string    `json:"last_error,omitempty"`
+	ConsecutiveFailures int       `json:"consecutive_failures,omitempty"`
+}
+
+// Status reports the cache's state now.
+func (c *Cache) Status() Status {
+	now := time.Now()
+	st := Status{Route: c.opts.Route, Kind: c.opts.Kind}
+	s := c.cur.Load()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st.LastExchange, st.NextExchange, st.ConsecutiveFailures = c.lastAttempt, c.nextAttempt, c.failures
+	if c.lastErr != nil {
+		st.LastError = c.lastErr.Error()
+	}
+	if s != nil && !s.tok.Expiry.IsZero() {
+		st.ExpiresAt = s.tok.Expiry
+		st.ExpiresIn = s.tok.Expiry.Sub(now).Seconds()
+	}
+	switch {
+	case c.shuttingDown:
+		st.State = "stopped"
+	case s == nil:
+		st.State = "pending"
+	case !s.usable(now):
+		st.State = "expired"
+	case c.failures > 0:
+		st.State, st.Ready = "degraded", true
+	default:
+		st.State, st.Ready = "valid", true
+	}
+	return st
+}

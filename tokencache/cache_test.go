@@ -1,0 +1,498 @@
+package tokencache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/secret"
+)
+
+// fakeSource is an exchange.Source whose answers a test scripts. It records
+// when each exchange started (in the bubble's virtual time).
+type fakeSource struct {
+	mu       sync.Mutex
+	starts   []time.Time
+	life     time.Duration                       // lifetime of issued tokens; 0 = no expiry
+	fail     error                               // when set, every exchange fails with it
+	block    chan struct{}                       // when set, Fetch waits for it to close
+	released []secret.Secret                     // tokens passed to Release
+	answer   func(n int) (exchange.Token, error) // overrides life and fail
+	onFetch  func(ctx context.Context) error     // called first; an error is returned
+}
+
+func (f *fakeSource) Fetch(ctx context.Context) (exchange.Token, error) {
+	f.mu.Lock()
+	f.starts = append(f.starts, time.Now())
+	n, block, fail, life, answer, onFetch := len(f.starts), f.block, f.fail, f.life, f.answer, f.onFetch
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return exchange.Token{}, ctx.Err()
+		}
+	}
+	if onFetch != nil {
+		if err := onFetch(ctx); err != nil {
+			return exchange.Token{}, err
+		}
+	}
+	if answer != nil {
+		return answer(n)
+	}
+	if fail != nil {
+		return exchange.Token{}, fail
+	}
+	tok := exchange.Token{Value: secret.Secret(fmt.Sprintf("tok-%d", n))}
+	if life > 0 {
+		tok.Expiry = time.Now().Add(life)
+	}
+	return tok, nil
+}
+
+func (f *fakeSource) Release(_ context.Context, tok exchange.Token) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.released = append(f.released, tok.Value)
+	return nil
+}
+
+func (f *fakeSource) set(fn func(f *fakeSource)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeSource) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.starts)
+}
+
+// gaps returns the time between consecutive exchange starts.
+func (f *fakeSource) gaps() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []time.Duration
+	for i := 1; i < len(f.starts); i++ {
+		out = append(out, f.starts[i].Sub(f.starts[i-1]))
+	}
+	return out
+}
+
+// start runs a cache over src in the current bubble and stops it when the
+// test ends.
+func start(t *testing.T, src exchange.Source, opts Options) *Cache {
+	t.Helper()
+	c := New(src, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	synctest.Wait()
+	return c
+}
+
+func constRand(v float64) func() float64 { return func() float64 { return v } }
+
+func mustToken(t *testing.T, c *Cache) exchange.Token {
+	t.Helper()
+	tok, err := c.Token(context.Background())
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	return tok
+}
+
+func TestFirstExchangeAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{life: 30 * time.Minute}
+		c := start(t, src, Options{Route: "r"})
+		if src.count() != 1 {
+			t.Fatalf("exchanges at start = %d, want 1", src.count())
+		}
+		if got := mustToken(t, c).Value; got != "tok-1" {
+			t.Errorf("token = %s", got.Reveal())
+		}
+		if st := c.Status(); !st.Ready || st.State != "valid" {
+			t.Errorf("status = %+v, want ready", st)
+		}
+	})
+}
+
+// TestRenewalWindow checks, for lifetimes from a 6 s test token to a
+// 30-day session, that renewal happens at RefreshAt of the lifetime, within
+// +-10% of the lifetime of jitter, and never later.
+func TestRenewalWindow(t *testing.T) {
+	tcs := []struct {
+		desc    string
+		life    time.Duration
+		rand    float64
+		wantGap time.Duration
+	}{
+		{desc: "30 min, lowest jitter", life: 30 * time.Minute, rand: 0, wantGap: 1008 * time.Second},   // 0.56 * 1800
+		{desc: "30 min, no jitter", life: 30 * time.Minute, rand: 0.5, wantGap: 1188 * time.Second},     // 0.66 * 1800
+		{desc: "30 min, highest jitter", life: 30 * time.Minute, rand: 1, wantGap: 1368 * time.Second},  // 0.76 * 1800
+		{desc: "6 s, no jitter", life: 6 * time.Second, rand: 0.5, wantGap: 3960 * time.Millisecond},    // 0.66 * 6 s
+		{desc: "6 s, highest jitter", life: 6 * time.Second, rand: 1, wantGap: 4560 * time.Millisecond}, // 0.76 * 6 s, before the 5.4 s margin
+		{desc: "30 days, no jitter", life: 30 * 24 * time.Hour, rand: 0.5, wantGap: time.Duration(0.66 * float64(30*24*time.Hour))},
+		{desc: "1 s token still respects MinGap", life: time.Second, rand: 0, wantGap: time.Second},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.desc, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				src := &fakeSource{life: tc.life}
+				start(t, src, Options{Route: "r", Rand: constRand(tc.rand)})
+				time.Sleep(tc.wantGap - time.Nanosecond)
+				synctest.Wait()
+				if n := src.count(); n != 1 {
+					t.Fatalf("renewed %v early (exchanges = %d)", time.Nanosecond, n)
+				}
+				time.Sleep(time.Nanosecond)
+				synctest.Wait()
+				if n := src.count(); n != 2 {
+					t.Fatalf("exchanges at %v = %d, want 2", tc.wantGap, n)
+				}
+			})
+		})
+	}
+}
+
+// TestRenewalJitterSpread checks that real random jitter spreads renewals
+// across the whole +-10% window.
+func TestRenewalJitterSpread(t *testing.T) {
+	life := 30 * time.Minute
+	lo, hi := time.Duration(0.56*float64(life)), time.Duration(0.76*float64(life))
+	var minGap, maxGap time.Duration = life, 0
+	for range 200 {
+		c := New(&fakeSource{}, Options{})
+		s := c.schedule(exchange.Token{Expiry: time.Unix(0, 0).Add(life)}, time.Unix(0, 0))
+		gap := s.refreshAt.Sub(time.Unix(0, 0))
+		if gap < lo || gap > hi {
+			t.Fatalf("renewal at %v, outside [%v, %v]", gap, lo, hi)
+		}
+		minGap, maxGap = min(minGap, gap), max(maxGap, gap)
+	}
+	if spread := maxGap - minGap; spread < (hi-lo)/2 {
+		t.Errorf("200 renewals spread over only %v of a %v window", spread, hi-lo)
+	}
+}
+
+func TestBackoffSequence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{fail: &exchange.Error{Op: "x", Status: 503}}
+		// Rand 0.5: half of each ceiling 1, 2, 4 ... 60 s. The first
+		// retry (0.5 s) is raised to the 1 s minimum gap.
+		c := start(t, src, Options{Route: "r", Rand: constRand(0.5)})
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		want := []time.Duration{1, 1, 2, 4, 8, 16, 30, 30, 30}
+		for i := range want {
+			want[i] *= time.Second
+		}
+		if diff := cmp.Diff(want, src.gaps()[:len(want)]); diff != "" {
+			t.Errorf("gaps between attempts (-want +got):\n%s", diff)
+		}
+		if st := c.Status(); st.Ready || st.State != "pending" || st.ConsecutiveFailures < 9 || st.LastError == "" {
+			t.Errorf("status = %+v", st)
+		}
+	})
+}
+
+func TestBackoffFullJitterBounds(t *testing.T) {
+	c := New(&fakeSource{}, Options{Rand: constRand(0)})
+	if d := c.backoff(3, false, 0); d != 0 {
+		t.Errorf("lowest jitter = %v, want 0 (MinGap is applied by the loop)", d)
+	}
+	c.opts.Rand = constRand(0.999999999)
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 6: 32 * time.Second, 7: time.Minute, 1000: time.Minute} {
+		if d := c.backoff(n, false, 0); d > want || d < want-time.Millisecond {
+			t.Errorf("backoff(%d) = %v, want just under %v", n, d, want)
+		}
+	}
+	if d := c.backoff(1, false, 90*time.Second); d != 90*time.Second {
+		t.Errorf("Retry-After 90s gave %v", d)
+	}
+	c.opts.Rand = constRand(0)
+	if d := c.backoff(1, true, 0); d != 30*time.Second {
+		t.Errorf("rejected credential, lowest jitter: %v, want 30s", d)
+	}
+}
+
+func TestRejectedCredentialRetriesAtCeiling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{fail: &exchange.Error{Op: "x", Status: 400, Message: "invalid_grant"}}
+		c := start(t, src, Options{Route: "r", Rand: constRand(1)})
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		if diff := cmp.Diff([]time.Duration{time.Minute, time.Minute, time.Minute}, src.gaps()); diff != "" {
+			t.Errorf("gaps (-want +got):\n%s", diff)
+		}
+		_, err := c.Token(context.Background())
+		var ue *UnavailableError
+		if !errors.As(err, &ue) || ue.Route != "r" {
+			t.Fatalf("Token err = %v, want *UnavailableError", err)
+		}
+		if want := "x: HTTP 400: invalid_grant"; !strings.Contains(ue.Detail, want) {
+			t.Errorf("detail %q lacks the service message %q", ue.Detail, want)
+		}
+	})
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{fail: &exchange.Error{Op: "x", Status: 429, RetryAfter: 42 * time.Second}}
+		start(t, src, Options{Route: "r", Rand: constRand(0.5)})
+		time.Sleep(100 * time.Second)
+		synctest.Wait()
+		if diff := cmp.Diff([]time.Duration{42 * time.Second, 42 * time.Second}, src.gaps()); diff != "" {
+			t.Errorf("gaps (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestOutage: the old token is served through an outage until it is within
+// the expiry margin, then requests fail closed; recovery needs no restart.
+func TestOutageServeOldThenFailClosedThenRecover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const life = 30 * time.Minute
+		src := &fakeSource{life: life}
+		t0 := time.Now()
+		c := start(t, src, Options{Route: "r", Rand: constRand(0.5), TokenWait: 2 * time.Second})
+		first := mustToken(t, c)
+		src.set(func(f *fakeSource) { f.fail = errors.New("dial tcp: connection refused") })
+
+		// Margin: min(10 s, 10% of 30 min) = 10 s.
+		usableUntil := t0.Add(life - 10*time.Second)
+		time.Sleep(time.Until(usableUntil) - time.Nanosecond)
+		if got := mustToken(t, c); got != first {
+			t.Fatalf("during the outage got %s, want the old token", got.Value)
+		}
+		if st := c.Status(); st.State != "degraded" || !st.Ready {
+			t.Errorf("status during outage = %+v", st)
+		}
+		if src.count() < 5 {
+			t.Errorf("only %d exchanges during a 20 min outage", src.count())
+		}
+
+		time.Sleep(time.Nanosecond)
+		began := time.Now()
+		_, err := c.Token(context.Background())
+		var ue *UnavailableError
+		if !errors.As(err, &ue) {
+			t.Fatalf("at the margin: err = %v, want fail closed", err)
+		}
+		if waited := time.Since(began); waited > 2*time.Second {
+			t.Errorf("waited %v, more than TokenWait", waited)
+		}
+		if !strings.Contains(ue.Detail, "connection refused") {
+			t.Errorf("detail %q lacks the cause", ue.Detail)
+		}
+		if st := c.Status(); st.State != "expired" || st.Ready {
+			t.Errorf("status after expiry = %+v", st)
+		}
+
+		src.set(func(f *fakeSource) { f.fail = nil })
+		tok, err := c.Token(context.Background()) // waits for the next retry
+		for err != nil {
+			tok, err = c.Token(context.Background())
+		}
+		if tok == first || !tok.Expiry.After(time.Now()) {
+			t.Errorf("after recovery got %v", tok)
+		}
+		if st := c.Status(); st.State != "valid" || st.LastError != "" {
+			t.Errorf("status after recovery = %+v", st)
+		}
+	})
+}
+
+func TestConcurrentDemandOneExchange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{life: time.Hour, block: make(chan struct{})}
+		c := start(t, src, Options{Route: "r"})
+		var wg sync.WaitGroup
+		errs := make(chan error, 500)
+		for range 500 {
+			wg.Go(func() {
+				tok, err := c.Token(context.Background())
+				if err == nil && tok.Value != "tok-1" {
+					err = fmt.Errorf("got %s", tok.Value.Reveal())
+				}
+				errs <- err
+			})
+		}
+		synctest.Wait()
+		close(src.block)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := src.count(); n != 1 {
+			t.Errorf("exchanges = %d, want 1", n)
+		}
+	})
+}
+
+func TestInvalidateDeduplicates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{life: time.Hour}
+		c := start(t, src, Options{Route: "r"})
+		rejected := mustToken(t, c)
+		var wg sync.WaitGroup
+		got := make(chan exchange.Token, 200)
+		for range 200 {
+			wg.Go(func() {
+				tok, err := c.Invalidate(context.Background(), rejected)
+				if err != nil {
+					t.Error(err)
+				}
+				got <- tok
+			})
+		}
+		wg.Wait()
+		close(got)
+		for tok := range got {
+			if tok.Value != "tok-2" {
+				t.Fatalf("replacement = %s, want tok-2", tok.Value.Reveal())
+			}
+		}
+		if n := src.count(); n != 2 {
+			t.Errorf("exchanges = %d, want 2 (start + one renewal)", n)
+		}
+		if gaps := src.gaps(); gaps[0] < MinGap {
+			t.Errorf("renewal %v after the first exchange, want >= %v", gaps[0], MinGap)
+		}
+		// A late report of the old token neither renews nor waits.
+		if tok, err := c.Invalidate(context.Background(), rejected); err != nil || tok.Value != "tok-2" {
+			t.Errorf("late Invalidate = %v, %v", tok, err)
+		}
+		synctest.Wait()
+		if n := src.count(); n != 2 {
+			t.Errorf("a stale Invalidate caused an exchange")
+		}
+	})
+}
+
+func TestInvalidateSameTokenBackGivesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{answer: func(int) (exchange.Token, error) { return exchange.Token{Value: "same"}, nil }}
+		c := start(t, src, Options{Route: "r"})
+		_, err := c.Invalidate(context.Background(), mustToken(t, c))
+		if !errors.As(err, new(*UnavailableError)) {
+			t.Fatalf("err = %v, want UnavailableError when the renewal returns the rejected token", err)
+		}
+		if got := mustToken(t, c).Value; got != "same" {
+			t.Errorf("other requests must still get the token")
+		}
+	})
+}
+
+func TestExchangeTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{block: make(chan struct{})}
+		var results []string
+		var mu sync.Mutex
+		c := start(t, src, Options{Route: "r", ExchangeTimeout: 3 * time.Second, OnExchange: func(e Exchange) {
+			mu.Lock()
+			defer mu.Unlock()
+			results = append(results, e.Result)
+		}})
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if diff := cmp.Diff([]string{"timeout"}, results); diff != "" {
+			t.Errorf("results (-want +got):\n%s", diff)
+		}
+		if st := c.Status(); !strings.Contains(st.LastError, "deadline") {
+			t.Errorf("last error = %q", st.LastError)
+		}
+	})
+}
+
+func TestStaticTokenRecheckedAndNeverExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{}
+		c := start(t, src, Options{Route: "r", RecheckEvery: time.Minute})
+		src.set(func(f *fakeSource) { f.fail = errors.New("file gone") })
+		time.Sleep(24 * time.Hour)
+		if got := mustToken(t, c).Value; got != "tok-1" {
+			t.Errorf("token = %s", got.Reveal())
+		}
+		if n := src.count(); n < 20 {
+			t.Errorf("rechecks in a day = %d", n)
+		}
+	})
+}
+
+func TestAlreadyExpiredTokenIsAFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{answer: func(int) (exchange.Token, error) {
+			return exchange.Token{Value: "x", Expiry: time.Now()}, nil
+		}}
+		c := start(t, src, Options{Route: "r", TokenWait: time.Millisecond})
+		if _, err := c.Token(context.Background()); err == nil {
+			t.Fatal("an already expired token was served")
+		}
+	})
+}
+
+func TestShutdownReleasesAndWakesWaiters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{life: time.Hour}
+		c := New(src, Options{Route: "r"})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		synctest.Wait()
+		tok := mustToken(t, c)
+		// Replace the token: the old session is released.
+		if _, err := c.Invalidate(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		<-done
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		if diff := cmp.Diff([]secret.Secret{"tok-1", "tok-2"}, src.released); diff != "" {
+			t.Errorf("released (-want +got):\n%s", diff)
+		}
+		if st := c.Status(); st.State != "stopped" || st.Ready {
+			t.Errorf("status after stop = %+v", st)
+		}
+	})
+}
+
+func TestClassify(t *testing.T) {
+	tcs := []struct {
+		desc string
+		err  error
+		want string
+	}{
+		{"400", &exchange.Error{Status: 400}, "rejected"},
+		{"401", &exchange.Error{Status: 401}, "rejected"},
+		{"429", &exchange.Error{Status: 429}, "unavailable"},
+		{"503", &exchange.Error{Status: http.StatusServiceUnavailable}, "unavailable"},
+		{"bad 200", &exchange.Error{Status: 200}, "invalid_response"},
+		{"empty secret", fmt.Errorf("x: %w", secret.ErrEmpty), "config"},
+		{"network", errors.New("connection refused"), "unavailable"},
+	}
+	for _, tc := range tcs {
+		if got := classify(tc.err, false); got != tc.want {
+			t.Errorf("%s: classify = %q, want %q", tc.desc, got, tc.want)
+		}
+	}
+}

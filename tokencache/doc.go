@@ -1,0 +1,29 @@
+// Package tokencache holds one route's access token and keeps it fresh.
+//
+// A Cache wraps any exchange.Source. Its Run loop is the only goroutine
+// that exchanges and the only writer of the current token, which is
+// published through an atomic.Pointer: reading a valid token (the hot path
+// of every proxied request) is one atomic load and a clock read, with no
+// lock and no allocation. Deduplication therefore needs no flag: however
+// many requests wait, however many upstream 401s arrive, there is one loop
+// and so at most one exchange in flight per route.
+//
+// The lifecycle is the contract of DESIGN.md, "Token lifecycle":
+//
+//   - the first exchange starts as soon as Run does;
+//   - a token is renewed once RefreshAt of its lifetime has passed, give or
+//     take 10% of the lifetime as jitter, so that a fleet of sidecars does
+//     not synchronise its exchanges;
+//   - after a failure the loop retries with exponential backoff and full
+//     jitter (1 s doubling to 60 s); a rejected credential (4xx) is retried
+//     at the ceiling; a Retry-After is honoured;
+//   - meanwhile the old token is served until it is within the expiry
+//     margin of its expiry, then requests fail closed: Token waits up to
+//     TokenWait for an exchange and returns *UnavailableError;
+//   - two exchanges of one route never start less than MinGap apart.
+//
+// Time comes from package time. The lifecycle tests run the cache inside a
+// testing/synctest bubble, where time is virtual: they advance through
+// hours of renewals and backoff without sleeping, to the nanosecond. The
+// jitter source is injected (Options.Rand) so tests can pin its extremes.
+package tokencache
