@@ -22,7 +22,7 @@ import (
 // recorded is what a fake token endpoint saw.
 type recorded struct {
 	Method, Path, ContentType, Accept, Authorization string
-	Form                                              url.Values
+	Form                                             url.Values
 }
 
 // fakeEndpoint answers every request with status and body and records it.
