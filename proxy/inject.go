@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"go.uber.org/zap"
+)
+
+// MaxReplayBody is the largest request body kept for a replay after an
+// upstream 401. Larger bodies stream through unbuffered, and a 401 on them
+// goes back to the client.
+const MaxReplayBody = 1 << 20
+
+// maxDrain bounds what is read from a discarded 401 answer so that its
+// connection can be reused; a larger answer just closes the connection.
+const maxDrain = 64 << 10
+
+// injector is the RoundTripper that puts a route's credential on a request
+// and, when the upstream answers 401 to the token that is current, gets it
+// renewed (once, however many requests saw the 401) and replays the request
+// with the new token.
+//
+// Unlike a general http.RoundTripper it owns and modifies the request it is
+// given: both callers (the reverse proxy's outbound clone and the forward
+// proxy's parsed request) hand it a request nobody else uses.
+type injector struct {
+	route   *Route
+	next    http.RoundTripper
+	metrics *routeMetrics
+	log     *zap.Logger
+}
+
+// errCredential wraps a failure to obtain a token: the request was not
+// sent, and the client gets 503.
+type errCredential struct{ err error }
+
+func (e *errCredential) Error() string { return e.err.Error() }
+func (e *errCredential) Unwrap() error { return e.err }
+
+// errNotAllowed is returned when a request's destination is not one of the
+// route's hosts over HTTPS: the credential must not go there.
+var errNotAllowed = errors.New("destination is not one of the route's hosts over https")
+
+func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !in.route.allows(req.URL) {
+		return nil, fmt.Errorf("route %s: %s: %w", in.route.Name, req.URL.Redacted(), errNotAllowed)
+	}
+	tok, err := in.route.Tokens.Token(req.Context())
+	if err != nil {
+		return nil, &errCredential{err}
+	}
+	replay, err := replayable(req)
+	if err != nil {
+		return nil, err
+	}
+	req.Header[in.route.Header] = []string{in.route.headerValue(tok)}
+	resp, err := in.next.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || replay == nil {
+		return resp, err
+	}
+
+	// The upstream rejected the token. Invalidate renews it if it is
+	// still the current one, or returns the one that replaced it.
+	fresh, ierr := in.route.Tokens.Invalidate(req.Context(), tok)
+	if ierr != nil {
+		in.log.Warn("upstream rejected the token and no other could be obtained; the 401 goes to the client",
+			zap.Stringer("token", tok.Value), zap.Error(ierr))
+		in.metrics.replays("failed")
+		return resp, nil
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	resp.Body.Close()
+
+	again := req.Clone(req.Context())
+	again.Body = replay()
+	again.Header[in.route.Header] = []string{in.route.headerValue(fresh)}
+	in.metrics.replays("replayed")
+	in.log.Info("upstream rejected the token; replaying with the renewed one",
+		zap.Stringer("rejected", tok.Value), zap.Stringer("token", fresh.Value))
+	return in.next.RoundTrip(again)
+}
+
+// replayable prepares req's body for a possible replay. It returns a
+// function giving a fresh copy of the body, or nil when the body is too
+// large to keep (it then streams through untouched). A body of unknown
+// length is read up to MaxReplayBody first.
+func replayable(req *http.Request) (func() io.ReadCloser, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return func() io.ReadCloser { return http.NoBody }, nil
+	}
+	if req.ContentLength > MaxReplayBody {
+		return nil, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(req.Body, MaxReplayBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	if len(buf) > MaxReplayBody {
+		// Unknown length and too long: send what was read, then the rest.
+		req.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+		return nil, nil
+	}
+	req.Body.Close()
+	body := func() io.ReadCloser { return io.NopCloser(bytes.NewReader(buf)) }
+	req.Body = body()
+	req.GetBody = func() (io.ReadCloser, error) { return body(), nil }
+	if req.ContentLength < 0 {
+		req.ContentLength = int64(len(buf))
+	}
+	return body, nil
+}

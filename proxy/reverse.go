@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/credproxy/credproxy/tokencache"
+)
+
+// NewReverse returns the reverse proxy of one route: every request is
+// forwarded to the route's upstream with the route's credential, replacing
+// whatever credential the client sent.
+//
+// Hop-by-hop headers are removed as httputil.ReverseProxy does; responses
+// stream through and are flushed as they arrive; redirects go back to the
+// client (a Location on the upstream itself is rewritten to come back
+// through the proxy); nothing is followed with the credential.
+func NewReverse(route *Route, transport http.RoundTripper, metrics *Metrics, log *zap.Logger) http.Handler {
+	route.init()
+	log = log.With(zap.String("route", route.Name))
+	rm := metrics.forRoute(route.Name, "reverse")
+	upstream := route.Upstream
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			// The client's own value must not reach the upstream, even
+			// if injection were skipped.
+			pr.Out.Header.Del(route.Header)
+		},
+		Transport:      &timedTransport{next: &injector{route: route, next: transport, metrics: rm, log: log}, metrics: rm},
+		FlushInterval:  -1,
+		BufferPool:     newBufferPool(),
+		ModifyResponse: func(resp *http.Response) error { rewriteLocation(resp, upstream); return nil },
+		ErrorHandler:   errorHandler(route.Name, log),
+		ErrorLog:       zap.NewStdLog(log.Named("httputil")),
+	}
+	return &countingHandler{next: rp, metrics: rm}
+}
+
+// rewriteLocation turns a redirect to the upstream itself into a path, so
+// the client follows it through the proxy and keeps getting the
+// credential. A redirect elsewhere is left alone: the client may follow
+// it, without the credential.
+func rewriteLocation(resp *http.Response, upstream *url.URL) {
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return
+	}
+	u, err := url.Parse(loc)
+	if err != nil || !u.IsAbs() || u.Scheme != upstream.Scheme || Authority(u.Scheme, u.Host) != Authority(upstream.Scheme, upstream.Host) {
+		return
+	}
+	base := strings.TrimSuffix(upstream.Path, "/")
+	if !strings.HasPrefix(u.Path, base+"/") && u.Path != base {
+		return
+	}
+	rel := &url.URL{Path: "/" + strings.TrimPrefix(strings.TrimPrefix(u.Path, base), "/"), RawQuery: u.RawQuery, Fragment: u.Fragment}
+	resp.Header.Set("Location", rel.String())
+}
+
+// errorBody is the JSON body of every error credproxy itself answers.
+type errorBody struct {
+	Error  string `json:"error"`
+	Route  string `json:"route"`
+	Detail string `json:"detail"`
+}
+
+func writeError(w http.ResponseWriter, status int, body errorBody) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// errorHandler answers for a request that got no upstream response: 503
+// when no credential could be had (fail closed), 499-like silence when the
+// client went away, 504 on a timeout, 502 otherwise.
+func errorHandler(route string, log *zap.Logger) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		var cred *errCredential
+		var ue *tokencache.UnavailableError
+		switch {
+		case errors.As(err, &cred) && errors.As(err, &ue):
+			log.Warn("request refused: no valid credential", zap.String("detail", ue.Detail))
+			writeError(w, http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: route, Detail: ue.Detail})
+		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+			// Nothing can reach the client; only the metric records it.
+			log.Debug("client went away", zap.String("method", r.Method), zap.String("path", r.URL.Path))
+			if sw, ok := w.(*statusWriter); ok {
+				sw.status = statusClientClosed
+			}
+		case errors.As(err, &cred):
+			writeError(w, http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: route, Detail: err.Error()})
+		case errors.Is(err, errNotAllowed):
+			log.Error("refused to send the credential off-route", zap.Error(err))
+			writeError(w, http.StatusBadGateway, errorBody{Error: "destination_not_allowed", Route: route, Detail: err.Error()})
+		case isTimeout(err):
+			log.Warn("upstream timed out", zap.Error(err))
+			writeError(w, http.StatusGatewayTimeout, errorBody{Error: "upstream_timeout", Route: route, Detail: err.Error()})
+		default:
+			log.Warn("upstream unavailable", zap.Error(err))
+			writeError(w, http.StatusBadGateway, errorBody{Error: "upstream_unavailable", Route: route, Detail: err.Error()})
+		}
+	}
+}
+
+// statusClientClosed is recorded (as nginx does) when the client went away
+// before a response; nothing reaches the client.
+const statusClientClosed = 499
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// timedTransport records the upstream latency: until response headers.
+type timedTransport struct {
+	next    http.RoundTripper
+	metrics *routeMetrics
+}
+
+func (t *timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(req)
+	if err == nil {
+		t.metrics.upstreamLatency(time.Since(start))
+	}
+	return resp, err
+}
+
+// countingHandler counts requests by the status returned to the client.
+type countingHandler struct {
+	next    http.Handler
+	metrics *routeMetrics
+}
+
+func (h *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	h.next.ServeHTTP(sw, r)
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	h.metrics.request(sw.status)
+}
+
+// statusWriter remembers the status code. Unwrap lets
+// http.ResponseController reach Flush and Hijack (streaming, websockets).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 || (w.status >= 100 && w.status < 200) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/credproxy/credproxy/exchange"
+)
+
+// Tokens supplies a route's tokens; *tokencache.Cache implements it. Both
+// methods are called concurrently by every request of the route.
+type Tokens interface {
+	// Token returns a valid token, or an error after which the request
+	// must not be forwarded.
+	Token(ctx context.Context) (exchange.Token, error)
+	// Invalidate reports that the upstream rejected a token and returns
+	// its replacement.
+	Invalidate(ctx context.Context, rejected exchange.Token) (exchange.Token, error)
+}
+
+// Route is one credential and where it may be sent.
+type Route struct {
+	// Name names the route in logs, metrics and error bodies.
+	Name string
+	// Upstream is the base URL of the reverse proxy.
+	Upstream *url.URL
+	// Hosts are further host names the credential may go to (forward
+	// mode), as host or host:port.
+	Hosts []string
+	// Header is the header to inject, in canonical form.
+	Header string
+	// Prefix is put before the token, separated by a space; empty for the
+	// bare token.
+	Prefix string
+	// AllowInsecure allows the credential over plain http (tests only).
+	AllowInsecure bool
+	// Tokens supplies the tokens.
+	Tokens Tokens
+
+	// hosts is the set of host:port authorities (default port explicit)
+	// the credential may be sent to.
+	hosts map[string]bool
+}
+
+// init computes the route's host set. It is called by the constructors of
+// this package.
+func (r *Route) init() {
+	if r.hosts != nil {
+		return
+	}
+	r.hosts = map[string]bool{}
+	if r.Upstream != nil {
+		r.hosts[Authority(r.Upstream.Scheme, r.Upstream.Host)] = true
+	}
+	for _, h := range r.Hosts {
+		r.hosts[Authority("https", h)] = true
+	}
+}
+
+// allows reports whether the route's credential may be sent to u: one of
+// the route's hosts, over https unless AllowInsecure.
+func (r *Route) allows(u *url.URL) bool {
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && r.AllowInsecure:
+	default:
+		return false
+	}
+	return r.hosts[Authority(u.Scheme, u.Host)]
+}
+
+// headerValue is what goes into the route's header for tok.
+func (r *Route) headerValue(tok exchange.Token) string {
+	if r.Prefix == "" {
+		return tok.Value.Reveal()
+	}
+	return r.Prefix + " " + tok.Value.Reveal()
+}
+
+// Authority normalises a host or host:port to lower-case host:port, with
+// the scheme's default port made explicit, so that "API.example.com",
+// "api.example.com:443" and "api.example.com." compare equal for https.
+func Authority(scheme, hostport string) string {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, ""
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if port == "" {
+		port = "443"
+		if scheme == "http" {
+			port = "80"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
