@@ -21,6 +21,8 @@ type Metrics struct {
 	requests         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	replayCount      *prometheus.CounterVec
+	connects         *prometheus.CounterVec
+	leafSigned       prometheus.Counter
 }
 
 // NewMetrics creates the metrics on a new registry, with the Go runtime and
@@ -50,8 +52,16 @@ func NewMetrics() *Metrics {
 			Name: "credproxy_upstream_401_total",
 			Help: "Upstream 401 answers to a request with a replayable body, by outcome: replayed with a renewed token, or failed (the 401 went back to the client).",
 		}, []string{"route", "outcome"}),
+		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credproxy_forward_connects_total",
+			Help: "CONNECT requests to the forward proxy by decision: intercept (a route host), tunnel (passed through untouched) or deny.",
+		}, []string{"decision"}),
+		leafSigned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "credproxy_leaf_certificates_signed_total",
+			Help: "Leaf certificates signed by the forward-proxy CA for intercepted hosts.",
+		}),
 	}
-	m.reg.MustRegister(m.exchanges, m.exchangeDuration, m.requests, m.upstreamDuration, m.replayCount,
+	m.reg.MustRegister(m.exchanges, m.exchangeDuration, m.requests, m.upstreamDuration, m.replayCount, m.connects, m.leafSigned,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

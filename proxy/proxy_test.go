@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -33,6 +34,7 @@ type upstream struct {
 	valid    map[string]bool
 	requests []seen
 	handler  http.HandlerFunc // when set, serves authorised requests
+	conns    atomic.Int32     // TCP connections accepted
 }
 
 type seen struct {
@@ -47,7 +49,13 @@ func newUpstream(t *testing.T, valid ...string) *upstream {
 	for _, v := range valid {
 		u.valid[v] = true
 	}
-	u.srv = httptest.NewTLSServer(http.HandlerFunc(u.serve))
+	u.srv = httptest.NewUnstartedServer(http.HandlerFunc(u.serve))
+	u.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			u.conns.Add(1)
+		}
+	}
+	u.srv.StartTLS()
 	t.Cleanup(u.srv.Close)
 	return u
 }

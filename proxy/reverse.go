@@ -25,25 +25,37 @@ import (
 // client (a Location on the upstream itself is rewritten to come back
 // through the proxy); nothing is followed with the credential.
 func NewReverse(route *Route, transport http.RoundTripper, metrics *Metrics, log *zap.Logger) http.Handler {
-	route.init()
-	log = log.With(zap.String("route", route.Name))
-	rm := metrics.forRoute(route.Name, "reverse")
 	upstream := route.Upstream
-	rp := &httputil.ReverseProxy{
+	rp := newRouteProxy(route, transport, metrics.forRoute(route.Name, "reverse"), log, func(*http.Request) *url.URL { return upstream })
+	rp.ModifyResponse = func(resp *http.Response) error { rewriteLocation(resp, upstream); return nil }
+	return &countingHandler{next: rp, metrics: rp.metrics}
+}
+
+// routeProxy is a route's httputil.ReverseProxy with its metrics.
+type routeProxy struct {
+	*httputil.ReverseProxy
+	metrics *routeMetrics
+}
+
+// newRouteProxy returns the proxy that carries a route's requests to
+// target(request), injecting the credential. Reverse and forward mode
+// differ only in target.
+func newRouteProxy(route *Route, transport http.RoundTripper, rm *routeMetrics, log *zap.Logger, target func(*http.Request) *url.URL) *routeProxy {
+	route.init()
+	log = log.With(zap.String("route", route.Name), zap.String("mode", rm.mode))
+	return &routeProxy{metrics: rm, ReverseProxy: &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(upstream)
+			pr.SetURL(target(pr.In))
 			// The client's own value must not reach the upstream, even
 			// if injection were skipped.
 			pr.Out.Header.Del(route.Header)
 		},
-		Transport:      &timedTransport{next: &injector{route: route, next: transport, metrics: rm, log: log}, metrics: rm},
-		FlushInterval:  -1,
-		BufferPool:     newBufferPool(),
-		ModifyResponse: func(resp *http.Response) error { rewriteLocation(resp, upstream); return nil },
-		ErrorHandler:   errorHandler(route.Name, log),
-		ErrorLog:       zap.NewStdLog(log.Named("httputil")),
-	}
-	return &countingHandler{next: rp, metrics: rm}
+		Transport:     &timedTransport{next: &injector{route: route, next: transport, metrics: rm, log: log}, metrics: rm},
+		FlushInterval: -1,
+		BufferPool:    sharedBufferPool,
+		ErrorHandler:  errorHandler(route.Name, log),
+		ErrorLog:      zap.NewStdLog(log.Named("httputil")),
+	}}
 }
 
 // rewriteLocation turns a redirect to the upstream itself into a path, so

@@ -39,9 +39,8 @@ func NewUpstreamTransport() *http.Transport {
 // bufferPool recycles the 32 KiB copy buffers of httputil.ReverseProxy.
 type bufferPool struct{ p sync.Pool }
 
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
-}
+// sharedBufferPool serves every route and mode.
+var sharedBufferPool = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
 
 func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
 func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }

@@ -1,0 +1,276 @@
+package proxy
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Leaf certificate lifetimes. Leaves are short-lived so that a leaked leaf
+// key is worth little; they are re-signed well before they expire.
+const (
+	leafLifetime = 24 * time.Hour
+	leafRenewal  = 4 * time.Hour // re-sign when less than this is left
+	// leafBackdate tolerates clients whose clock is a little behind.
+	leafBackdate = time.Hour
+	caLifetime   = 10 * 365 * 24 * time.Hour
+)
+
+// CA is the certificate authority that signs the leaf certificates of
+// intercepted hosts in forward mode.
+type CA struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+	pem  []byte
+}
+
+// LoadCA reads a CA certificate and its private key (PKCS#8, SEC 1 EC or
+// PKCS#1 RSA) from PEM files.
+func LoadCA(certFile, keyFile string) (*CA, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA key: %w", err)
+	}
+	return parseCA(certPEM, keyPEM)
+}
+
+func parseCA(certPEM, keyPEM []byte) (*CA, error) {
+	block, _ := pem.Decode(certPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("CA certificate: no PEM CERTIFICATE block")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, errors.New("CA certificate: not a CA (needs basicConstraints CA:TRUE and keyUsage certSign)")
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if !publicKeysEqual(cert.PublicKey, key.Public()) {
+		return nil, errors.New("CA key does not match the CA certificate")
+	}
+	return &CA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}, nil
+}
+
+func parseKey(keyPEM []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		return nil, errors.New("CA key: no PEM block")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("CA key: unsupported PEM block %q", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("CA key: %w", err)
+	}
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		return k, nil
+	case *rsa.PrivateKey:
+		return k, nil
+	}
+	return nil, fmt.Errorf("CA key: unsupported key type %T (ECDSA or RSA)", key)
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ea.Equal(b)
+}
+
+// NewCA creates a new ECDSA P-256 CA, valid for ten years. name goes into
+// its subject so that users can tell credproxy's CAs apart in a trust store.
+func NewCA(name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          randomSerial(),
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"credproxy"}},
+		NotBefore:             now.Add(-leafBackdate),
+		NotAfter:              now.Add(caLifetime),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		MaxPathLenZero:        true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		SubjectKeyId:          keyID(&key.PublicKey),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+}
+
+// CertPEM returns the CA certificate in PEM, for clients to trust.
+func (ca *CA) CertPEM() []byte { return ca.pem }
+
+// Certificate returns the parsed CA certificate.
+func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
+
+// WriteFiles writes ca.pem and ca-key.pem into dir; the key file is
+// created with mode 0600 and never overwritten.
+func (ca *CA) WriteFiles(dir string) error {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return err
+	}
+	keyPath := filepath.Join(dir, "ca-key.pem")
+	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write CA key: %w", err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}); err != nil {
+		f.Close()
+		return fmt.Errorf("write CA key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write CA key: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca.pem, 0o644); err != nil {
+		return fmt.Errorf("write CA certificate: %w", err)
+	}
+	return nil
+}
+
+func randomSerial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return n
+}
+
+func keyID(pub crypto.PublicKey) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	sum := sha256.Sum256(der)
+	return sum[:20]
+}
+
+// certStore signs and caches one leaf certificate per host name. Racing
+// connections to a new host wait for one signature; a leaf is re-signed
+// when less than leafRenewal of its life is left.
+type certStore struct {
+	ca  *CA
+	now func() time.Time
+	// signed counts signatures, for metrics and tests.
+	signed atomic.Int64
+	// onSign, when set, is called after each signature (metrics).
+	onSign func()
+
+	mu     sync.Mutex
+	leaves map[string]*leafEntry
+}
+
+type leafEntry struct {
+	once sync.Once
+	cert *tls.Certificate
+	err  error
+}
+
+// maxLeaves bounds the cache; route hosts are few, so reaching it means
+// something is wrong, and the cache is simply emptied.
+const maxLeaves = 4096
+
+func newCertStore(ca *CA) *certStore {
+	return &certStore{ca: ca, now: time.Now, leaves: map[string]*leafEntry{}}
+}
+
+// get returns the leaf for host, signing it at most once per renewal.
+func (s *certStore) get(host string) (*tls.Certificate, error) {
+	s.mu.Lock()
+	e := s.leaves[host]
+	if e != nil && e.cert != nil && s.now().Add(leafRenewal).After(e.cert.Leaf.NotAfter) {
+		e = nil // due for re-signing
+	}
+	if e == nil {
+		if len(s.leaves) >= maxLeaves {
+			clear(s.leaves)
+		}
+		e = &leafEntry{}
+		s.leaves[host] = e
+	}
+	s.mu.Unlock()
+	e.once.Do(func() { e.cert, e.err = s.sign(host) })
+	if e.err != nil {
+		s.mu.Lock()
+		if s.leaves[host] == e {
+			delete(s.leaves, host) // retry next time
+		}
+		s.mu.Unlock()
+	}
+	return e.cert, e.err
+}
+
+func (s *certStore) sign(host string) (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	tmpl := &x509.Certificate{
+		SerialNumber:   randomSerial(),
+		Subject:        pkix.Name{CommonName: host},
+		NotBefore:      now.Add(-leafBackdate),
+		NotAfter:       now.Add(leafLifetime),
+		KeyUsage:       x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		AuthorityKeyId: s.ca.cert.SubjectKeyId,
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{host}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.ca.cert, &key.PublicKey, s.ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("sign leaf for %s: %w", host, err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	s.signed.Add(1)
+	if s.onSign != nil {
+		s.onSign()
+	}
+	return &tls.Certificate{Certificate: [][]byte{der, s.ca.cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+}

@@ -1,0 +1,328 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"go.uber.org/zap"
+)
+
+// Forward-proxy limits.
+const (
+	// DefaultTunnelIdleTimeout closes a blind tunnel after this long
+	// without a byte in either direction.
+	DefaultTunnelIdleTimeout = 5 * time.Minute
+	// tunnelDialTimeout bounds connecting to a tunnel's destination.
+	tunnelDialTimeout = 10 * time.Second
+)
+
+// ForwardOptions configures the forward proxy.
+type ForwardOptions struct {
+	// CA signs the leaf certificates of intercepted hosts.
+	CA *CA
+	// DenyOthers refuses CONNECTs and plain requests to hosts of no route
+	// (403) instead of tunnelling them untouched.
+	DenyOthers bool
+	// TunnelIdleTimeout closes idle blind tunnels; zero means
+	// DefaultTunnelIdleTimeout. Intercepted tunnels are closed after
+	// IdleTimeout like any keep-alive connection.
+	TunnelIdleTimeout time.Duration
+}
+
+// Forward is the forward proxy (HTTPS_PROXY) for every route.
+//
+// It is built on goproxy for the CONNECT handling and for passing other
+// traffic through, with credproxy's own CONNECT decision, transport, CA
+// and certificate cache. A CONNECT to a route host is intercepted: the
+// TLS connection is terminated with a leaf signed by the CA and served by
+// an http.Server of credproxy's own, whose handler is the same
+// injecting reverse proxy as reverse mode. That server brings what
+// goproxy's own MITM loop lacks: idle and header timeouts, HTTP/2 from
+// clients, streaming flushes, websocket upgrades, and upstream connection
+// reuse whatever the client's Connection header says.
+type Forward struct {
+	byHost map[string]*routeProxy // by Authority("https", host)
+	gp     *goproxy.ProxyHttpServer
+	store  *certStore
+	deny   bool
+	idle   time.Duration
+	log    *zap.Logger
+	m      *Metrics
+
+	// mitm serves intercepted connections, fed by mitmLn.
+	mitm   *http.Server
+	mitmLn *connQueue
+	// hosts maps an intercepted *tls.Conn to its CONNECT authority, for
+	// mitm's ConnContext.
+	hosts sync.Map
+}
+
+// connectHostKey is the context key of an intercepted request's CONNECT
+// authority.
+type connectHostKey struct{}
+
+// NewForward returns the forward proxy for routes.
+func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
+	log = log.Named("forward")
+	f := &Forward{
+		byHost: map[string]*routeProxy{},
+		store:  newCertStore(opts.CA),
+		deny:   opts.DenyOthers,
+		idle:   opts.TunnelIdleTimeout,
+		log:    log,
+		m:      metrics,
+		mitmLn: newConnQueue(),
+	}
+	if f.idle <= 0 {
+		f.idle = DefaultTunnelIdleTimeout
+	}
+	f.store.onSign = metrics.leafSigned.Inc
+	for _, r := range routes {
+		r.init()
+		rp := newRouteProxy(r, transport, metrics.forRoute(r.Name, "forward"), log, forwardTarget)
+		for h := range r.hosts {
+			f.byHost[h] = rp
+		}
+	}
+
+	gp := goproxy.NewProxyHttpServer()
+	// goproxy's defaults skip TLS verification and follow HTTPS_PROXY
+	// (a sidecar inheriting its own address would loop): replace both.
+	gp.Tr = transport
+	gp.ConnectDial = nil
+	gp.ConnectDialWithReq = f.dialTunnel
+	gp.Logger = zap.NewStdLog(log.Named("goproxy"))
+	gp.Verbose = false
+	gp.KeepAcceptEncoding = true
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusBadRequest, errorBody{Error: "not_a_proxy_request", Detail: "this is credproxy's forward proxy: send absolute-form requests or CONNECT"})
+	})
+	gp.OnRequest().HandleConnectFunc(f.decide)
+	f.gp = gp
+
+	f.mitm = NewServer(http.HandlerFunc(f.serveIntercepted), log)
+	f.mitm.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if host, ok := f.hosts.Load(c); ok {
+			return context.WithValue(ctx, connectHostKey{}, host)
+		}
+		return ctx
+	}
+	f.mitm.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateClosed || s == http.StateHijacked {
+			f.hosts.Delete(c)
+		}
+	}
+	go func() { _ = f.mitm.Serve(f.mitmLn) }()
+	return f
+}
+
+// forwardTarget is where an intercepted or upgraded request goes: https to
+// the host it was addressed to.
+func forwardTarget(r *http.Request) *url.URL {
+	return &url.URL{Scheme: "https", Host: r.Context().Value(connectHostKey{}).(string)}
+}
+
+// ServeHTTP serves the forward-proxy listener.
+func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect || !r.URL.IsAbs() {
+		f.gp.ServeHTTP(w, r)
+		return
+	}
+	// A plain-http request. To a route host it is sent upstream over
+	// https with the credential: the credential never travels in clear.
+	host := plainAuthority(r.URL)
+	if rp, ok := f.byHost[host]; ok && r.URL.Scheme == "http" {
+		ctx := context.WithValue(r.Context(), connectHostKey{}, host)
+		(&countingHandler{next: rp, metrics: rp.metrics}).ServeHTTP(w, r.WithContext(ctx))
+		return
+	}
+	if f.deny {
+		writeError(w, http.StatusForbidden, errorBody{Error: "host_not_allowed", Detail: "credproxy forwards only to the hosts of its routes"})
+		return
+	}
+	f.gp.ServeHTTP(w, r)
+}
+
+// plainAuthority maps a plain-http URL's host to the https authority it is
+// upgraded to: port 80 (or none) becomes 443, another port is kept.
+func plainAuthority(u *url.URL) string {
+	if p := u.Port(); p != "" && p != "80" {
+		return Authority("https", u.Host)
+	}
+	return Authority("https", u.Hostname())
+}
+
+// decide is the CONNECT decision: intercept route hosts, tunnel or refuse
+// the others.
+func (f *Forward) decide(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	auth := Authority("https", host)
+	if _, ok := f.byHost[auth]; ok {
+		f.m.connects.WithLabelValues("intercept").Inc()
+		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+			f.intercept(client, auth)
+		}}, host
+	}
+	if f.deny {
+		f.m.connects.WithLabelValues("deny").Inc()
+		f.log.Info("CONNECT refused: not a route host", zap.String("host", host))
+		const msg = "credproxy forwards only to the hosts of its routes\n"
+		ctx.Resp = &http.Response{
+			StatusCode: http.StatusForbidden, ProtoMajor: 1, ProtoMinor: 1,
+			Header:        http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Connection": {"close"}},
+			Body:          io.NopCloser(strings.NewReader(msg)),
+			ContentLength: int64(len(msg)),
+		}
+		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, host
+	}
+	f.m.connects.WithLabelValues("tunnel").Inc()
+	return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, host
+}
+
+// intercept answers the CONNECT and hands the client's TLS connection to
+// the mitm server.
+func (f *Forward) intercept(client net.Conn, host string) {
+	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		client.Close()
+		return
+	}
+	hostname, _, _ := net.SplitHostPort(host)
+	conn := tls.Server(client, &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			// The certificate is for the CONNECT host whatever SNI says:
+			// that is the only host this tunnel may reach.
+			return f.store.get(hostname)
+		},
+	})
+	f.hosts.Store(conn, host)
+	f.mitmLn.push(conn)
+}
+
+// serveIntercepted handles a request inside an intercepted tunnel. The
+// request must be addressed to the CONNECT host: a client (or a script
+// fed hostile input) that sends Host: other.example inside a tunnel to an
+// API host must not get the credential sent elsewhere.
+func (f *Forward) serveIntercepted(w http.ResponseWriter, r *http.Request) {
+	host, _ := r.Context().Value(connectHostKey{}).(string)
+	rp, ok := f.byHost[host]
+	if !ok || Authority("https", r.Host) != host {
+		f.log.Warn("request inside a tunnel addressed to another host; refused",
+			zap.String("connect", host), zap.String("host", r.Host))
+		writeError(w, http.StatusMisdirectedRequest, errorBody{Error: "misdirected_request", Detail: "the Host header does not match the CONNECT target " + host})
+		return
+	}
+	(&countingHandler{next: rp, metrics: rp.metrics}).ServeHTTP(w, r)
+}
+
+// dialTunnel connects a blind tunnel, directly (no proxy from the
+// environment), and closes it once idle for the idle timeout.
+func (f *Forward) dialTunnel(req *http.Request, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), tunnelDialTimeout)
+	defer cancel()
+	c, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return newIdleConn(c, f.idle), nil
+}
+
+// Shutdown drains intercepted connections.
+func (f *Forward) Shutdown(ctx context.Context) error {
+	f.mitmLn.Close()
+	return f.mitm.Shutdown(ctx)
+}
+
+// Close closes intercepted connections at once.
+func (f *Forward) Close() error {
+	f.mitmLn.Close()
+	return f.mitm.Close()
+}
+
+// SignedLeaves reports how many leaf certificates have been signed.
+func (f *Forward) SignedLeaves() int64 { return f.store.signed.Load() }
+
+// CAHandler serves the CA certificate (GET /ca.pem on the admin listener).
+func CAHandler(ca *CA) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(ca.CertPEM())
+	})
+}
+
+// idleConn closes a blind tunnel that has been silent in both directions
+// for timeout: each read or write pushes the deadline forward.
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func newIdleConn(c net.Conn, timeout time.Duration) *idleConn {
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	return &idleConn{Conn: c, timeout: timeout}
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		_ = c.Conn.SetDeadline(time.Now().Add(c.timeout))
+	}
+	return n, err
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		_ = c.Conn.SetDeadline(time.Now().Add(c.timeout))
+	}
+	return n, err
+}
+
+// connQueue is a net.Listener fed by push: it hands intercepted
+// connections to an http.Server.
+type connQueue struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	closer sync.Once
+}
+
+func newConnQueue() *connQueue {
+	return &connQueue{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (q *connQueue) push(c net.Conn) {
+	select {
+	case q.ch <- c:
+	case <-q.done:
+		c.Close()
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.closer.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return queueAddr{} }
+
+type queueAddr struct{}
+
+func (queueAddr) Network() string { return "intercepted" }
+func (queueAddr) String() string  { return "intercepted" }
