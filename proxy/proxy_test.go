@@ -79,15 +79,6 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "hello %s", r.URL.Path)
 }
 
-func (u *upstream) setValid(tokens ...string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.valid = map[string]bool{}
-	for _, v := range tokens {
-		u.valid[v] = true
-	}
-}
-
 func (u *upstream) seen() []seen {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -336,7 +336,7 @@ func (c *Cache) exchange(ctx context.Context) time.Duration {
 	c.log.Info("token obtained",
 		zap.String("result", "ok"),
 		zap.Duration("expires_in", lifetime),
-		zap.Duration("renew_in", s.refreshAt.Sub(time.Now())),
+		zap.Duration("renew_in", time.Until(s.refreshAt)),
 		zap.Duration("duration", took),
 		zap.Stringer("token", tok.Value),
 	)

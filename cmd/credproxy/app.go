@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/proxy"
+	"github.com/credproxy/credproxy/tokencache"
+)
+
+// adminDrainTimeout bounds the admin listener's own shutdown, after the
+// routes have drained.
+const adminDrainTimeout = 2 * time.Second
+
+// newLogger builds the process logger: JSON (default) or console, on w.
+// Sampling is off: an exchange failure must never be dropped.
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("CREDPROXY_LOG_LEVEL: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
+	var enc zapcore.Encoder
+	if format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl), zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w)))), nil
+}
+
+// newSource returns the exchange for a route's credential kind.
+func newSource(rc config.Route, client *http.Client) (exchange.Source, error) {
+	switch rc.Auth {
+	case config.KindCSPAPIToken:
+		return &exchange.CSPAPIToken{BaseURL: rc.CSPURL, APIToken: rc.CSPAPIToken, Client: client, DefaultTTL: rc.DefaultTTL}, nil
+	case config.KindCSPOAuthApp:
+		return &exchange.CSPOAuthApp{BaseURL: rc.CSPURL, ClientID: rc.CSPClientID, ClientSecret: rc.CSPClientSecret, OrgID: rc.CSPOrgID, Client: client, DefaultTTL: rc.DefaultTTL}, nil
+	case config.KindStatic:
+		return &exchange.Static{Token: rc.Static}, nil
+	}
+	// config.Load refuses kinds without an exchange; reaching this is a bug.
+	return nil, fmt.Errorf("route %s: credential kind %q has no exchange", rc.Name, rc.Auth)
+}
+
+// app is one running credproxy: a cache per route, a reverse listener per
+// route that has one, and the admin listener.
+type app struct {
+	cfg       *config.Config
+	log       *zap.Logger
+	metrics   *proxy.Metrics
+	admin     *proxy.Admin
+	routes    []*liveRoute
+	transport *http.Transport
+	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is unset.
+	forward *proxy.Forward
+	// onListen, when set, is told each listener's bound address (the demo
+	// prints them; a port of 0 becomes real here).
+	onListen func(name, addr string)
+}
+
+type liveRoute struct {
+	cfg   config.Route
+	cache *tokencache.Cache
+	route *proxy.Route
+}
+
+func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(), transport: proxy.NewUpstreamTransport()}
+	client := exchange.NewHTTPClient()
+	var statuses []func() tokencache.Status
+	for _, rc := range cfg.Routes {
+		src, err := newSource(rc, client)
+		if err != nil {
+			return nil, err
+		}
+		cache := tokencache.New(src, tokencache.Options{
+			Route:           rc.Name,
+			Kind:            string(rc.Auth),
+			RefreshAt:       rc.RefreshAt,
+			ExpiryMargin:    rc.ExpiryMargin,
+			TokenWait:       rc.TokenWait,
+			ExchangeTimeout: rc.ExchangeTimeout,
+			Logger:          log.Named("tokencache"),
+			OnExchange:      a.metrics.ObserveExchange(rc.Name, string(rc.Auth)),
+		})
+		a.metrics.WatchRoute(rc.Name, cache.Status)
+		statuses = append(statuses, cache.Status)
+		a.routes = append(a.routes, &liveRoute{cfg: rc, cache: cache, route: &proxy.Route{
+			Name:          rc.Name,
+			Upstream:      rc.Upstream,
+			Hosts:         rc.Hosts,
+			Header:        rc.Header,
+			Prefix:        rc.HeaderPrefix,
+			AllowInsecure: rc.AllowInsecureUpstream,
+			Tokens:        cache,
+		}})
+	}
+	a.admin = proxy.NewAdmin(a.metrics, statuses)
+	if cfg.ForwardAddr != "" {
+		ca, err := loadCA(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		var routes []*proxy.Route
+		for _, r := range a.routes {
+			routes = append(routes, r.route)
+		}
+		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{CA: ca, DenyOthers: cfg.ForwardDenyOthers}, log.Named("proxy"))
+		a.admin.Handle("GET /ca.pem", proxy.CAHandler(ca))
+	}
+	return a, nil
+}
+
+// loadCA loads the configured forward-proxy CA, or makes an ephemeral one
+// whose certificate is served at /ca.pem.
+func loadCA(cfg *config.Config, log *zap.Logger) (*proxy.CA, error) {
+	if cfg.CACertFile != "" {
+		ca, err := proxy.LoadCA(cfg.CACertFile, cfg.CAKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("CREDPROXY_CA_CERT_FILE, CREDPROXY_CA_KEY_FILE: %w", err)
+		}
+		log.Info("forward-proxy CA loaded", zap.String("subject", ca.Certificate().Subject.String()))
+		return ca, nil
+	}
+	ca, err := proxy.NewCA("credproxy ephemeral CA " + time.Now().UTC().Format(time.RFC3339))
+	if err != nil {
+		return nil, fmt.Errorf("create ephemeral CA: %w", err)
+	}
+	log.Info("forward-proxy CA created for this process; clients must trust GET /ca.pem from the admin listener")
+	return ca, nil
+}
+
+// listener is a bound listener and the server for it.
+type listener struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+// serve binds every listener, runs until ctx ends, then shuts down along
+// the one path of the contract: /readyz fails, in-flight requests drain up
+// to the shutdown timeout, the caches stop (ending sessions), the admin
+// listener closes.
+func (a *app) serve(ctx context.Context) error {
+	var routeLns []*listener
+	closeAll := func() {
+		for _, l := range routeLns {
+			l.ln.Close()
+		}
+	}
+	for _, r := range a.routes {
+		if r.cfg.Listen == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", r.cfg.Listen)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("route %s: listen on %s (%sLISTEN): %w", r.cfg.Name, r.cfg.Listen, r.cfg.Prefix, err)
+		}
+		h := proxy.NewReverse(r.route, a.transport, a.metrics, a.log.Named("proxy"))
+		routeLns = append(routeLns, &listener{name: "route " + r.cfg.Name, ln: ln, srv: proxy.NewServer(h, a.log.Named("proxy"))})
+	}
+	if a.forward != nil {
+		ln, err := net.Listen("tcp", a.cfg.ForwardAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("forward proxy: listen on %s (CREDPROXY_FORWARD_ADDR): %w", a.cfg.ForwardAddr, err)
+		}
+		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: proxy.NewServer(a.forward, a.log.Named("proxy"))})
+	}
+	adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("admin: listen on %s (CREDPROXY_ADMIN_ADDR): %w", a.cfg.AdminAddr, err)
+	}
+	admin := &listener{name: "admin", ln: adminLn, srv: proxy.NewServer(a.admin, a.log.Named("admin"))}
+
+	cacheCtx, stopCaches := context.WithCancel(context.WithoutCancel(ctx))
+	var caches sync.WaitGroup
+	for _, r := range a.routes {
+		caches.Go(func() { r.cache.Run(cacheCtx) })
+	}
+
+	serveErr := make(chan error, len(routeLns)+1)
+	for _, l := range append(routeLns, admin) {
+		a.log.Info("listening", zap.String("listener", l.name), zap.String("addr", l.ln.Addr().String()))
+		if a.onListen != nil {
+			a.onListen(l.name, l.ln.Addr().String())
+		}
+		go func() {
+			if err := l.srv.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("%s: %w", l.name, err)
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down: readiness off, draining requests", zap.Duration("timeout", a.cfg.ShutdownTimeout))
+	case runErr = <-serveErr:
+		a.log.Error("listener failed; shutting down", zap.Error(runErr))
+	}
+
+	a.admin.ShuttingDown()
+	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	var drained sync.WaitGroup
+	for _, l := range routeLns {
+		drained.Go(func() {
+			if err := l.srv.Shutdown(drainCtx); err != nil {
+				a.log.Warn("drain timed out; closing connections", zap.String("listener", l.name), zap.Error(err))
+				l.srv.Close()
+			}
+		})
+	}
+	if a.forward != nil {
+		drained.Go(func() {
+			if err := a.forward.Shutdown(drainCtx); err != nil {
+				a.forward.Close()
+			}
+		})
+	}
+	drained.Wait()
+	stopCaches()
+	caches.Wait()
+	adminCtx, cancelAdmin := context.WithTimeout(context.Background(), adminDrainTimeout)
+	defer cancelAdmin()
+	if err := admin.srv.Shutdown(adminCtx); err != nil {
+		admin.srv.Close()
+	}
+	a.log.Info("stopped")
+	return runErr
+}
+
+// runProxy is the run command.
+func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) error {
+	cfg, err := config.Load(env)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)))
+	return a.serve(ctx)
+}

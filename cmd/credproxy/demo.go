@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/demo"
+	"github.com/credproxy/credproxy/proxy"
+)
+
+// demoTTL is the lifetime of the demo's tokens: short, so that a renewal
+// shows within the first minute.
+const demoTTL = 30 * time.Second
+
+// runDemo is the embedded default: on loopback, a fake VMware Cloud
+// Services issuing 30 s tokens, an echo API that accepts only currently
+// valid tokens, and credproxy between them, configured exactly as a user
+// would configure it, through environment variables.
+func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Writer) error {
+	clientSecret := randomHex(16)
+	csp := demo.NewCSP(demo.CSPOptions{ClientID: "credproxy-demo", ClientSecret: clientSecret, TTL: demoTTL})
+	echo := demo.NewEcho(csp.Valid, demo.EchoOptions{})
+
+	cspAddr, stopCSP, err := serveLoopback(csp)
+	if err != nil {
+		return err
+	}
+	defer stopCSP()
+	echoAddr, stopEcho, err := serveLoopback(echo)
+	if err != nil {
+		return err
+	}
+	defer stopEcho()
+
+	demoEnv := map[string]string{
+		"CREDPROXY_AUTH":                    "csp-oauth-app",
+		"CREDPROXY_CSP_URL":                 "http://" + cspAddr,
+		"CREDPROXY_CSP_CLIENT_ID":           "credproxy-demo",
+		"CREDPROXY_CSP_CLIENT_SECRET":       clientSecret,
+		"CREDPROXY_UPSTREAM":                "http://" + echoAddr,
+		"CREDPROXY_ALLOW_INSECURE_UPSTREAM": "true", // loopback fakes, no TLS
+		"CREDPROXY_LISTEN":                  freeOr(env["CREDPROXY_LISTEN"], "127.0.0.1:8080"),
+		"CREDPROXY_ADMIN_ADDR":              freeOr(env["CREDPROXY_ADMIN_ADDR"], "127.0.0.1:9901"),
+		"CREDPROXY_LOG_FORMAT":              valueOr(env["CREDPROXY_LOG_FORMAT"], "console"),
+		"CREDPROXY_LOG_LEVEL":               valueOr(env["CREDPROXY_LOG_LEVEL"], "info"),
+		"CREDPROXY_SHUTDOWN_TIMEOUT":        "2s",
+	}
+	cfg, err := config.Load(demoEnv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	var mu sync.Mutex
+	addrs := map[string]string{}
+	a.onListen = func(name, addr string) {
+		mu.Lock()
+		defer mu.Unlock()
+		addrs[name] = addr
+		if len(addrs) < 2 {
+			return
+		}
+		proxyAddr, adminAddr := addrs["route default"], addrs["admin"]
+		fmt.Fprintf(stdout, `
+credproxy demo: a fake VMware Cloud Services (%s) issues %s tokens to
+credproxy, which renews them ahead of expiry and injects them into calls to
+an echo API (%s) that accepts only currently valid tokens.
+
+Try it (no credential in the request: credproxy adds it):
+  curl -s http://%s/api/v2/source
+  curl -s -H 'Authorization: Bearer forged' http://%s/api/v2/source   # replaced
+Watch the token state and metrics:
+  curl -s http://%s/readyz
+  curl -s http://%s/metrics | grep ^credproxy_
+
+Each exchange is logged below; a renewal shows about every 20 s. Ctrl-C stops.
+
+`, cspAddr, demoTTL, echoAddr, proxyAddr, proxyAddr, adminAddr, adminAddr)
+		go selfCheck(ctx, proxyAddr, log)
+	}
+	return a.serve(ctx)
+}
+
+// selfCheck sends one request through the proxy once it is up and logs
+// what the echo API said, so the demo shows the whole path working.
+func selfCheck(ctx context.Context, proxyAddr string, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+proxyAddr+"/api/v2/self-check", nil)
+	if err != nil {
+		return
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		log.Warn("demo self-check failed", zap.Error(err))
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	log.Info("demo self-check through the proxy", zap.Int("status", resp.StatusCode), zap.String("echo", strings.TrimSpace(string(body))))
+}
+
+// serveLoopback serves h on an ephemeral loopback port.
+func serveLoopback(h http.Handler) (addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := proxy.NewServer(h, zap.NewNop())
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// freeOr returns want (or def when want is empty) if that address can be
+// bound now, else an ephemeral loopback port, so that the demo starts even
+// where 8080 or 9901 is taken.
+func freeOr(want, def string) string {
+	addr := valueOr(want, def)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			return "127.0.0.1:0"
+		}
+		return addr
+	}
+	ln.Close()
+	return addr
+}
+
+func valueOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

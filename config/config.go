@@ -1,0 +1,128 @@
+// Package config turns credproxy's environment variables into one typed,
+// validated Config.
+//
+// The variable names are part of the user contract (DESIGN.md,
+// "Configuration"). Load is the only place that looks at the environment,
+// and it receives the environment as a map: components get plain values.
+// Validation reports every problem at once, one line per problem naming the
+// variable, so that a broken deployment is fixed in one round trip.
+package config
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/credproxy/credproxy/internal/secret"
+)
+
+// Kind is a credential kind, the value of CREDPROXY_AUTH.
+type Kind string
+
+// The credential kinds of the contract.
+const (
+	KindCSPAPIToken            Kind = "csp-api-token"
+	KindCSPOAuthApp            Kind = "csp-oauth-app"
+	KindSplunkSession          Kind = "splunk-session"
+	KindOAuth2ClientCredential Kind = "oauth2-client-credentials"
+	KindOAuth2RefreshToken     Kind = "oauth2-refresh-token"
+	KindOAuth2TokenExchange    Kind = "oauth2-token-exchange"
+	KindStatic                 Kind = "static"
+)
+
+// DefaultRouteName is the name of the single route configured without
+// CREDPROXY_ROUTES.
+const DefaultRouteName = "default"
+
+// Config is credproxy's whole configuration.
+type Config struct {
+	// AdminAddr is CREDPROXY_ADMIN_ADDR: /healthz, /readyz, /metrics.
+	AdminAddr string
+	// ForwardAddr is CREDPROXY_FORWARD_ADDR; empty means forward mode is off.
+	ForwardAddr string
+	// CACertFile and CAKeyFile are CREDPROXY_CA_CERT_FILE and
+	// CREDPROXY_CA_KEY_FILE; both empty means an ephemeral CA.
+	CACertFile, CAKeyFile string
+	// ForwardDenyOthers is CREDPROXY_FORWARD_DENY_OTHERS.
+	ForwardDenyOthers bool
+	// TokenAPI is CREDPROXY_TOKEN_API.
+	TokenAPI bool
+	// LogLevel is CREDPROXY_LOG_LEVEL: debug, info, warn or error.
+	LogLevel string
+	// LogFormat is CREDPROXY_LOG_FORMAT: json or console.
+	LogFormat string
+	// ShutdownTimeout is CREDPROXY_SHUTDOWN_TIMEOUT.
+	ShutdownTimeout time.Duration
+	// Routes holds one entry per route, in the order of CREDPROXY_ROUTES.
+	Routes []Route
+	// Warnings are problems that do not stop start-up (an unknown
+	// CREDPROXY_ variable, a listener off loopback); the caller logs them.
+	Warnings []string
+}
+
+// Route is one credential and where it is injected.
+type Route struct {
+	// Name is the route's name: "default", or one of CREDPROXY_ROUTES.
+	Name string
+	// Prefix is the prefix of the route's variables: "CREDPROXY_" or
+	// "CREDPROXY_<NAME>_", used in messages.
+	Prefix string
+	// Auth is the credential kind.
+	Auth Kind
+	// Upstream is the base URL requests are forwarded to.
+	Upstream *url.URL
+	// Listen is the reverse-proxy address; empty means no reverse listener.
+	Listen string
+	// Hosts are extra host names (host or host:port) that get this
+	// credential in forward mode.
+	Hosts []string
+	// Header is the injected header's name (canonical form).
+	Header string
+	// HeaderPrefix is put before the token, separated by one space; empty
+	// means the bare token.
+	HeaderPrefix string
+
+	// CSPURL is the VMware Cloud Services base URL.
+	CSPURL *url.URL
+	// CSPAPIToken is the user API token of csp-api-token.
+	CSPAPIToken secret.Ref
+	// CSPClientID, CSPClientSecret and CSPOrgID are the server-to-server
+	// OAuth app of csp-oauth-app.
+	CSPClientID     string
+	CSPClientSecret secret.Ref
+	CSPOrgID        string
+
+	// Splunk session login (splunk-session).
+	SplunkRealm    string
+	SplunkEmail    string
+	SplunkPassword secret.Ref
+	SplunkOrgID    string
+
+	// Generic OAuth 2.0 kinds.
+	TokenURL         *url.URL
+	ClientID         string
+	ClientSecret     secret.Ref
+	Scopes           []string
+	Audience         string
+	AuthStyle        string // "basic" or "body"
+	RefreshToken     secret.Ref
+	SubjectTokenFile string
+	SubjectTokenType string
+
+	// Static is the token of the static kind.
+	Static secret.Ref
+
+	// RefreshAt is the fraction of a token's lifetime after which it is
+	// renewed (REFRESH_AT).
+	RefreshAt float64
+	// ExpiryMargin is EXPIRY_MARGIN; zero means automatic: the smaller of
+	// 10 s and 10% of the token's lifetime.
+	ExpiryMargin time.Duration
+	// DefaultTTL is the lifetime assumed when a token response has none.
+	DefaultTTL time.Duration
+	// TokenWait is how long a request waits for a token before 503.
+	TokenWait time.Duration
+	// ExchangeTimeout bounds one exchange with the identity service.
+	ExchangeTimeout time.Duration
+	// AllowInsecureUpstream allows http:// upstream and token URLs.
+	AllowInsecureUpstream bool
+}
