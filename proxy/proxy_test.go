@@ -85,7 +85,7 @@ func (u *upstream) seen() []seen {
 	return append([]seen(nil), u.requests...)
 }
 
-func (u *upstream) url(t *testing.T) *url.URL {
+func (u *upstream) url(t testing.TB) *url.URL {
 	v, err := url.Parse(u.srv.URL)
 	if err != nil {
 		t.Fatal(err)
