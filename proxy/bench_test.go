@@ -79,19 +79,8 @@ func BenchmarkReverse(b *testing.B) {
 // BenchmarkForwardIntercept goes through the forward proxy with TLS
 // interception: the per-request work of forward mode.
 func BenchmarkForwardIntercept(b *testing.B) {
-	up := benchUpstream(b)
-	ca, err := NewCA("bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: "bench-token"}}}
-	fwd := NewForward([]*Route{route}, up.transport(), NewMetrics(), ForwardOptions{CA: ca}, zap.NewNop())
-	b.Cleanup(func() { fwd.Close() })
-	px := newBenchServer(b, fwd)
-	s := &forwardSetup{up: up, fwd: fwd, ca: ca}
-	s.proxy = mustParse(b, px.URL)
-	benchPath(b, s.client(), up.srv.URL+"/api/v2/x", "")
+	s := forwardBench(b)
+	benchPath(b, s.client(), s.up.srv.URL+"/api/v2/x", "")
 }
 
 func newBenchTLSServer(b *testing.B, u *upstream) *httptest.Server {
@@ -115,4 +104,37 @@ func mustParse(b *testing.B, s string) *url.URL {
 		b.Fatal(err)
 	}
 	return u
+}
+
+// forwardBench starts a forward proxy for one route over a fresh upstream.
+func forwardBench(b *testing.B) *forwardSetup {
+	up := benchUpstream(b)
+	ca, err := NewCA("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
+		Tokens: &fakeTokens{tok: exchange.Token{Value: "bench-token"}}}
+	fwd := NewForward([]*Route{route}, up.transport(), NewMetrics(), ForwardOptions{CA: ca}, zap.NewNop())
+	b.Cleanup(func() { fwd.Close() })
+	px := newBenchServer(b, fwd)
+	return &forwardSetup{up: up, fwd: fwd, ca: ca, proxy: mustParse(b, px.URL)}
+}
+
+// BenchmarkForwardTunnel is the blind-tunnel baseline: CONNECT to a host
+// of no route, TLS end to end between client and upstream.
+func BenchmarkForwardTunnel(b *testing.B) {
+	s := forwardBench(b)
+	other := benchUpstream(b)
+	benchPath(b, s.client(other.srv.Certificate()), other.srv.URL+"/api/v2/x", "Bearer bench-token")
+}
+
+// BenchmarkForwardInterceptNewConn opens a new client connection (CONNECT
+// and TLS handshake with the leaf) for every request: the cost a
+// single-shot script pays.
+func BenchmarkForwardInterceptNewConn(b *testing.B) {
+	s := forwardBench(b)
+	c := s.client()
+	c.Transport.(*http.Transport).DisableKeepAlives = true
+	benchPath(b, c, s.up.srv.URL+"/api/v2/x", "")
 }
