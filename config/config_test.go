@@ -108,6 +108,65 @@ func TestLoadValidKinds(t *testing.T) {
 	}
 }
 
+func TestLoadSplunkAndOAuth2(t *testing.T) {
+	cfg, err := Load(map[string]string{
+		"CREDPROXY_ROUTES":                 "splunk,idp,refresh,wi",
+		"CREDPROXY_SPLUNK_AUTH":            "splunk-session",
+		"CREDPROXY_SPLUNK_SPLUNK_REALM":    "US1",
+		"CREDPROXY_SPLUNK_SPLUNK_EMAIL":    "ops@example.com",
+		"CREDPROXY_SPLUNK_SPLUNK_PASSWORD": "pw",
+		"CREDPROXY_SPLUNK_LISTEN":          "127.0.0.1:8081",
+		"CREDPROXY_IDP_AUTH":               "oauth2-client-credentials",
+		"CREDPROXY_IDP_TOKEN_URL":          "https://idp.example/oauth2/token",
+		"CREDPROXY_IDP_CLIENT_ID":          "c",
+		"CREDPROXY_IDP_CLIENT_SECRET_FILE": "/s",
+		"CREDPROXY_IDP_SCOPES":             "read:metrics, write:events other",
+		"CREDPROXY_IDP_AUTH_STYLE":         "body",
+		"CREDPROXY_IDP_UPSTREAM":           "https://api.example",
+		"CREDPROXY_IDP_LISTEN":             "127.0.0.1:8082",
+		"CREDPROXY_REFRESH_AUTH":           "oauth2-refresh-token",
+		"CREDPROXY_REFRESH_TOKEN_URL":      "https://idp.example/oauth2/token",
+		"CREDPROXY_REFRESH_REFRESH_TOKEN":  "rt",
+		"CREDPROXY_REFRESH_UPSTREAM":       "https://api.example",
+		"CREDPROXY_REFRESH_LISTEN":         "127.0.0.1:8083",
+		"CREDPROXY_WI_AUTH":                "oauth2-token-exchange",
+		"CREDPROXY_WI_TOKEN_URL":           "https://sts.example/token",
+		"CREDPROXY_WI_SUBJECT_TOKEN_FILE":  "/var/run/secrets/tokens/credproxy",
+		"CREDPROXY_WI_AUDIENCE":            "api.example",
+		"CREDPROXY_WI_UPSTREAM":            "https://api.example",
+		"CREDPROXY_WI_LISTEN":              "127.0.0.1:8084",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, idp, rt, wi := cfg.Routes[0], cfg.Routes[1], cfg.Routes[2], cfg.Routes[3]
+	if sp.Upstream.String() != "https://api.us1.signalfx.com" || sp.Header != "X-Sf-Token" || sp.HeaderPrefix != "" {
+		t.Errorf("splunk defaults: %v %q %q", sp.Upstream, sp.Header, sp.HeaderPrefix)
+	}
+	if diff := cmp.Diff([]string{"read:metrics", "write:events", "other"}, idp.Scopes); diff != "" || idp.AuthStyle != "body" || idp.ClientSecret.File != "/s" {
+		t.Errorf("client credentials: %s %q", diff, idp.AuthStyle)
+	}
+	if rt.RefreshToken.Value != "rt" || rt.AuthStyle != "basic" {
+		t.Errorf("refresh: %+v", rt.RefreshToken)
+	}
+	if wi.SubjectTokenType != "urn:ietf:params:oauth:token-type:jwt" || wi.Audience != "api.example" {
+		t.Errorf("token exchange: %q %q", wi.SubjectTokenType, wi.Audience)
+	}
+
+	// No realm: us0.
+	cfg, err = Load(map[string]string{"CREDPROXY_AUTH": "splunk-session", "CREDPROXY_SPLUNK_EMAIL": "e", "CREDPROXY_SPLUNK_PASSWORD_FILE": "/p"})
+	if err != nil || cfg.Routes[0].Upstream.String() != "https://api.signalfx.com" {
+		t.Errorf("no realm: %v %v", cfg, err)
+	}
+	_, err = Load(map[string]string{"CREDPROXY_AUTH": "oauth2-client-credentials", "CREDPROXY_UPSTREAM": "https://a.example"})
+	want := "CREDPROXY_CLIENT_ID: required when CREDPROXY_AUTH=oauth2-client-credentials\n" +
+		"CREDPROXY_CLIENT_SECRET: required (or CREDPROXY_CLIENT_SECRET_FILE) when CREDPROXY_AUTH=oauth2-client-credentials\n" +
+		"CREDPROXY_TOKEN_URL: required when CREDPROXY_AUTH=oauth2-client-credentials"
+	if err == nil || err.Error() != want {
+		t.Errorf("oauth2 problems:\n%v\nwant:\n%s", err, want)
+	}
+}
+
 func TestLoadMultiRoute(t *testing.T) {
 	cfg, err := Load(map[string]string{
 		"CREDPROXY_ROUTES":                       "wavefront, splunk-org",
@@ -149,8 +208,6 @@ func TestLoadProblems(t *testing.T) {
 			want: []string{"CREDPROXY_AUTH: required (one of csp-api-token, csp-oauth-app, splunk-session, oauth2-client-credentials, oauth2-refresh-token, oauth2-token-exchange, static)"}},
 		{desc: "unknown AUTH", env: with(apiTokenEnv, "CREDPROXY_AUTH", "kerberos"),
 			want: []string{`CREDPROXY_AUTH: "kerberos" is not a credential kind (one of csp-api-token, csp-oauth-app, splunk-session, oauth2-client-credentials, oauth2-refresh-token, oauth2-token-exchange, static)`}},
-		{desc: "kind not yet available", env: with(apiTokenEnv, "CREDPROXY_AUTH", "oauth2-client-credentials", "CREDPROXY_CLIENT_ID", "c", "CREDPROXY_CLIENT_SECRET", "s", "CREDPROXY_TOKEN_URL", "https://idp.example/token"),
-			want: []string{`CREDPROXY_AUTH: "oauth2-client-credentials" is not available yet in this version; supported: csp-api-token, csp-oauth-app, static`}},
 		{desc: "oauth app without secret", env: with(apiTokenEnv, "CREDPROXY_AUTH", "csp-oauth-app", "CREDPROXY_CSP_CLIENT_ID", "id"),
 			want: []string{"CREDPROXY_CSP_CLIENT_SECRET: required (or CREDPROXY_CSP_CLIENT_SECRET_FILE) when CREDPROXY_AUTH=csp-oauth-app"}},
 		{desc: "secret and file", env: with(apiTokenEnv, "CREDPROXY_CSP_API_TOKEN_FILE", "/x"),

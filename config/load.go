@@ -22,15 +22,6 @@ import (
 // Prefix starts every credproxy variable.
 const Prefix = "CREDPROXY_"
 
-// available lists the kinds this version can exchange. The others are
-// valid contract values whose exchanges arrive in a later version; their
-// variables are already validated so that enabling one is this one line.
-var available = map[Kind]bool{
-	KindCSPAPIToken: true,
-	KindCSPOAuthApp: true,
-	KindStatic:      true,
-}
-
 // allKinds is every contract value of AUTH, in documentation order.
 var allKinds = []Kind{KindCSPAPIToken, KindCSPOAuthApp, KindSplunkSession, KindOAuth2ClientCredential, KindOAuth2RefreshToken, KindOAuth2TokenExchange, KindStatic}
 
@@ -51,7 +42,7 @@ type globalEnv struct {
 
 // routeEnv holds one route's variables, without their prefix.
 type routeEnv struct {
-	Auth                  string        `env:"AUTH" doc:"credential kind: csp-api-token, csp-oauth-app, static"`
+	Auth                  string        `env:"AUTH" doc:"credential kind: csp-api-token, csp-oauth-app, splunk-session, oauth2-client-credentials, oauth2-refresh-token, oauth2-token-exchange, static"`
 	Upstream              string        `env:"UPSTREAM" doc:"https:// base URL requests are forwarded to"`
 	Listen                string        `env:"LISTEN" doc:"reverse-proxy address (default route: 127.0.0.1:8080)"`
 	Hosts                 string        `env:"HOSTS" doc:"extra host names that get this credential in forward mode"`
@@ -301,8 +292,6 @@ func (l *loader) route(name, prefix string) Route {
 		l.problem(v("AUTH"), "required (one of %s)", kindList())
 	case !slices.Contains(allKinds, r.Auth):
 		l.problem(v("AUTH"), "%q is not a credential kind (one of %s)", e.Auth, kindList())
-	case !available[r.Auth]:
-		l.problem(v("AUTH"), "%q is not available yet in this version; supported: %s", r.Auth, availableList())
 	}
 	need := func(name, val string) {
 		if strings.TrimSpace(val) == "" {
@@ -597,16 +586,6 @@ func kindList() string {
 	s := make([]string, len(allKinds))
 	for i, k := range allKinds {
 		s[i] = string(k)
-	}
-	return strings.Join(s, ", ")
-}
-
-func availableList() string {
-	var s []string
-	for _, k := range allKinds {
-		if available[k] {
-			s = append(s, string(k))
-		}
 	}
 	return strings.Join(s, ", ")
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -45,22 +44,8 @@ type call struct {
 // do sends req and returns the body of a 2xx answer, read with a size cap.
 // Any other answer becomes an *Error carrying the service's message.
 func (c call) do(req *http.Request) ([]byte, error) {
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.op, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: read answer: %w", c.op, err)
-	}
-	if len(body) > MaxResponseSize {
-		return nil, &Error{Op: c.op, Status: resp.StatusCode, Message: fmt.Sprintf("answer larger than %d bytes", MaxResponseSize)}
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, c.serviceError(resp, body)
-	}
-	return body, nil
+	a, err := c.doResponse(req)
+	return a.body, err
 }
 
 // serviceError builds an *Error from a non-2xx answer. It understands the

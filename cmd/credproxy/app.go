@@ -52,9 +52,25 @@ func newSource(rc config.Route, client *http.Client) (exchange.Source, error) {
 		return &exchange.CSPOAuthApp{BaseURL: rc.CSPURL, ClientID: rc.CSPClientID, ClientSecret: rc.CSPClientSecret, OrgID: rc.CSPOrgID, Client: client, DefaultTTL: rc.DefaultTTL}, nil
 	case config.KindStatic:
 		return &exchange.Static{Token: rc.Static}, nil
+	case config.KindSplunkSession:
+		return &exchange.SplunkSession{BaseURL: rc.Upstream, Email: rc.SplunkEmail, Password: rc.SplunkPassword, OrgID: rc.SplunkOrgID, Client: client, DefaultTTL: rc.DefaultTTL}, nil
+	case config.KindOAuth2ClientCredential:
+		return &exchange.OAuth2ClientCredentials{OAuth2Client: oauth2Client(rc, client)}, nil
+	case config.KindOAuth2RefreshToken:
+		return &exchange.OAuth2RefreshToken{OAuth2Client: oauth2Client(rc, client), RefreshToken: rc.RefreshToken}, nil
+	case config.KindOAuth2TokenExchange:
+		return &exchange.OAuth2TokenExchange{OAuth2Client: oauth2Client(rc, client), SubjectTokenFile: rc.SubjectTokenFile, SubjectTokenType: rc.SubjectTokenType}, nil
 	}
 	// config.Load refuses kinds without an exchange; reaching this is a bug.
 	return nil, fmt.Errorf("route %s: credential kind %q has no exchange", rc.Name, rc.Auth)
+}
+
+func oauth2Client(rc config.Route, client *http.Client) exchange.OAuth2Client {
+	return exchange.OAuth2Client{
+		TokenURL: rc.TokenURL.String(), ClientID: rc.ClientID, ClientSecret: rc.ClientSecret,
+		AuthStyleBody: rc.AuthStyle == "body", Scopes: rc.Scopes, Audience: rc.Audience,
+		Client: client, DefaultTTL: rc.DefaultTTL,
+	}
 }
 
 // app is one running credproxy: a cache per route, a reverse listener per
@@ -87,6 +103,19 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		src, err := newSource(rc, client)
 		if err != nil {
 			return nil, err
+		}
+		if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
+			rlog := log.Named("exchange").With(zap.String("route", rc.Name))
+			rt.OnRotate = func(written bool, err error) {
+				switch {
+				case err != nil:
+					rlog.Warn("refresh token rotated; kept in memory only, a restart will reuse the old one", zap.String("file", rc.RefreshToken.File), zap.Error(err))
+				case written:
+					rlog.Info("refresh token rotated and written back", zap.String("file", rc.RefreshToken.File))
+				default:
+					rlog.Info("refresh token rotated; kept in memory (set REFRESH_TOKEN_FILE to persist it)")
+				}
+			}
 		}
 		cache := tokencache.New(src, tokencache.Options{
 			Route:           rc.Name,

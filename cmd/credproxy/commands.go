@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,11 +31,19 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 	fmt.Fprintln(tw, "ROUTE\tKIND\tRESULT\tDETAIL")
 	failed := 0
 	for _, rc := range cfg.Routes {
-		tok, took, err := fetchOnce(ctx, rc, client)
+		src, err := newSource(rc, client)
+		if err != nil {
+			return err
+		}
+		tok, took, err := fetchOnce(ctx, rc, src)
 		if err != nil {
 			failed++
 			fmt.Fprintf(tw, "%s\t%s\tFAILED\t%v\n", rc.Name, rc.Auth, err)
 			continue
+		}
+		if r, ok := src.(exchange.Releaser); ok {
+			// check must not leave a session behind.
+			_ = r.Release(ctx, tok)
 		}
 		detail := "token without expiry"
 		if !tok.Expiry.IsZero() {
@@ -77,7 +84,13 @@ func printToken(ctx context.Context, env map[string]string, args []string, stdou
 	default:
 		return &usageError{fmt.Sprintf("token: name a route (routes: %s)", strings.Join(names, ", "))}
 	}
-	tok, _, err := fetchOnce(ctx, *rc, exchange.NewHTTPClient())
+	src, err := newSource(*rc, exchange.NewHTTPClient())
+	if err != nil {
+		return err
+	}
+	// A session token printed here is the caller's to use: it is not
+	// ended, and it lives as long as the service gives it.
+	tok, _, err := fetchOnce(ctx, *rc, src)
 	if err != nil {
 		return err
 	}
@@ -86,11 +99,7 @@ func printToken(ctx context.Context, env map[string]string, args []string, stdou
 }
 
 // fetchOnce does one exchange for a route, bounded by its exchange timeout.
-func fetchOnce(ctx context.Context, rc config.Route, client *http.Client) (exchange.Token, time.Duration, error) {
-	src, err := newSource(rc, client)
-	if err != nil {
-		return exchange.Token{}, 0, err
-	}
+func fetchOnce(ctx context.Context, rc config.Route, src exchange.Source) (exchange.Token, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, rc.ExchangeTimeout)
 	defer cancel()
 	start := time.Now()

@@ -283,7 +283,7 @@ func TestBadConfiguration(t *testing.T) {
 	}{
 		{desc: "no AUTH", unset: []string{"CREDPROXY_AUTH"}, wantVar: "CREDPROXY_AUTH"},
 		{desc: "unknown AUTH", set: map[string]string{"CREDPROXY_AUTH": "kerberos"}, wantVar: "CREDPROXY_AUTH"},
-		{desc: "kind not yet available", set: map[string]string{"CREDPROXY_AUTH": "splunk-session"}, wantVar: "CREDPROXY_AUTH"},
+		{desc: "splunk without login", set: map[string]string{"CREDPROXY_AUTH": "splunk-session"}, wantVar: "CREDPROXY_SPLUNK_EMAIL"},
 		{desc: "no api token", unset: []string{"CREDPROXY_CSP_API_TOKEN"}, wantVar: "CREDPROXY_CSP_API_TOKEN"},
 		{desc: "no upstream", unset: []string{"CREDPROXY_UPSTREAM"}, wantVar: "CREDPROXY_UPSTREAM"},
 		{desc: "http upstream", set: map[string]string{"CREDPROXY_UPSTREAM": "http://example.wavefront.com"}, wantVar: "CREDPROXY_UPSTREAM"},

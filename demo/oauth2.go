@@ -1,0 +1,170 @@
+package demo
+
+import (
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// OAuth2Options configures the fake OAuth 2.0 authorization server.
+type OAuth2Options struct {
+	// ClientID and ClientSecret are the accepted client; both empty
+	// accepts requests without client authentication (token exchange
+	// with a federated identity).
+	ClientID, ClientSecret string
+	// RefreshToken is the first refresh token accepted. With Rotate, each
+	// refresh answers a new one and the old one stops working.
+	RefreshToken string
+	Rotate       bool
+	// SubjectToken is the accepted RFC 8693 subject token.
+	SubjectToken string
+	// TTL is the access-token lifetime; OmitExpiresIn leaves expires_in
+	// out of answers.
+	TTL           time.Duration
+	OmitExpiresIn bool
+	// Now is the fake's clock; default time.Now.
+	Now func() time.Time
+}
+
+// OAuth2Request is one token request the fake received.
+type OAuth2Request struct {
+	Header http.Header
+	Form   url.Values
+}
+
+// OAuth2 is a fake RFC 6749 / RFC 8693 token endpoint at any path: client
+// credentials, refresh token (optionally rotating) and token exchange.
+// Errors are RFC 6749 JSON bodies. Safe for concurrent use.
+type OAuth2 struct {
+	opts OAuth2Options
+
+	mu       sync.Mutex
+	refresh  string
+	issued   map[string]time.Time
+	requests []OAuth2Request
+}
+
+// NewOAuth2 returns a fake authorization server.
+func NewOAuth2(opts OAuth2Options) *OAuth2 {
+	if opts.TTL <= 0 {
+		opts.TTL = time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &OAuth2{opts: opts, refresh: opts.RefreshToken, issued: map[string]time.Time{}}
+}
+
+// Valid reports whether token was issued here and has not expired.
+func (o *OAuth2) Valid(token string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	exp, ok := o.issued[token]
+	return ok && o.opts.Now().Before(exp)
+}
+
+// Requests returns the token requests received.
+func (o *OAuth2) Requests() []OAuth2Request {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]OAuth2Request(nil), o.requests...)
+}
+
+// CurrentRefreshToken is the refresh token the server accepts now.
+func (o *OAuth2) CurrentRefreshToken() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.refresh
+}
+
+// ServeHTTP implements the token endpoint.
+func (o *OAuth2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST only")
+		return
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/x-www-form-urlencoded" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "form body expected")
+		return
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody))
+	if err != nil {
+		return
+	}
+	form, err := url.ParseQuery(string(b))
+	if err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form")
+		return
+	}
+	o.mu.Lock()
+	o.requests = append(o.requests, OAuth2Request{Header: r.Header.Clone(), Form: form})
+	o.mu.Unlock()
+
+	// Client authentication: RFC 6749 2.3.1 Basic (form-encoded, then
+	// base64) or client_id/client_secret in the body.
+	id, sec := form.Get("client_id"), form.Get("client_secret")
+	if u, p, ok := r.BasicAuth(); ok {
+		id, _ = url.QueryUnescape(u)
+		sec, _ = url.QueryUnescape(p)
+	}
+	if o.opts.ClientID != "" && (id != o.opts.ClientID || sec != o.opts.ClientSecret) {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed")
+		return
+	}
+
+	resp := map[string]any{}
+	switch form.Get("grant_type") {
+	case "client_credentials":
+	case "refresh_token":
+		o.mu.Lock()
+		ok := o.refresh != "" && form.Get("refresh_token") == o.refresh
+		if ok && o.opts.Rotate {
+			o.refresh = "rt." + randomHex(12)
+			resp["refresh_token"] = o.refresh
+		}
+		o.mu.Unlock()
+		if !ok {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid or expired")
+			return
+		}
+	case "urn:ietf:params:oauth:grant-type:token-exchange":
+		if o.opts.SubjectToken == "" || form.Get("subject_token") != o.opts.SubjectToken || form.Get("subject_token_type") == "" {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "subject token rejected")
+			return
+		}
+		resp["issued_token_type"] = "urn:ietf:params:oauth:token-type:access_token"
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant type not supported")
+		return
+	}
+	tok := "oa." + randomHex(20)
+	o.mu.Lock()
+	o.issued[tok] = o.opts.Now().Add(o.opts.TTL)
+	o.mu.Unlock()
+	resp["access_token"] = tok
+	resp["token_type"] = "Bearer"
+	if !o.opts.OmitExpiresIn {
+		resp["expires_in"] = int(o.opts.TTL.Seconds())
+	}
+	if sc := form.Get("scope"); sc != "" {
+		resp["scope"] = sc
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	b, _ := json.Marshal(map[string]string{"error": code, "error_description": desc})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+

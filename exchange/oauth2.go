@@ -1,0 +1,265 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/credproxy/credproxy/internal/secret"
+)
+
+// OAuth2Client holds what every generic OAuth 2.0 kind shares: the token
+// endpoint, the client and how it authenticates. golang.org/x/oauth2 builds
+// the requests and parses the answers; credproxy adds the checks of the
+// token it then puts in a header, the default lifetime and its error type.
+type OAuth2Client struct {
+	// TokenURL is the token endpoint.
+	TokenURL string
+	// ClientID and ClientSecret authenticate the client; both may be
+	// empty where the grant needs no client authentication.
+	ClientID     string
+	ClientSecret secret.Ref
+	// AuthStyleBody sends the client credentials as client_id and
+	// client_secret form fields instead of HTTP Basic (RFC 6749 2.3.1,
+	// form-encoded before base64).
+	AuthStyleBody bool
+	// Scopes and Audience are sent when set.
+	Scopes   []string
+	Audience string
+	// Client sends the requests; it must not follow redirects.
+	Client *http.Client
+	// DefaultTTL is the lifetime assumed when the answer has no expires_in.
+	DefaultTTL time.Duration
+}
+
+func (c *OAuth2Client) authStyle(secretSet bool) oauth2.AuthStyle {
+	if c.AuthStyleBody || (c.ClientID == "" && !secretSet) {
+		return oauth2.AuthStyleInParams // with no client, nothing is sent
+	}
+	return oauth2.AuthStyleInHeader
+}
+
+func (c *OAuth2Client) clientSecret() (secret.Secret, error) {
+	if !c.ClientSecret.IsSet() {
+		return "", nil
+	}
+	return c.ClientSecret.Load()
+}
+
+// ctx passes credproxy's HTTP client to golang.org/x/oauth2.
+func (c *OAuth2Client) ctx(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, c.Client)
+}
+
+// token converts an x/oauth2 answer into a Token, or its error into an
+// *Error scrubbed of the credentials sent.
+func (c *OAuth2Client) token(op string, tok *oauth2.Token, err error, redact ...secret.Secret) (Token, error) {
+	cl := call{op: op, redact: redact}
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil {
+			return Token{}, cl.serviceError(re.Response, re.Body)
+		}
+		// The other errors of x/oauth2 are transport failures (which
+		// wrap context errors) or an unparseable answer; none quotes the
+		// request.
+		return Token{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := checkToken(tok.AccessToken); err != nil {
+		return Token{}, &Error{Op: op, Status: http.StatusOK, Message: err.Error()}
+	}
+	if tt := tok.Type(); !strings.EqualFold(tt, "bearer") && !strings.EqualFold(tt, "n_a") {
+		return Token{}, &Error{Op: op, Status: http.StatusOK, Message: fmt.Sprintf("token_type %q is not bearer", clean(tt, redact))}
+	}
+	expiry := tok.Expiry
+	now := time.Now()
+	switch {
+	case expiry.IsZero():
+		expiry = now.Add(c.DefaultTTL) // no expires_in: never "forever"
+	case expiry.Sub(now) > MaxLifetime:
+		expiry = now.Add(MaxLifetime)
+	}
+	return Token{Value: secret.Secret(tok.AccessToken), Expiry: expiry}, nil
+}
+
+// OAuth2ClientCredentials is the client-credentials grant (RFC 6749 4.4).
+type OAuth2ClientCredentials struct {
+	OAuth2Client
+}
+
+var _ Source = (*OAuth2ClientCredentials)(nil)
+
+// Fetch does one client-credentials exchange.
+func (s *OAuth2ClientCredentials) Fetch(ctx context.Context) (Token, error) {
+	const op = "oauth2 client-credentials exchange"
+	sec, err := s.clientSecret()
+	if err != nil {
+		return Token{}, fmt.Errorf("%s: %w", op, err)
+	}
+	cfg := clientcredentials.Config{
+		ClientID: s.ClientID, ClientSecret: sec.Reveal(), TokenURL: s.TokenURL,
+		Scopes: s.Scopes, AuthStyle: s.authStyle(sec != ""),
+	}
+	if s.Audience != "" {
+		cfg.EndpointParams = url.Values{"audience": {s.Audience}}
+	}
+	tok, err := cfg.Token(s.ctx(ctx))
+	return s.token(op, tok, err, sec)
+}
+
+// OAuth2TokenExchange is the RFC 8693 token exchange: a subject token, such
+// as a Kubernetes projected service-account token, is exchanged for an
+// access token, so that no long-lived secret is stored at all.
+type OAuth2TokenExchange struct {
+	OAuth2Client
+	// SubjectTokenFile is read at every exchange: the kubelet rotates
+	// projected tokens in place.
+	SubjectTokenFile string
+	// SubjectTokenType is e.g. urn:ietf:params:oauth:token-type:jwt.
+	SubjectTokenType string
+}
+
+var _ Source = (*OAuth2TokenExchange)(nil)
+
+// Fetch does one token exchange.
+func (s *OAuth2TokenExchange) Fetch(ctx context.Context) (Token, error) {
+	const op = "oauth2 token exchange"
+	subject, err := secret.Ref{File: s.SubjectTokenFile, Var: "SUBJECT_TOKEN_FILE"}.Load()
+	if err != nil {
+		return Token{}, fmt.Errorf("%s: subject token: %w", op, err)
+	}
+	sec, err := s.clientSecret()
+	if err != nil {
+		return Token{}, fmt.Errorf("%s: %w", op, err)
+	}
+	params := url.Values{
+		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token":      {subject.Reveal()},
+		"subject_token_type": {s.SubjectTokenType},
+	}
+	if s.Audience != "" {
+		params.Set("audience", s.Audience)
+	}
+	cfg := clientcredentials.Config{
+		ClientID: s.ClientID, ClientSecret: sec.Reveal(), TokenURL: s.TokenURL,
+		Scopes: s.Scopes, AuthStyle: s.authStyle(sec != ""), EndpointParams: params,
+	}
+	tok, err := cfg.Token(s.ctx(ctx))
+	return s.token(op, tok, err, sec, subject)
+}
+
+// OAuth2RefreshToken exchanges a refresh token (RFC 6749 6). When the
+// provider rotates the refresh token, the new one is used from then on: it
+// is kept in memory and, when the refresh token came from a writable file,
+// written back atomically so that a restart does not reuse a dead token.
+type OAuth2RefreshToken struct {
+	OAuth2Client
+	// RefreshToken is the configured refresh token.
+	RefreshToken secret.Ref
+	// OnRotate, when set, is told that the refresh token was rotated and
+	// whether it could be written back (for logging).
+	OnRotate func(writtenBack bool, err error)
+
+	mu sync.Mutex
+	// current is the refresh token in use once the provider has rotated
+	// it; fromFile is the file's content it replaced, so that a change of
+	// the file by an operator still wins.
+	current, fromFile secret.Secret
+}
+
+var _ Source = (*OAuth2RefreshToken)(nil)
+
+// Fetch does one refresh.
+func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
+	const op = "oauth2 refresh-token exchange"
+	configured, err := s.RefreshToken.Load()
+	if err != nil {
+		return Token{}, fmt.Errorf("%s: %w", op, err)
+	}
+	s.mu.Lock()
+	rt := configured
+	if s.current != "" && configured == s.fromFile {
+		rt = s.current
+	}
+	s.mu.Unlock()
+	sec, err := s.clientSecret()
+	if err != nil {
+		return Token{}, fmt.Errorf("%s: %w", op, err)
+	}
+	cfg := oauth2.Config{
+		ClientID: s.ClientID, ClientSecret: sec.Reveal(), Scopes: s.Scopes,
+		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: s.authStyle(sec != "")},
+	}
+	tok, err := cfg.TokenSource(s.ctx(ctx), &oauth2.Token{RefreshToken: rt.Reveal()}).Token()
+	out, err := s.token(op, tok, err, sec, rt)
+	if err != nil {
+		return out, err
+	}
+	if next := secret.Secret(tok.RefreshToken); next != "" && next != rt {
+		s.rotate(configured, next)
+	}
+	return out, nil
+}
+
+// rotate records a rotated refresh token and writes it back to the file it
+// came from when that file is writable.
+func (s *OAuth2RefreshToken) rotate(configured, next secret.Secret) {
+	s.mu.Lock()
+	s.current, s.fromFile = next, configured
+	s.mu.Unlock()
+	if s.RefreshToken.File == "" {
+		s.notify(false, nil)
+		return
+	}
+	err := writeFileAtomic(s.RefreshToken.File, []byte(next.Reveal()+"\n"))
+	if err == nil {
+		s.mu.Lock()
+		s.fromFile = next // the file now holds the current token
+		s.mu.Unlock()
+	}
+	s.notify(err == nil, err)
+}
+
+func (s *OAuth2RefreshToken) notify(written bool, err error) {
+	if s.OnRotate != nil {
+		s.OnRotate(written, err)
+	}
+}
+
+// writeFileAtomic replaces path with data through a temporary file in the
+// same directory and a rename, so that a reader never sees half a token.
+// The file keeps mode 0600.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".credproxy-refresh-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename this fails harmlessly
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
