@@ -167,4 +167,3 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
-
