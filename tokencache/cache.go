@@ -100,6 +100,7 @@ type Cache struct {
 	// attempts counts finished exchanges, so a waiter can tell that an
 	// exchange it waited for has failed.
 	attempts     uint64
+	inFlight     bool
 	failures     int
 	lastAttempt  time.Time
 	lastErr      error
@@ -191,6 +192,7 @@ func (c *Cache) Invalidate(ctx context.Context, rejected exchange.Token) (exchan
 // wait blocks until a usable token other than reject is published, an
 // exchange finishes without producing one, TokenWait passes, or ctx ends.
 func (c *Cache) wait(ctx context.Context, reject secret.Secret) (exchange.Token, error) {
+	deadline := time.Now().Add(c.opts.TokenWait)
 	timer := time.NewTimer(c.opts.TokenWait)
 	defer timer.Stop()
 	c.mu.Lock()
@@ -199,13 +201,17 @@ func (c *Cache) wait(ctx context.Context, reject secret.Secret) (exchange.Token,
 	for {
 		c.mu.Lock()
 		changed, attempts := c.changed, c.attempts
+		// In backoff after a failure, with no exchange in flight and none
+		// due before the deadline (a kick does not shorten a backoff):
+		// waiting cannot help, so fail at once rather than hold the request.
+		hopeless := !c.inFlight && c.failures > 0 && c.nextAttempt.After(deadline)
 		c.mu.Unlock()
 		// Load after taking changed: a publish between the two is seen
 		// either here or by the close of changed.
 		if s := c.cur.Load(); s != nil && s.usable(time.Now()) && (reject == "" || s.tok.Value != reject) {
 			return s.tok, nil
 		}
-		if attempts != start {
+		if attempts != start || hopeless {
 			return exchange.Token{}, c.unavailable()
 		}
 		select {
@@ -303,7 +309,7 @@ func (c *Cache) renewNeeded() bool {
 func (c *Cache) exchange(ctx context.Context) time.Duration {
 	start := time.Now()
 	c.mu.Lock()
-	c.lastAttempt = start
+	c.lastAttempt, c.inFlight = start, true
 	c.mu.Unlock()
 
 	fctx, cancel := context.WithTimeout(ctx, c.opts.ExchangeTimeout)
@@ -333,9 +339,13 @@ func (c *Cache) exchange(ctx context.Context) time.Duration {
 	if !tok.Expiry.IsZero() {
 		lifetime = tok.Expiry.Sub(start)
 	}
+	expiresIn := zap.Duration("expires_in", lifetime)
+	if lifetime == 0 {
+		expiresIn = zap.String("expires_in", "never")
+	}
 	c.log.Info("token obtained",
 		zap.String("result", "ok"),
-		zap.Duration("expires_in", lifetime),
+		expiresIn,
 		zap.Duration("renew_in", time.Until(s.refreshAt)),
 		zap.Duration("duration", took),
 		zap.Stringer("token", tok.Value),
@@ -444,6 +454,7 @@ func classify(err error, timedOut bool) string {
 // finishLocked wakes waiters after an exchange. c.mu must be held.
 func (c *Cache) finishLocked() {
 	c.attempts++
+	c.inFlight = false
 	close(c.changed)
 	c.changed = make(chan struct{})
 }

@@ -303,8 +303,11 @@ func TestOutageServeOldThenFailClosedThenRecover(t *testing.T) {
 		}
 
 		src.set(func(f *fakeSource) { f.fail = nil })
-		tok, err := c.Token(context.Background()) // waits for the next retry
+		// In backoff, Token fails at once (waiting could not help); a client
+		// retrying every second gets a token once the next retry succeeds.
+		tok, err := c.Token(context.Background())
 		for err != nil {
+			time.Sleep(time.Second)
 			tok, err = c.Token(context.Background())
 		}
 		if tok == first || !tok.Expiry.After(time.Now()) {
