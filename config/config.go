@@ -35,7 +35,8 @@ const DefaultRouteName = "default"
 
 // Config is credproxy's whole configuration.
 type Config struct {
-	// AdminAddr is CREDPROXY_ADMIN_ADDR: /healthz, /readyz, /metrics.
+	// AdminAddr is CREDPROXY_ADMIN_ADDR: /healthz, /readyz, /metrics,
+	// /ca.pem and, with TokenAPI, the token API.
 	AdminAddr string
 	// ForwardAddr is CREDPROXY_FORWARD_ADDR; empty means forward mode is off.
 	ForwardAddr string
@@ -72,8 +73,8 @@ type Route struct {
 	Upstream *url.URL
 	// Listen is the reverse-proxy address; empty means no reverse listener.
 	Listen string
-	// Hosts are extra host names (host or host:port) that get this
-	// credential in forward mode.
+	// Hosts are extra host names (host or host:port, lower-cased) that get
+	// this credential in forward mode.
 	Hosts []string
 	// Header is the injected header's name (canonical form).
 	Header string

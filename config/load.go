@@ -3,16 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/textproto"
-	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/caarlos0/env/v11"
 
@@ -22,14 +20,28 @@ import (
 // Prefix starts every credproxy variable.
 const Prefix = "CREDPROXY_"
 
-// allKinds is every contract value of AUTH, in documentation order.
+// allKinds is every contract value of AUTH, in documentation order. Every
+// one has an exchange in this version; a future kind whose exchange is not
+// written yet would be refused here before it reaches the command.
 var allKinds = []Kind{KindCSPAPIToken, KindCSPOAuthApp, KindSplunkSession, KindOAuth2ClientCredential, KindOAuth2RefreshToken, KindOAuth2TokenExchange, KindStatic}
 
-// globalEnv holds the global variables as caarlos0/env parses them. The
-// doc tags feed `credproxy --help` and the README's table.
+// Defaults that depend on more than one variable, so that they cannot be
+// envDefault tags.
+const (
+	defaultListen       = "127.0.0.1:8080"
+	defaultHeader       = "Authorization"
+	defaultHeaderPrefix = "Bearer"
+	splunkHeader        = "X-Sf-Token" // X-SF-Token in canonical form
+)
+
+// globalEnv and routeEnv are the one table of credproxy's variables: Load
+// parses them with caarlos0/env, Variables documents them from their tags
+// (env, envDefault, doc, and secret for credentials), and any CREDPROXY_
+// variable not in them is reported as unknown. The field order is the
+// order of --help and of problems in an *Error.
 type globalEnv struct {
 	Routes            string        `env:"ROUTES" doc:"comma list of route names (unset: one route named default)"`
-	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9901" doc:"admin listener: /healthz, /readyz, /metrics, /ca.pem"`
+	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9901" doc:"admin listener: /healthz, /readyz, /metrics, /ca.pem, token API"`
 	ForwardAddr       string        `env:"FORWARD_ADDR" doc:"forward-proxy listener, e.g. 127.0.0.1:3128 (unset: off)"`
 	CACertFile        string        `env:"CA_CERT_FILE" doc:"forward-proxy CA certificate (unset: ephemeral CA)"`
 	CAKeyFile         string        `env:"CA_KEY_FILE" doc:"forward-proxy CA private key"`
@@ -44,79 +56,94 @@ type globalEnv struct {
 type routeEnv struct {
 	Auth                  string        `env:"AUTH" doc:"credential kind: csp-api-token, csp-oauth-app, splunk-session, oauth2-client-credentials, oauth2-refresh-token, oauth2-token-exchange, static"`
 	Upstream              string        `env:"UPSTREAM" doc:"https:// base URL requests are forwarded to"`
-	Listen                string        `env:"LISTEN" doc:"reverse-proxy address (default route: 127.0.0.1:8080)"`
-	Hosts                 string        `env:"HOSTS" doc:"extra host names that get this credential in forward mode"`
-	Header                string        `env:"HEADER" doc:"injected header (default Authorization)"`
-	HeaderPrefix          string        `env:"HEADER_PREFIX" doc:"put before the token with a space (default Bearer; empty: bare token)"`
+	Listen                string        `env:"LISTEN" doc:"reverse-proxy address (default route: 127.0.0.1:8080; named routes: unset means none)"`
+	Hosts                 string        `env:"HOSTS" doc:"extra host names (host or host:port) that get this credential in forward mode"`
+	Header                string        `env:"HEADER" doc:"injected header (default Authorization; splunk-session: X-SF-Token)"`
+	HeaderPrefix          string        `env:"HEADER_PREFIX" doc:"put before the token with a space (default Bearer; splunk-session: none; set empty: bare token)"`
 	CSPURL                string        `env:"CSP_URL" envDefault:"https://console.cloud.vmware.com" doc:"VMware Cloud Services base URL"`
-	CSPAPIToken           string        `env:"CSP_API_TOKEN" doc:"CSP user API token (csp-api-token)"`
+	CSPAPIToken           string        `env:"CSP_API_TOKEN" secret:"true" doc:"CSP user API token (csp-api-token)"`
 	CSPAPITokenFile       string        `env:"CSP_API_TOKEN_FILE" doc:"file holding it, read at every exchange"`
 	CSPClientID           string        `env:"CSP_CLIENT_ID" doc:"CSP server-to-server app ID (csp-oauth-app)"`
-	CSPClientSecret       string        `env:"CSP_CLIENT_SECRET" doc:"CSP app secret"`
+	CSPClientSecret       string        `env:"CSP_CLIENT_SECRET" secret:"true" doc:"CSP app secret"`
 	CSPClientSecretFile   string        `env:"CSP_CLIENT_SECRET_FILE" doc:"file holding it, read at every exchange"`
 	CSPOrgID              string        `env:"CSP_ORG_ID" doc:"CSP organization the token is scoped to (optional)"`
 	SplunkRealm           string        `env:"SPLUNK_REALM" doc:"Splunk Observability realm, e.g. us1 (splunk-session)"`
 	SplunkEmail           string        `env:"SPLUNK_EMAIL" doc:"Splunk login email"`
-	SplunkPassword        string        `env:"SPLUNK_PASSWORD" doc:"Splunk login password"`
-	SplunkPasswordFile    string        `env:"SPLUNK_PASSWORD_FILE" doc:"file holding it"`
+	SplunkPassword        string        `env:"SPLUNK_PASSWORD" secret:"true" doc:"Splunk login password"`
+	SplunkPasswordFile    string        `env:"SPLUNK_PASSWORD_FILE" doc:"file holding it, read at every exchange"`
 	SplunkOrgID           string        `env:"SPLUNK_ORG_ID" doc:"Splunk organization ID (optional)"`
 	TokenURL              string        `env:"TOKEN_URL" doc:"OAuth 2.0 token endpoint (oauth2-* kinds)"`
 	ClientID              string        `env:"CLIENT_ID" doc:"OAuth 2.0 client ID"`
-	ClientSecret          string        `env:"CLIENT_SECRET" doc:"OAuth 2.0 client secret"`
-	ClientSecretFile      string        `env:"CLIENT_SECRET_FILE" doc:"file holding it"`
+	ClientSecret          string        `env:"CLIENT_SECRET" secret:"true" doc:"OAuth 2.0 client secret"`
+	ClientSecretFile      string        `env:"CLIENT_SECRET_FILE" doc:"file holding it, read at every exchange"`
 	Scopes                string        `env:"SCOPES" doc:"OAuth 2.0 scopes, comma or space separated"`
 	Audience              string        `env:"AUDIENCE" doc:"OAuth 2.0 audience"`
 	AuthStyle             string        `env:"AUTH_STYLE" envDefault:"basic" doc:"OAuth 2.0 client authentication: basic or body"`
-	RefreshToken          string        `env:"REFRESH_TOKEN" doc:"OAuth 2.0 refresh token (oauth2-refresh-token)"`
-	RefreshTokenFile      string        `env:"REFRESH_TOKEN_FILE" doc:"file holding it"`
+	RefreshToken          string        `env:"REFRESH_TOKEN" secret:"true" doc:"OAuth 2.0 refresh token (oauth2-refresh-token)"`
+	RefreshTokenFile      string        `env:"REFRESH_TOKEN_FILE" doc:"file holding it, read at every exchange"`
 	SubjectTokenFile      string        `env:"SUBJECT_TOKEN_FILE" doc:"subject token file for oauth2-token-exchange"`
 	SubjectTokenType      string        `env:"SUBJECT_TOKEN_TYPE" envDefault:"urn:ietf:params:oauth:token-type:jwt" doc:"RFC 8693 subject token type"`
-	Token                 string        `env:"TOKEN" doc:"static token (static)"`
+	Token                 string        `env:"TOKEN" secret:"true" doc:"static token (static)"`
 	TokenFile             string        `env:"TOKEN_FILE" doc:"file holding it, re-read periodically"`
-	RefreshAt             float64       `env:"REFRESH_AT" envDefault:"0.66" doc:"fraction of a token's lifetime after which it is renewed"`
-	ExpiryMargin          time.Duration `env:"EXPIRY_MARGIN" doc:"stop serving a token this long before expiry (default: min of 10s and 10% of the lifetime)"`
-	DefaultTTL            time.Duration `env:"DEFAULT_TTL" envDefault:"300s" doc:"lifetime assumed when a token response has none"`
-	TokenWait             time.Duration `env:"TOKEN_WAIT" envDefault:"5s" doc:"how long a request waits for a token before 503"`
-	ExchangeTimeout       time.Duration `env:"EXCHANGE_TIMEOUT" envDefault:"10s" doc:"bound on one exchange with the identity service"`
+	RefreshAt             float64       `env:"REFRESH_AT" envDefault:"0.66" doc:"fraction of a token's lifetime after which it is renewed (0.1-0.9)"`
+	ExpiryMargin          time.Duration `env:"EXPIRY_MARGIN" doc:"stop serving a token this long before expiry (unset: min of 10s and 10% of the lifetime)"`
+	DefaultTTL            time.Duration `env:"DEFAULT_TTL" envDefault:"300s" doc:"lifetime assumed when a token response has none (at least 10s)"`
+	TokenWait             time.Duration `env:"TOKEN_WAIT" envDefault:"5s" doc:"how long a request waits for a token before 503 (at most 5m)"`
+	ExchangeTimeout       time.Duration `env:"EXCHANGE_TIMEOUT" envDefault:"10s" doc:"bound on one exchange with the identity service (at most 5m)"`
 	AllowInsecureUpstream bool          `env:"ALLOW_INSECURE_UPSTREAM" envDefault:"false" doc:"allow http:// upstream and identity URLs (tests only)"`
 }
 
 // VarDoc documents one variable for `credproxy --help`.
 type VarDoc struct {
-	// Name is the full name of a global variable, or the suffix of a
-	// route variable (AUTH) when PerRoute.
-	Name    string
+	// Name is the full name of a global variable (CREDPROXY_ADMIN_ADDR),
+	// or the suffix of a route variable (AUTH) when PerRoute.
+	Name string
+	// Default is the value used when the variable is unset or empty; ""
+	// when there is none or it depends on other variables (see Doc).
 	Default string
-	Doc     string
+	// Doc says what the variable is, in one line.
+	Doc string
 	// PerRoute is true for the variables of a route.
 	PerRoute bool
+	// Secret is true for variables that hold a credential inline; each has
+	// a _FILE variant, which keeps the value out of the environment.
+	Secret bool
 }
 
-// Variables lists every variable credproxy reads.
+// Variables lists every variable credproxy reads: the globals first, then
+// the route variables, each in a fixed documentation order.
 func Variables() []VarDoc {
 	var out []VarDoc
-	for _, f := range reflect.VisibleFields(reflect.TypeFor[globalEnv]()) {
-		out = append(out, VarDoc{Name: Prefix + f.Tag.Get("env"), Default: f.Tag.Get("envDefault"), Doc: f.Tag.Get("doc")})
+	add := func(t reflect.Type, prefix string, perRoute bool) {
+		for _, f := range reflect.VisibleFields(t) {
+			out = append(out, VarDoc{
+				Name: prefix + f.Tag.Get("env"), Default: f.Tag.Get("envDefault"), Doc: f.Tag.Get("doc"),
+				PerRoute: perRoute, Secret: f.Tag.Get("secret") == "true",
+			})
+		}
 	}
-	for _, f := range reflect.VisibleFields(reflect.TypeFor[routeEnv]()) {
-		out = append(out, VarDoc{Name: f.Tag.Get("env"), Default: f.Tag.Get("envDefault"), Doc: f.Tag.Get("doc"), PerRoute: true})
-	}
+	add(reflect.TypeFor[globalEnv](), Prefix, false)
+	add(reflect.TypeFor[routeEnv](), "", true)
 	return out
 }
 
 // Problem is one thing wrong with the configuration.
 type Problem struct {
-	// Var is the variable at fault.
+	// Var is the variable at fault, e.g. CREDPROXY_UPSTREAM.
 	Var string
-	// Msg says what is wrong with it.
+	// Msg says what is wrong with it. It never contains a secret's value.
 	Msg string
 }
 
-// Error is every problem found in the configuration.
+// Error is every problem found in the configuration, global variables
+// first, then each route's in the order of CREDPROXY_ROUTES, each group in
+// the order of Variables. It is what the command turns into exit code 2.
 type Error struct {
+	// Problems are the problems, never empty.
 	Problems []Problem
 }
 
+// Error returns one line per problem, "VAR: msg".
 func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
@@ -130,10 +157,18 @@ type loader struct {
 	env      map[string]string
 	problems []Problem
 	warnings []string
+	// failed holds the variables caarlos0/env could not parse: their field
+	// holds a zero value, which must not be reported a second time as,
+	// say, too short.
+	failed map[string]bool
 }
 
 func (l *loader) problem(v, format string, args ...any) {
 	l.problems = append(l.problems, Problem{Var: v, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *loader) warn(format string, args ...any) {
+	l.warnings = append(l.warnings, fmt.Sprintf(format, args...))
 }
 
 var (
@@ -141,74 +176,123 @@ var (
 	realmRE     = regexp.MustCompile(`^[a-z0-9]+$`)
 )
 
-// Load reads and validates the configuration from environ. On any problem
-// it returns an *Error listing all of them.
+// Load reads and validates the configuration from environ, the process
+// environment as a map. It reads nothing else: secret files are named in
+// the result, not read, because the exchanges read them anew every time.
+//
+// On any problem it returns a nil Config and an *Error listing all of them.
+// Otherwise Config.Warnings holds what the caller should log.
 func Load(environ map[string]string) (*Config, error) {
-	l := &loader{env: environ}
+	if environ == nil {
+		// caarlos0/env falls back to the process environment when
+		// Options.Environment is nil; Load must only ever see environ.
+		environ = map[string]string{}
+	}
+	l := &loader{env: environ, failed: map[string]bool{}}
 	var g globalEnv
 	l.parse(&g, Prefix)
 	cfg := &Config{
-		AdminAddr:         g.AdminAddr,
-		ForwardAddr:       g.ForwardAddr,
-		CACertFile:        g.CACertFile,
-		CAKeyFile:         g.CAKeyFile,
+		AdminAddr:         strings.TrimSpace(g.AdminAddr),
+		ForwardAddr:       strings.TrimSpace(g.ForwardAddr),
+		CACertFile:        strings.TrimSpace(g.CACertFile),
+		CAKeyFile:         strings.TrimSpace(g.CAKeyFile),
 		ForwardDenyOthers: g.ForwardDenyOthers,
 		TokenAPI:          g.TokenAPI,
-		LogLevel:          strings.ToLower(g.LogLevel),
-		LogFormat:         strings.ToLower(g.LogFormat),
+		LogLevel:          strings.ToLower(strings.TrimSpace(g.LogLevel)),
+		LogFormat:         strings.ToLower(strings.TrimSpace(g.LogFormat)),
 		ShutdownTimeout:   g.ShutdownTimeout,
 	}
 	l.checkGlobals(cfg)
 
-	known := map[string]bool{}
-	for _, v := range Variables() {
-		if !v.PerRoute {
-			known[v.Name] = true
+	routesSet := strings.TrimSpace(g.Routes) != ""
+	if !routesSet {
+		cfg.Routes = []Route{l.route(DefaultRouteName, Prefix, true)}
+	} else {
+		for _, n := range l.routeNames(g.Routes) {
+			cfg.Routes = append(cfg.Routes, l.route(strings.ToLower(n.name), n.prefix, false))
 		}
 	}
-	names := splitList(g.Routes)
-	if len(names) == 0 {
-		cfg.Routes = append(cfg.Routes, l.route(DefaultRouteName, Prefix))
-		markRouteVars(known, Prefix)
-	} else {
-		seen := map[string]string{}
-		for _, name := range names {
-			if !routeNameRE.MatchString(name) {
-				l.problem(Prefix+"ROUTES", "route name %q: use letters, digits, '_' and '-'", name)
-				continue
+
+	pos := positionsOf(cfg.Routes, routesSet)
+	if routesSet {
+		// A bare route variable (CREDPROXY_AUTH) configures nothing once
+		// CREDPROXY_ROUTES is set; ignoring it silently would leave a
+		// credential unused and the operator puzzled. Names that are also
+		// a route's variable (CREDPROXY_REFRESH_TOKEN: route "refresh",
+		// TOKEN) belong to that route.
+		for _, v := range routeSuffixes() {
+			name := Prefix + v
+			if o, ok := pos[name]; ok && o.group == 0 && environ[name] != "" {
+				l.problem(name, "ignored because CREDPROXY_ROUTES is set; use CREDPROXY_<ROUTE>_%s", v)
 			}
-			prefix := Prefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
-			if other, dup := seen[prefix]; dup {
-				l.problem(Prefix+"ROUTES", "routes %q and %q both use the variables %s*", other, name, prefix)
-				continue
-			}
-			seen[prefix] = name
-			cfg.Routes = append(cfg.Routes, l.route(strings.ToLower(name), prefix))
-			markRouteVars(known, prefix)
 		}
-		for _, v := range Variables() {
-			if v.PerRoute && environ[Prefix+v.Name] != "" && !known[Prefix+v.Name] {
-				l.problem(Prefix+v.Name, "ignored because CREDPROXY_ROUTES is set; use CREDPROXY_<ROUTE>_%s", v.Name)
-				known[Prefix+v.Name] = true
-			}
+	}
+	for _, r := range cfg.Routes {
+		if r.Listen != "" || cfg.ForwardAddr != "" {
+			continue
+		}
+		if cfg.TokenAPI {
+			l.warn("route %s has neither %sLISTEN nor CREDPROXY_FORWARD_ADDR: it is reachable only through the token API", r.Name, r.Prefix)
+		} else {
+			l.warn("route %s has neither %sLISTEN nor CREDPROXY_FORWARD_ADDR, and CREDPROXY_TOKEN_API is off: nothing can use it", r.Name, r.Prefix)
 		}
 	}
 	l.checkAddresses(cfg)
-	l.warnUnknown(known)
+	l.warnUnknown(pos)
 
 	if len(l.problems) > 0 {
+		sort.SliceStable(l.problems, func(i, j int) bool {
+			return pos.less(l.problems[i].Var, l.problems[j].Var)
+		})
 		return nil, &Error{Problems: l.problems}
 	}
 	cfg.Warnings = l.warnings
 	return cfg, nil
 }
 
-func markRouteVars(known map[string]bool, prefix string) {
-	for _, v := range Variables() {
-		if v.PerRoute {
-			known[prefix+v.Name] = true
-		}
+// routeName is one accepted entry of CREDPROXY_ROUTES.
+type routeName struct{ name, prefix string }
+
+// routeNames validates the list of CREDPROXY_ROUTES and returns the routes
+// to load.
+func (l *loader) routeNames(list string) []routeName {
+	const v = Prefix + "ROUTES"
+	names := splitList(list)
+	if len(names) == 0 {
+		l.problem(v, "%q lists no route names", list)
 	}
+	var out []routeName
+	byPrefix := map[string]string{} // prefix -> name
+	owner := map[string]string{}    // variable -> name of the route reading it
+	suffixes := routeSuffixes()
+	for _, name := range names {
+		if !routeNameRE.MatchString(name) {
+			l.problem(v, "route name %q: use letters, digits, '_' and '-', starting with a letter or digit", name)
+			continue
+		}
+		prefix := Prefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+		if other, dup := byPrefix[prefix]; dup {
+			l.problem(v, "routes %q and %q both use the variables %s*", other, name, prefix)
+			continue
+		}
+		byPrefix[prefix] = name
+		// Route "a" reads CREDPROXY_A_CSP_CLIENT_ID, which is also route
+		// "a_csp"'s CLIENT_ID: one variable would configure both, and a
+		// credential meant for one upstream could be sent to the other.
+		for _, s := range suffixes {
+			if other, taken := owner[prefix+s]; taken {
+				l.problem(v, "routes %q and %q both read %s: rename one of them", other, name, prefix+s)
+				break
+			}
+		}
+		for _, s := range suffixes {
+			if _, taken := owner[prefix+s]; !taken {
+				owner[prefix+s] = name
+			}
+		}
+		out = append(out, routeName{name: name, prefix: prefix})
+	}
+	return out
 }
 
 // parse fills v from the environment with caarlos0/env, turning its
@@ -230,8 +314,12 @@ func (l *loader) parse(v any, prefix string) {
 			l.problem(prefix+"*", "%v", e)
 			continue
 		}
+		// ParseError names the struct field; its env tag gives the
+		// variable. Only bool, float and duration fields can fail, and
+		// none holds a secret, so quoting the value is safe.
 		f, _ := typ.FieldByName(pe.Name)
 		name := prefix + f.Tag.Get("env")
+		l.failed[name] = true
 		l.problem(name, "%q is not %s", l.env[name], describeType(pe.Type))
 	}
 }
@@ -239,11 +327,11 @@ func (l *loader) parse(v any, prefix string) {
 func describeType(t reflect.Type) string {
 	switch t {
 	case reflect.TypeFor[time.Duration]():
-		return "a duration (e.g. 15s, 2m)"
+		return "a duration (e.g. 15s, 1m)"
 	case reflect.TypeFor[bool]():
 		return "a boolean (true or false)"
 	case reflect.TypeFor[float64]():
-		return "a number"
+		return "a number (e.g. 0.66)"
 	}
 	return "a valid " + t.String()
 }
@@ -262,28 +350,54 @@ func (l *loader) checkGlobals(cfg *Config) {
 	if cfg.ShutdownTimeout < 0 {
 		l.problem(Prefix+"SHUTDOWN_TIMEOUT", "must not be negative")
 	}
-	if (cfg.CACertFile == "") != (cfg.CAKeyFile == "") {
-		l.problem(Prefix+"CA_KEY_FILE", "CREDPROXY_CA_CERT_FILE and CREDPROXY_CA_KEY_FILE go together: set both or neither")
+	switch {
+	case cfg.CACertFile != "" && cfg.CAKeyFile == "":
+		l.problem(Prefix+"CA_KEY_FILE", "required when CREDPROXY_CA_CERT_FILE is set (set both or neither)")
+	case cfg.CACertFile == "" && cfg.CAKeyFile != "":
+		l.problem(Prefix+"CA_CERT_FILE", "required when CREDPROXY_CA_KEY_FILE is set (set both or neither)")
 	}
 }
 
-// route loads and validates the route name whose variables start with prefix.
-func (l *loader) route(name, prefix string) Route {
+// route loads and validates the route name whose variables start with
+// prefix; isDefault is true for the single route of a configuration
+// without CREDPROXY_ROUTES.
+func (l *loader) route(name, prefix string, isDefault bool) Route {
 	var e routeEnv
 	l.parse(&e, prefix)
 	v := func(s string) string { return prefix + s }
+	insecureVar := v("ALLOW_INSECURE_UPSTREAM")
 	r := Route{
-		Name: name, Prefix: prefix, Auth: Kind(strings.ToLower(strings.TrimSpace(e.Auth))),
-		Listen: e.Listen, CSPClientID: e.CSPClientID, CSPOrgID: e.CSPOrgID,
-		SplunkRealm: strings.ToLower(e.SplunkRealm), SplunkEmail: e.SplunkEmail, SplunkOrgID: e.SplunkOrgID,
-		ClientID: e.ClientID, Audience: e.Audience, AuthStyle: strings.ToLower(e.AuthStyle),
-		SubjectTokenFile: e.SubjectTokenFile, SubjectTokenType: e.SubjectTokenType,
-		Scopes:    strings.FieldsFunc(e.Scopes, func(r rune) bool { return r == ',' || r == ' ' }),
-		RefreshAt: e.RefreshAt, ExpiryMargin: e.ExpiryMargin, DefaultTTL: e.DefaultTTL,
-		TokenWait: e.TokenWait, ExchangeTimeout: e.ExchangeTimeout, AllowInsecureUpstream: e.AllowInsecureUpstream,
+		Name:   name,
+		Prefix: prefix,
+		Auth:   Kind(strings.ToLower(strings.TrimSpace(e.Auth))),
+		Listen: strings.TrimSpace(e.Listen),
+
+		CSPClientID: strings.TrimSpace(e.CSPClientID),
+		CSPOrgID:    strings.TrimSpace(e.CSPOrgID),
+
+		SplunkRealm: strings.ToLower(strings.TrimSpace(e.SplunkRealm)),
+		SplunkEmail: strings.TrimSpace(e.SplunkEmail),
+		SplunkOrgID: strings.TrimSpace(e.SplunkOrgID),
+
+		ClientID:         strings.TrimSpace(e.ClientID),
+		Scopes:           splitScopes(e.Scopes),
+		Audience:         strings.TrimSpace(e.Audience),
+		AuthStyle:        strings.ToLower(strings.TrimSpace(e.AuthStyle)),
+		SubjectTokenFile: strings.TrimSpace(e.SubjectTokenFile),
+		SubjectTokenType: strings.TrimSpace(e.SubjectTokenType),
+
+		RefreshAt:             e.RefreshAt,
+		ExpiryMargin:          e.ExpiryMargin,
+		DefaultTTL:            e.DefaultTTL,
+		TokenWait:             e.TokenWait,
+		ExchangeTimeout:       e.ExchangeTimeout,
+		AllowInsecureUpstream: e.AllowInsecureUpstream,
 	}
-	if r.Listen == "" && name == DefaultRouteName && prefix == Prefix {
-		r.Listen = "127.0.0.1:8080"
+	// An empty LISTEN is unset for caarlos0/env too, so the default
+	// route cannot switch its reverse listener off; it has no reason to,
+	// since forward mode needs a route all the same.
+	if r.Listen == "" && isDefault {
+		r.Listen = defaultListen
 	}
 
 	// The credential.
@@ -291,62 +405,67 @@ func (l *loader) route(name, prefix string) Route {
 	case r.Auth == "":
 		l.problem(v("AUTH"), "required (one of %s)", kindList())
 	case !slices.Contains(allKinds, r.Auth):
-		l.problem(v("AUTH"), "%q is not a credential kind (one of %s)", e.Auth, kindList())
+		l.problem(v("AUTH"), "%q is not a credential kind (one of %s)", strings.TrimSpace(e.Auth), kindList())
 	}
 	need := func(name, val string) {
-		if strings.TrimSpace(val) == "" {
+		if val == "" {
 			l.problem(v(name), "required when %s=%s", v("AUTH"), r.Auth)
 		}
 	}
+	sec := func(name, value, file string, required bool) secret.Ref {
+		return l.secret(prefix, name, value, file, r.Auth, required)
+	}
 	switch r.Auth {
 	case KindCSPAPIToken:
-		r.CSPAPIToken = l.secret(prefix, "CSP_API_TOKEN", e.CSPAPIToken, e.CSPAPITokenFile, r.Auth, true)
+		r.CSPAPIToken = sec("CSP_API_TOKEN", e.CSPAPIToken, e.CSPAPITokenFile, true)
 	case KindCSPOAuthApp:
-		need("CSP_CLIENT_ID", e.CSPClientID)
-		r.CSPClientSecret = l.secret(prefix, "CSP_CLIENT_SECRET", e.CSPClientSecret, e.CSPClientSecretFile, r.Auth, true)
+		need("CSP_CLIENT_ID", r.CSPClientID)
+		r.CSPClientSecret = sec("CSP_CLIENT_SECRET", e.CSPClientSecret, e.CSPClientSecretFile, true)
 	case KindSplunkSession:
-		need("SPLUNK_EMAIL", e.SplunkEmail)
-		r.SplunkPassword = l.secret(prefix, "SPLUNK_PASSWORD", e.SplunkPassword, e.SplunkPasswordFile, r.Auth, true)
+		need("SPLUNK_EMAIL", r.SplunkEmail)
+		r.SplunkPassword = sec("SPLUNK_PASSWORD", e.SplunkPassword, e.SplunkPasswordFile, true)
 		if r.SplunkRealm != "" && !realmRE.MatchString(r.SplunkRealm) {
-			l.problem(v("SPLUNK_REALM"), "%q is not a realm name (e.g. us1, eu0)", e.SplunkRealm)
+			l.problem(v("SPLUNK_REALM"), "%q is not a realm name (letters and digits, e.g. us1, eu0)", strings.TrimSpace(e.SplunkRealm))
 		}
 	case KindOAuth2ClientCredential:
-		need("CLIENT_ID", e.ClientID)
-		r.ClientSecret = l.secret(prefix, "CLIENT_SECRET", e.ClientSecret, e.ClientSecretFile, r.Auth, true)
+		need("CLIENT_ID", r.ClientID)
+		r.ClientSecret = sec("CLIENT_SECRET", e.ClientSecret, e.ClientSecretFile, true)
 	case KindOAuth2RefreshToken:
-		r.RefreshToken = l.secret(prefix, "REFRESH_TOKEN", e.RefreshToken, e.RefreshTokenFile, r.Auth, true)
-		r.ClientSecret = l.secret(prefix, "CLIENT_SECRET", e.ClientSecret, e.ClientSecretFile, r.Auth, false)
+		r.RefreshToken = sec("REFRESH_TOKEN", e.RefreshToken, e.RefreshTokenFile, true)
+		r.ClientSecret = sec("CLIENT_SECRET", e.ClientSecret, e.ClientSecretFile, false)
 	case KindOAuth2TokenExchange:
-		need("SUBJECT_TOKEN_FILE", e.SubjectTokenFile)
-		r.ClientSecret = l.secret(prefix, "CLIENT_SECRET", e.ClientSecret, e.ClientSecretFile, r.Auth, false)
+		need("SUBJECT_TOKEN_FILE", r.SubjectTokenFile)
+		r.ClientSecret = sec("CLIENT_SECRET", e.ClientSecret, e.ClientSecretFile, false)
 	case KindStatic:
-		r.Static = l.secret(prefix, "TOKEN", e.Token, e.TokenFile, r.Auth, true)
+		r.Static = sec("TOKEN", e.Token, e.TokenFile, true)
 	}
-	if strings.HasPrefix(string(r.Auth), "oauth2-") {
-		need("TOKEN_URL", e.TokenURL)
-		if e.TokenURL != "" {
-			r.TokenURL = l.url(v("TOKEN_URL"), e.TokenURL, r.AllowInsecureUpstream, v("ALLOW_INSECURE_UPSTREAM"))
+	switch r.Auth {
+	case KindOAuth2ClientCredential, KindOAuth2RefreshToken, KindOAuth2TokenExchange:
+		tokenURL := strings.TrimSpace(e.TokenURL)
+		need("TOKEN_URL", tokenURL)
+		if tokenURL != "" {
+			r.TokenURL = l.url(v("TOKEN_URL"), tokenURL, r.AllowInsecureUpstream, insecureVar)
 		}
 		if r.AuthStyle != "basic" && r.AuthStyle != "body" {
-			l.problem(v("AUTH_STYLE"), "%q is not basic or body", e.AuthStyle)
+			l.problem(v("AUTH_STYLE"), "%q is not basic or body", r.AuthStyle)
 		}
-	}
-	if r.Auth == KindCSPAPIToken || r.Auth == KindCSPOAuthApp {
-		r.CSPURL = l.url(v("CSP_URL"), e.CSPURL, r.AllowInsecureUpstream, v("ALLOW_INSECURE_UPSTREAM"))
+	case KindCSPAPIToken, KindCSPOAuthApp:
+		r.CSPURL = l.url(v("CSP_URL"), e.CSPURL, r.AllowInsecureUpstream, insecureVar)
 	}
 
 	// Where it goes.
-	upstream := e.Upstream
-	if upstream == "" && r.Auth == KindSplunkSession {
+	upstream := strings.TrimSpace(e.Upstream)
+	if upstream == "" && r.Auth == KindSplunkSession && (r.SplunkRealm == "" || realmRE.MatchString(r.SplunkRealm)) {
 		upstream = "https://api.signalfx.com"
 		if r.SplunkRealm != "" {
 			upstream = "https://api." + r.SplunkRealm + ".signalfx.com"
 		}
 	}
-	if upstream == "" {
+	switch {
+	case upstream != "":
+		r.Upstream = l.url(v("UPSTREAM"), upstream, r.AllowInsecureUpstream, insecureVar)
+	case r.Auth != KindSplunkSession: // a bad realm is reported already
 		l.problem(v("UPSTREAM"), "required: the https:// base URL of the API")
-	} else {
-		r.Upstream = l.url(v("UPSTREAM"), upstream, r.AllowInsecureUpstream, v("ALLOW_INSECURE_UPSTREAM"))
 	}
 	for _, h := range splitList(e.Hosts) {
 		if hp, err := checkHost(h); err != nil {
@@ -355,221 +474,203 @@ func (l *loader) route(name, prefix string) Route {
 			r.Hosts = append(r.Hosts, hp)
 		}
 	}
-	r.Header, r.HeaderPrefix = "Authorization", "Bearer"
+
+	// How it goes.
+	r.Header, r.HeaderPrefix = defaultHeader, defaultHeaderPrefix
 	if r.Auth == KindSplunkSession {
-		r.Header, r.HeaderPrefix = "X-Sf-Token", ""
+		r.Header, r.HeaderPrefix = splunkHeader, ""
 	}
-	if e.Header != "" {
-		if !validHeaderName(e.Header) {
-			l.problem(v("HEADER"), "%q is not a valid header name", e.Header)
-		} else if hopByHop[textproto.CanonicalMIMEHeaderKey(e.Header)] {
-			l.problem(v("HEADER"), "%q is managed by HTTP itself and cannot carry a credential", e.Header)
+	if h := strings.TrimSpace(e.Header); h != "" {
+		canon := textproto.CanonicalMIMEHeaderKey(h)
+		switch {
+		case !validHeaderName(h):
+			l.problem(v("HEADER"), "%q is not a valid header name", h)
+		case reservedHeaders[canon]:
+			l.problem(v("HEADER"), "%q is managed by HTTP itself and cannot carry a credential", h)
 		}
-		r.Header = textproto.CanonicalMIMEHeaderKey(e.Header)
+		r.Header = canon
 	}
+	// caarlos0/env cannot tell an empty HEADER_PREFIX from an unset one,
+	// and empty is meaningful: the bare token.
 	if p, set := l.env[v("HEADER_PREFIX")]; set {
-		r.HeaderPrefix = strings.TrimRight(p, " ")
-		if strings.ContainsAny(r.HeaderPrefix, "\r\n") {
-			l.problem(v("HEADER_PREFIX"), "must not contain line breaks")
+		r.HeaderPrefix = strings.TrimSpace(p)
+		if !validHeaderValue(r.HeaderPrefix) {
+			l.problem(v("HEADER_PREFIX"), "must not contain control characters such as line breaks")
 		}
 	}
 
-	// Timing.
-	if r.RefreshAt < 0.1 || r.RefreshAt > 0.9 {
+	// Timing. A variable that did not parse is reported already.
+	ok := func(s string) bool { return !l.failed[v(s)] }
+	// The upper bound leaves room for the automatic expiry margin (at most
+	// 10% of the lifetime): renewing later would leave a gap with no
+	// token to serve. The negated form also refuses NaN.
+	if ok("REFRESH_AT") && !(r.RefreshAt >= 0.1 && r.RefreshAt <= 0.9) {
 		l.problem(v("REFRESH_AT"), "%v is outside 0.1-0.9: the fraction of a token's lifetime after which it is renewed", r.RefreshAt)
 	}
-	if r.ExpiryMargin < 0 {
-		l.problem(v("EXPIRY_MARGIN"), "must not be negative")
+	if ok("EXPIRY_MARGIN") && r.ExpiryMargin < 0 {
+		l.problem(v("EXPIRY_MARGIN"), "%v must not be negative (unset: automatic)", r.ExpiryMargin)
 	}
-	if r.DefaultTTL < 10*time.Second {
+	if ok("DEFAULT_TTL") && r.DefaultTTL < 10*time.Second {
 		l.problem(v("DEFAULT_TTL"), "%v is too short (at least 10s)", r.DefaultTTL)
 	}
-	if r.TokenWait < 0 || r.TokenWait > 5*time.Minute {
+	if ok("TOKEN_WAIT") && (r.TokenWait < 0 || r.TokenWait > 5*time.Minute) {
 		l.problem(v("TOKEN_WAIT"), "%v is outside 0-5m", r.TokenWait)
 	}
-	if r.ExchangeTimeout <= 0 || r.ExchangeTimeout > 5*time.Minute {
-		l.problem(v("EXCHANGE_TIMEOUT"), "%v is outside (0, 5m]", r.ExchangeTimeout)
+	if ok("EXCHANGE_TIMEOUT") && (r.ExchangeTimeout <= 0 || r.ExchangeTimeout > 5*time.Minute) {
+		l.problem(v("EXCHANGE_TIMEOUT"), "%v is outside 0-5m (0 excluded)", r.ExchangeTimeout)
 	}
-	if r.Listen == "" && l.env[Prefix+"FORWARD_ADDR"] == "" {
-		l.warnings = append(l.warnings, fmt.Sprintf("route %s has neither %sLISTEN nor CREDPROXY_FORWARD_ADDR: nothing can use it", name, prefix))
-	}
+
 	return r
 }
 
-// secret reads a secret given inline (name) or as a file (name_FILE).
+// secret returns where the secret name comes from: inline (prefix+name)
+// or a file (prefix+name+"_FILE"). Neither the value nor the file's content
+// appears in a problem.
+//
+// Surrounding white space is removed from both, as from secret files: a
+// value copied from a file or a Kubernetes Secret often ends in a newline,
+// and no credential starts or ends with a space.
 func (l *loader) secret(prefix, name, value, file string, kind Kind, required bool) secret.Ref {
+	value, file = strings.TrimSpace(value), strings.TrimSpace(file)
+	inline, fromFile := prefix+name, prefix+name+"_FILE"
 	switch {
 	case value != "" && file != "":
-		l.problem(prefix+name+"_FILE", "set either %s%s or %s%s_FILE, not both", prefix, name, prefix, name)
+		l.problem(fromFile, "set either %s or %s, not both", inline, fromFile)
 	case file != "":
-		return secret.Ref{File: file, Var: prefix + name + "_FILE"}
+		return secret.Ref{File: file, Var: fromFile}
 	case value != "":
-		return secret.Ref{Value: secret.Secret(value), Var: prefix + name}
+		return secret.Ref{Value: secret.Secret(value), Var: inline}
 	case required:
-		l.problem(prefix+name, "required (or %s%s_FILE) when %sAUTH=%s", prefix, name, prefix, kind)
+		l.problem(inline, "required (or %s) when %sAUTH=%s", fromFile, prefix, kind)
 	}
 	return secret.Ref{}
 }
 
-// url parses an https base URL.
-func (l *loader) url(name, raw string, insecureOK bool, insecureVar string) *url.URL {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	switch {
-	case err != nil:
-		l.problem(name, "%q is not a URL", raw)
-		return nil
-	case u.Scheme == "http" && !insecureOK:
-		l.problem(name, "%q: plain http would expose the credential; use https (or %s=true in tests)", raw, insecureVar)
-		return nil
-	case u.Scheme != "https" && u.Scheme != "http":
-		l.problem(name, "%q: want an https:// URL", raw)
-		return nil
-	case u.Host == "" || u.Hostname() == "":
-		l.problem(name, "%q has no host", raw)
-		return nil
-	case u.User != nil:
-		l.problem(name, "must not contain user information")
-		return nil
-	case u.RawQuery != "" || u.Fragment != "":
-		l.problem(name, "%q: a base URL has no query or fragment", raw)
-		return nil
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			l.problem(name, "%q: bad port", raw)
-			return nil
-		}
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	return u
-}
-
-// checkAddresses validates listener addresses and that no two collide.
-func (l *loader) checkAddresses(cfg *Config) {
-	used := map[string]string{}
-	check := func(name, addr string) {
-		if addr == "" {
-			return
-		}
-		host, port, err := net.SplitHostPort(addr)
-		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
-			l.problem(name, "%q is not host:port (e.g. 127.0.0.1:8080)", addr)
-			return
-		}
-		if other, dup := used[addr]; dup && !strings.HasSuffix(addr, ":0") {
-			l.problem(name, "%s is already used by %s", addr, other)
-			return
-		}
-		used[addr] = name
-		if !isLoopback(host) {
-			l.warnings = append(l.warnings, fmt.Sprintf("%s=%s is not a loopback address: whoever reaches it can use the credential", name, addr))
-		}
-	}
-	check(Prefix+"ADMIN_ADDR", cfg.AdminAddr)
-	check(Prefix+"FORWARD_ADDR", cfg.ForwardAddr)
-	for _, r := range cfg.Routes {
-		check(r.Prefix+"LISTEN", r.Listen)
-	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// warnUnknown warns about CREDPROXY_ variables nobody reads: typos.
-func (l *loader) warnUnknown(known map[string]bool) {
+// warnUnknown warns about CREDPROXY_ variables nobody reads: typos. Their
+// values are not shown; one may be a credential.
+func (l *loader) warnUnknown(known positions) {
 	var unknown []string
 	for k := range l.env {
-		if strings.HasPrefix(k, Prefix) && !known[k] {
+		if _, ok := known[k]; !ok && strings.HasPrefix(k, Prefix) {
 			unknown = append(unknown, k)
 		}
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
-		msg := fmt.Sprintf("%s is not a credproxy variable and is ignored", k)
 		if s := closest(k, known); s != "" {
-			msg += fmt.Sprintf(" (did you mean %s?)", s)
+			l.warn("%s is not a credproxy variable and is ignored (did you mean %s?)", k, s)
+		} else {
+			l.warn("%s is not a credproxy variable and is ignored", k)
 		}
-		l.warnings = append(l.warnings, msg)
 	}
 }
 
-// closest returns the known name within edit distance 2 of k, if any.
-func closest(k string, known map[string]bool) string {
+// position is where a variable's problems sort: group 0 holds the global
+// variables (and, with CREDPROXY_ROUTES, the bare route variables), group
+// i+1 the variables of route i; index is the position in Variables.
+type position struct{ group, index int }
+
+// positions maps every variable credproxy reads in a configuration to its
+// position. It is also the set of known variables.
+type positions map[string]position
+
+// positionsOf returns the positions of the variables of a configuration
+// with routes; routesSet tells whether CREDPROXY_ROUTES is set.
+func positionsOf(routes []Route, routesSet bool) positions {
+	o := positions{}
+	globals, suffixes := 0, routeSuffixes()
+	for _, v := range Variables() {
+		if !v.PerRoute {
+			o[v.Name] = position{0, globals}
+			globals++
+		}
+	}
+	// The first route to claim a name keeps it; routeNames reports the
+	// overlap.
+	for i, r := range routes {
+		for j, s := range suffixes {
+			if _, taken := o[r.Prefix+s]; !taken {
+				o[r.Prefix+s] = position{i + 1, j}
+			}
+		}
+	}
+	if routesSet {
+		for j, s := range suffixes {
+			if _, taken := o[Prefix+s]; !taken {
+				o[Prefix+s] = position{0, globals + j}
+			}
+		}
+	}
+	return o
+}
+
+// less orders problems by variable; variables credproxy does not read
+// (the "CREDPROXY_*" of an unexpected parse error) go last.
+func (o positions) less(a, b string) bool {
+	pa, oka := o[a]
+	pb, okb := o[b]
+	switch {
+	case !oka || !okb:
+		return oka && !okb
+	case pa.group != pb.group:
+		return pa.group < pb.group
+	}
+	return pa.index < pb.index
+}
+
+// routeSuffixes are the names of the route variables, without prefix.
+func routeSuffixes() []string {
+	var s []string
+	for _, v := range Variables() {
+		if v.PerRoute {
+			s = append(s, v.Name)
+		}
+	}
+	return s
+}
+
+// closest returns the known name within edit distance 2 of k, if any,
+// the alphabetically first of the nearest.
+func closest(k string, known positions) string {
 	best, bestD := "", 3
 	for c := range known {
-		if d := editDistance(k, c); d < bestD || (d == bestD && c < best) {
+		// With the limit one above bestD, d == bestD is an exact tie.
+		if d := editDistance(k, c, bestD+1); d < bestD || (d == bestD && best != "" && c < best) {
 			best, bestD = c, d
 		}
 	}
 	return best
 }
 
-func editDistance(a, b string) int {
+// editDistance is the Levenshtein distance of a and b, or a value of at
+// least limit when it is limit or more; the cut-off keeps warnUnknown
+// cheap with many routes.
+func editDistance(a, b string, limit int) int {
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
+	}
 	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
 		cur[0] = i
+		rowMin := cur[0]
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
 		}
-		prev = cur
+		if rowMin >= limit {
+			return limit
+		}
+		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-// checkHost validates a HOSTS entry: a host name or IP, with an optional
-// port, lower-cased.
-func checkHost(h string) (string, error) {
-	if strings.Contains(h, "/") || strings.Contains(h, "@") {
-		return "", errors.New("want a host name or host:port, not a URL")
-	}
-	host, port, err := net.SplitHostPort(h)
-	if err != nil {
-		host, port = h, ""
-	}
-	if port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", errors.New("bad port")
-		}
-	}
-	if host == "" || strings.ContainsAny(host, " \t") {
-		return "", errors.New("bad host name")
-	}
-	h = strings.ToLower(host)
-	if port != "" {
-		h = net.JoinHostPort(h, port)
-	}
-	return h, nil
-}
-
-// hopByHop are headers HTTP itself manages.
-var hopByHop = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
-	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-	"Host": true, "Content-Length": true,
-}
-
-func validHeaderName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return s != ""
 }
 
 func splitList(s string) []string {
@@ -580,6 +681,16 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// splitScopes splits a list of scopes separated by commas or white space;
+// nil when there is none.
+func splitScopes(s string) []string {
+	scopes := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	if len(scopes) == 0 {
+		return nil
+	}
+	return scopes
 }
 
 func kindList() string {
