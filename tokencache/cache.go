@@ -118,17 +118,42 @@ type state struct {
 	refreshAt   time.Time
 	// invalidated is set once an upstream rejected this token.
 	invalidated atomic.Bool
+	// fresh is true while usableUntil is more than preciseWindow away, so
+	// the hot path can skip reading the clock. A timer clears it; if the
+	// timer runs late, the clock is still read in the last preciseWindow
+	// and the expiry margin remains between usableUntil and Expiry.
+	fresh atomic.Bool
+	timer *time.Timer
 }
+
+// preciseWindow is how long before usableUntil the hot path starts to read
+// the clock on every call.
+const preciseWindow = time.Second
 
 func (s *state) usable(now time.Time) bool {
 	return s.usableUntil.IsZero() || now.Before(s.usableUntil)
 }
 
-// usableNow is usable for the hot path. time.Until on a time that carries
-// a monotonic reading reads only the monotonic clock, half the cost of
-// time.Now, and is immune to wall-clock steps.
+// usableNow is usable for the hot path: one atomic load while the token is
+// fresh. Otherwise time.Until on a time that carries a monotonic reading
+// reads only the monotonic clock, half the cost of time.Now, and is immune
+// to wall-clock steps.
 func (s *state) usableNow() bool {
-	return s.usableUntil.IsZero() || time.Until(s.usableUntil) > 0
+	return s.fresh.Load() || s.usableUntil.IsZero() || time.Until(s.usableUntil) > 0
+}
+
+// publish makes s the current token and arms the timer that ends its
+// fresh period. Only the Run loop calls it.
+func (c *Cache) publish(s *state) {
+	if s.usableUntil.IsZero() {
+		s.fresh.Store(true)
+	} else if d := time.Until(s.usableUntil) - preciseWindow; d > 0 {
+		s.fresh.Store(true)
+		s.timer = time.AfterFunc(d, func() { s.fresh.Store(false) })
+	}
+	if old := c.cur.Swap(s); old != nil && old.timer != nil {
+		old.timer.Stop()
+	}
 }
 
 // New returns a Cache around src. Nothing happens until Run.
@@ -329,7 +354,7 @@ func (c *Cache) exchange(ctx context.Context) time.Duration {
 
 	old := c.cur.Load()
 	s := c.schedule(tok, start)
-	c.cur.Store(s)
+	c.publish(s)
 	c.mu.Lock()
 	c.failures, c.lastErr, c.nextAttempt = 0, nil, s.refreshAt
 	c.finishLocked()
@@ -472,6 +497,11 @@ func (c *Cache) stop() {
 	c.finishLocked()
 	c.mu.Unlock()
 	if s := c.cur.Load(); s != nil {
+		// Requests still draining read the clock from now on.
+		s.fresh.Store(false)
+		if s.timer != nil {
+			s.timer.Stop()
+		}
 		c.release(context.Background(), s.tok)
 	}
 }
