@@ -128,8 +128,10 @@ func indent(s string) string {
 const usageHead = `credproxy: a credential-exchange sidecar proxy.
 
 It holds a long-lived secret (a VMware Cloud Services API token or OAuth
-app, or a static token), exchanges it for short-lived access tokens, renews
-them ahead of expiry and injects them into your app's outbound API calls.
+app, a Splunk login, an OAuth 2.0 client secret or refresh token, or a
+static token) or a workload identity token, exchanges it for short-lived
+access tokens, renews them ahead of expiry and injects them into your app's
+outbound API calls.
 
 Usage:
   credproxy [run]          run the proxy, configured from the environment
