@@ -2,6 +2,7 @@ package demo
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -71,7 +72,11 @@ func (o *OAuth2) Valid(token string) bool {
 func (o *OAuth2) Requests() []OAuth2Request {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return append([]OAuth2Request(nil), o.requests...)
+	out := make([]OAuth2Request, len(o.requests))
+	for i, req := range o.requests {
+		out[i] = OAuth2Request{Header: req.Header.Clone(), Form: cloneValues(req.Form)}
+	}
+	return out
 }
 
 // CurrentRefreshToken is the refresh token the server accepts now.
@@ -91,8 +96,13 @@ func (o *OAuth2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "form body expected")
 		return
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
+	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+		oauthError(w, http.StatusRequestEntityTooLarge, "invalid_request", "request body larger than 64 KiB")
+		return
+	}
 	if err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "could not read the request body")
 		return
 	}
 	form, err := url.ParseQuery(string(b))
@@ -111,7 +121,7 @@ func (o *OAuth2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id, _ = url.QueryUnescape(u)
 		sec, _ = url.QueryUnescape(p)
 	}
-	if o.opts.ClientID != "" && (id != o.opts.ClientID || sec != o.opts.ClientSecret) {
+	if o.opts.ClientID != "" && (id != o.opts.ClientID || !secretEqual(sec, o.opts.ClientSecret)) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed")
 		return
 	}

@@ -2,7 +2,7 @@ package demo
 
 import (
 	"encoding/json"
-	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"sync"
@@ -64,7 +64,11 @@ func (s *Splunk) Valid(token string) bool {
 func (s *Splunk) Logins() []SplunkLogin {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]SplunkLogin(nil), s.logins...)
+	out := make([]SplunkLogin, len(s.logins))
+	for i, l := range s.logins {
+		out[i] = SplunkLogin{Header: l.Header.Clone(), Body: maps.Clone(l.Body)}
+	}
+	return out
 }
 
 // Deleted returns the session tokens ended by DELETE, in order.
@@ -119,7 +123,7 @@ func (s *Splunk) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body map[string]any
-	if err := json.NewDecoder(io.LimitReader(r.Body, maxFormBody)).Decode(&body); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBody)).Decode(&body); err != nil {
 		splunkError(w, http.StatusBadRequest, "malformed JSON")
 		return
 	}
@@ -129,7 +133,7 @@ func (s *Splunk) login(w http.ResponseWriter, r *http.Request) {
 	email, _ := body["email"].(string)
 	password, _ := body["password"].(string)
 	org, _ := body["organizationId"].(string)
-	if email != s.opts.Email || password != s.opts.Password || (s.opts.OrgID != "" && org != s.opts.OrgID) {
+	if email != s.opts.Email || !secretEqual(password, s.opts.Password) || (s.opts.OrgID != "" && org != s.opts.OrgID) {
 		splunkError(w, http.StatusBadRequest, "Invalid email or password")
 		return
 	}
