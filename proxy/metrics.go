@@ -21,8 +21,10 @@ type Metrics struct {
 	requests         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	replayCount      *prometheus.CounterVec
+	renewals         *prometheus.CounterVec
 	connects         *prometheus.CounterVec
 	leafSigned       prometheus.Counter
+	tokenAPI         *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics on a new registry, with the Go runtime and
@@ -52,6 +54,14 @@ func NewMetrics() *Metrics {
 			Name: "credproxy_upstream_401_total",
 			Help: "Upstream 401 answers to a request with a replayable body, by outcome: replayed with a renewed token, or failed (the 401 went back to the client).",
 		}, []string{"route", "outcome"}),
+		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credproxy_token_renewals_total",
+			Help: "Exchanges that renew a held token, by route, trigger (scheduled: ahead of expiry or a retry; upstream_401: the upstream rejected the token) and result (ok or the failure reason, as in credproxy_exchanges_total).",
+		}, []string{"route", "trigger", "result"}),
+		tokenAPI: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credproxy_token_api_requests_total",
+			Help: "Requests to the token API (GET /v1/token/<route>) by route (empty for an unknown route) and status code.",
+		}, []string{"route", "status"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credproxy_forward_connects_total",
 			Help: "CONNECT requests to the forward proxy by decision: intercept (a route host), tunnel (passed through untouched) or deny.",
@@ -61,7 +71,7 @@ func NewMetrics() *Metrics {
 			Help: "Leaf certificates signed by the forward-proxy CA for intercepted hosts.",
 		}),
 	}
-	m.reg.MustRegister(m.exchanges, m.exchangeDuration, m.requests, m.upstreamDuration, m.replayCount, m.connects, m.leafSigned,
+	m.reg.MustRegister(m.exchanges, m.exchangeDuration, m.requests, m.upstreamDuration, m.replayCount, m.renewals, m.tokenAPI, m.connects, m.leafSigned,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -69,12 +79,17 @@ func NewMetrics() *Metrics {
 // Registry returns the registry, for /metrics and for further collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// ObserveExchange returns a tokencache.Options.OnExchange hook for a route.
+// ObserveExchange returns a tokencache.Options.OnExchange hook for a route:
+// every exchange is counted by result and timed; one that renews a held
+// token is also counted by what triggered it.
 func (m *Metrics) ObserveExchange(route, kind string) func(tokencache.Exchange) {
 	dur := m.exchangeDuration.WithLabelValues(route, kind)
 	return func(e tokencache.Exchange) {
 		m.exchanges.WithLabelValues(route, kind, e.Result).Inc()
 		dur.Observe(e.Duration.Seconds())
+		if e.Trigger != "" && e.Trigger != "initial" {
+			m.renewals.WithLabelValues(route, e.Trigger, e.Result).Inc()
+		}
 	}
 }
 
@@ -88,6 +103,11 @@ func (m *Metrics) WatchRoute(route string, status func() tokencache.Status) {
 			Help:        "Seconds until the route's current token expires (0 when none is held; absent for tokens without expiry).",
 			ConstLabels: labels,
 		}, func() float64 { return max(0, status().ExpiresIn) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "credproxy_exchange_consecutive_failures",
+			Help:        "Exchanges of the route that failed in a row since its last success (0 when the last one succeeded).",
+			ConstLabels: labels,
+		}, func() float64 { return float64(status().ConsecutiveFailures) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "credproxy_route_ready",
 			Help:        "1 when the route holds a valid token.",

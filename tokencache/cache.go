@@ -77,6 +77,10 @@ type Exchange struct {
 	// Lifetime is the new token's lifetime, zero when it has no expiry or
 	// the exchange failed.
 	Lifetime time.Duration
+	// Trigger says why the exchange ran: "initial" (no token held yet),
+	// "scheduled" (renewal ahead of expiry, or its retry) or
+	// "upstream_401" (the upstream rejected the held token).
+	Trigger string
 }
 
 // Cache holds one route's token. Token and Invalidate may be called from
@@ -333,6 +337,13 @@ func (c *Cache) renewNeeded() bool {
 // until the next one.
 func (c *Cache) exchange(ctx context.Context) time.Duration {
 	start := time.Now()
+	trigger := "initial"
+	if held := c.cur.Load(); held != nil {
+		trigger = "scheduled"
+		if held.invalidated.Load() {
+			trigger = "upstream_401"
+		}
+	}
 	c.mu.Lock()
 	c.lastAttempt, c.inFlight = start, true
 	c.mu.Unlock()
@@ -349,7 +360,7 @@ func (c *Cache) exchange(ctx context.Context) time.Duration {
 		if ctx.Err() != nil {
 			return 0 // shutting down; Run sees ctx
 		}
-		return c.failed(err, timedOut, took)
+		return c.failed(err, timedOut, took, trigger)
 	}
 
 	old := c.cur.Load()
@@ -375,7 +386,7 @@ func (c *Cache) exchange(ctx context.Context) time.Duration {
 		zap.Duration("duration", took),
 		zap.Stringer("token", tok.Value),
 	)
-	c.observe(Exchange{Result: "ok", Duration: took, Lifetime: lifetime})
+	c.observe(Exchange{Result: "ok", Duration: took, Lifetime: lifetime, Trigger: trigger})
 	if old != nil && old.tok.Value != tok.Value {
 		c.release(ctx, old.tok)
 	}
@@ -411,7 +422,7 @@ func (c *Cache) schedule(tok exchange.Token, obtained time.Time) *state {
 }
 
 // failed records a failed exchange and returns the backoff delay.
-func (c *Cache) failed(err error, timedOut bool, took time.Duration) time.Duration {
+func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger string) time.Duration {
 	result := classify(err, timedOut)
 	c.mu.Lock()
 	c.failures++
@@ -436,7 +447,7 @@ func (c *Cache) failed(err error, timedOut bool, took time.Duration) time.Durati
 	} else {
 		c.log.Warn("exchange failed", fields...)
 	}
-	c.observe(Exchange{Result: result, Duration: took})
+	c.observe(Exchange{Result: result, Duration: took, Trigger: trigger})
 	return delay
 }
 
