@@ -10,16 +10,19 @@ import (
 	"github.com/credproxy/credproxy/tokencache"
 )
 
-// Admin serves the admin listener: /healthz, /readyz and /metrics.
+// Admin serves the admin listener: /healthz, /readyz and /metrics, and
+// once enabled the status page (EnableStatusPage) and the token API
+// (EnableTokenAPI).
 type Admin struct {
 	mux      *http.ServeMux
+	metrics  *Metrics
 	statuses []func() tokencache.Status
 	stopping atomic.Bool
 }
 
 // NewAdmin returns the admin handler reporting on the given routes.
 func NewAdmin(metrics *Metrics, statuses []func() tokencache.Status) *Admin {
-	a := &Admin{mux: http.NewServeMux(), statuses: statuses}
+	a := &Admin{mux: http.NewServeMux(), metrics: metrics, statuses: statuses}
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/credproxy/credproxy/tokencache"
+)
+
+// TokenAPIPath is where the token API answers: GET TokenAPIPath + route.
+const TokenAPIPath = "/v1/token/"
+
+// TokenResponse is the token API's answer. It is the only place a token
+// ever leaves credproxy other than in a proxied request's header.
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	// TokenType is the route's header prefix ("Bearer" by default); a
+	// route that sends the bare token (Splunk's X-SF-Token) says "Bearer"
+	// too, as OAuth 2.0 clients expect a type.
+	TokenType string `json:"token_type"`
+	// ExpiresIn is the whole seconds left; 0 with ExpiresAt omitted for a
+	// token without expiry (static).
+	ExpiresIn int64     `json:"expires_in"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// EnableTokenAPI serves GET /v1/token/<route> on the admin listener, for
+// scripts that need the token itself (CREDPROXY_TOKEN_API=true).
+//
+// Like a cloud metadata service it answers only requests that cannot come
+// from a browser or through a proxy by accident: the header
+// `Metadata: true` is required (a browser cannot add it cross-origin
+// without a preflight, which is never granted), and a request with
+// X-Forwarded-For, Forwarded, Origin or Sec-Fetch-* is refused, as is a
+// Host that is a name other than localhost (DNS rebinding needs one).
+// Every answer carries Cache-Control: no-store. The token appears in the
+// response body and nowhere else: logs show its fingerprint.
+func (a *Admin) EnableTokenAPI(routes []*Route, log *zap.Logger) {
+	byName := make(map[string]*Route, len(routes))
+	for _, r := range routes {
+		byName[r.Name] = r
+	}
+	a.mux.Handle(TokenAPIPath, &tokenAPI{routes: byName, metrics: a.metrics, log: log.Named("tokenapi")})
+}
+
+type tokenAPI struct {
+	routes  map[string]*Route
+	metrics *Metrics
+	log     *zap.Logger
+}
+
+func (t *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, TokenAPIPath)
+	route := t.routes[name]
+	label := ""
+	if route != nil {
+		label = name
+	}
+	status, body, resp := t.answer(r, name, route)
+	if t.metrics != nil {
+		t.metrics.tokenAPI.WithLabelValues(label, strconv.Itoa(status)).Inc()
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if resp == nil {
+		t.log.Warn("token API request refused", zap.String("route", label), zap.String("remote", r.RemoteAddr),
+			zap.Int("status", status), zap.String("error", body.Error))
+		if status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", "GET")
+		}
+		writeError(w, status, body)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(resp); err != nil {
+		t.log.Debug("token API: client went away", zap.Error(err))
+	}
+}
+
+// answer decides the response: a token, or a status and error body.
+func (t *tokenAPI) answer(r *http.Request, name string, route *Route) (int, errorBody, *TokenResponse) {
+	if reason := refuse(r); reason != "" {
+		return http.StatusForbidden, errorBody{Error: "forbidden", Route: name, Detail: reason}, nil
+	}
+	if r.Method != http.MethodGet {
+		return http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed", Route: name, Detail: "the token API answers GET only"}, nil
+	}
+	if route == nil || name == "" || strings.Contains(name, "/") {
+		return http.StatusNotFound, errorBody{Error: "unknown_route", Route: name, Detail: "no route of that name"}, nil
+	}
+	tok, err := route.Tokens.Token(r.Context())
+	if err != nil {
+		detail := err.Error()
+		var ue *tokencache.UnavailableError
+		if errors.As(err, &ue) {
+			detail = ue.Detail
+		}
+		return http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: name, Detail: detail}, nil
+	}
+	typ := route.Prefix
+	if typ == "" {
+		typ = "Bearer"
+	}
+	resp := &TokenResponse{AccessToken: tok.Value.Reveal(), TokenType: typ}
+	if !tok.Expiry.IsZero() {
+		resp.ExpiresAt = tok.Expiry.UTC()
+		resp.ExpiresIn = max(0, int64(time.Until(tok.Expiry)/time.Second))
+	}
+	t.log.Info("token handed out", zap.String("route", name), zap.String("remote", r.RemoteAddr),
+		zap.Stringer("token", tok.Value), zap.Int64("expires_in", resp.ExpiresIn))
+	return http.StatusOK, errorBody{}, resp
+}
+
+// refuse returns why a request may not have a token, or "" when it may.
+func refuse(r *http.Request) string {
+	if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
+		return "the header Metadata: true is required"
+	}
+	for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"} {
+		if _, ok := r.Header[h]; ok {
+			return "requests that came through a proxy (" + h + ") are refused"
+		}
+	}
+	if _, ok := r.Header["Origin"]; ok {
+		return "requests from a browser (Origin) are refused"
+	}
+	for h := range r.Header {
+		if strings.HasPrefix(h, "Sec-Fetch-") {
+			return "requests from a browser (" + h + ") are refused"
+		}
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if net.ParseIP(host) == nil && !strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return "the Host must be an IP address or localhost (DNS-rebinding protection)"
+	}
+	return ""
+}

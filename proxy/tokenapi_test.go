@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/tokencache"
+)
+
+const apiTestToken = "tokapi-SECRET-7f3a9c"
+
+// startTokenAPI serves an admin listener with the token API over routes
+// "wf" (a token expiring in an hour, Bearer), "sf" (no prefix, no expiry)
+// and "down" (no token to be had).
+func startTokenAPI(t *testing.T) (*httptest.Server, *Metrics, *logtest.Capture) {
+	t.Helper()
+	log, logs := logtest.New(t)
+	m := NewMetrics()
+	admin := NewAdmin(m, nil)
+	admin.EnableTokenAPI([]*Route{
+		{Name: "wf", Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: apiTestToken, Expiry: time.Now().Add(time.Hour)}}},
+		{Name: "sf", Header: "X-Sf-Token", Tokens: &fakeTokens{tok: exchange.Token{Value: apiTestToken + "-static"}}},
+		{Name: "down", Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{err: &tokencache.UnavailableError{Route: "down", Detail: "csp: HTTP 400: invalid_grant"}}},
+	}, log)
+	srv := httptest.NewServer(admin)
+	t.Cleanup(srv.Close)
+	return srv, m, logs
+}
+
+type apiAnswer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func callTokenAPI(t *testing.T, method, url string, header map[string]string, host string) apiAnswer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return apiAnswer{resp.StatusCode, resp.Header, string(b)}
+}
+
+func TestTokenAPIAnswersWithToken(t *testing.T) {
+	srv, m, logs := startTokenAPI(t)
+	before := time.Now()
+	got := callTokenAPI(t, "GET", srv.URL+"/v1/token/wf", map[string]string{"Metadata": "true"}, "")
+	if got.status != 200 {
+		t.Fatalf("status %d %s", got.status, got.body)
+	}
+	if cc := got.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", cc)
+	}
+	if ct := got.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(got.body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["access_token"] != apiTestToken || body["token_type"] != "Bearer" {
+		t.Errorf("body %s", got.body)
+	}
+	if in, _ := body["expires_in"].(float64); in < 3590 || in > 3600 {
+		t.Errorf("expires_in = %v, want about 3600", body["expires_in"])
+	}
+	at, err := time.Parse(time.RFC3339, body["expires_at"].(string))
+	if err != nil || at.Before(before.Add(time.Hour).Add(-time.Second)) || at.After(time.Now().Add(time.Hour)) {
+		t.Errorf("expires_at = %v (%v)", body["expires_at"], err)
+	}
+	if len(body) != 4 {
+		t.Errorf("want exactly access_token, token_type, expires_in, expires_at; got %s", got.body)
+	}
+
+	// A token without expiry: expires_in 0, no expires_at.
+	got = callTokenAPI(t, "GET", srv.URL+"/v1/token/sf", map[string]string{"Metadata": "True"}, "localhost")
+	var static TokenResponse
+	if err := json.Unmarshal([]byte(got.body), &static); err != nil || got.status != 200 {
+		t.Fatalf("%d %s %v", got.status, got.body, err)
+	}
+	if diff := cmp.Diff(TokenResponse{AccessToken: apiTestToken + "-static", TokenType: "Bearer"}, static); diff != "" || strings.Contains(got.body, "expires_at") {
+		t.Errorf("static token (-want +got):\n%s%s", diff, got.body)
+	}
+	if n := counterValue(t, m, "credproxy_token_api_requests_total", "route", "wf"); n != 1 {
+		t.Errorf("token API requests for wf = %v, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "token handed out") {
+		t.Error("handing out a token is not logged")
+	}
+	logtest.AssertNoSecrets(t, "logs", logs.String(), apiTestToken)
+}
+
+func TestTokenAPIRefusals(t *testing.T) {
+	srv, m, logs := startTokenAPI(t)
+	md := map[string]string{"Metadata": "true"}
+	with := func(k, v string) map[string]string { return map[string]string{"Metadata": "true", k: v} }
+	tcs := []struct {
+		desc   string
+		method string
+		path   string
+		header map[string]string
+		host   string
+		status int
+		error  string
+	}{
+		{"no Metadata header", "GET", "/v1/token/wf", nil, "", 403, "forbidden"},
+		{"Metadata false", "GET", "/v1/token/wf", map[string]string{"Metadata": "false"}, "", 403, "forbidden"},
+		{"through a proxy", "GET", "/v1/token/wf", with("X-Forwarded-For", "10.0.0.9"), "", 403, "forbidden"},
+		{"Forwarded", "GET", "/v1/token/wf", with("Forwarded", "for=10.0.0.9"), "", 403, "forbidden"},
+		{"browser Origin", "GET", "/v1/token/wf", with("Origin", "http://127.0.0.1:9901"), "", 403, "forbidden"},
+		{"browser fetch metadata", "GET", "/v1/token/wf", with("Sec-Fetch-Site", "same-origin"), "", 403, "forbidden"},
+		{"DNS rebinding host", "GET", "/v1/token/wf", md, "attacker.example:9901", 403, "forbidden"},
+		{"POST", "POST", "/v1/token/wf", md, "", 405, "method_not_allowed"},
+		{"HEAD", "HEAD", "/v1/token/wf", md, "", 405, ""},
+		{"unknown route", "GET", "/v1/token/nope", md, "", 404, "unknown_route"},
+		{"no route", "GET", "/v1/token/", md, "", 404, "unknown_route"},
+		{"nested path", "GET", "/v1/token/wf/x", md, "", 404, "unknown_route"},
+		{"no valid token", "GET", "/v1/token/down", md, "", 503, "credential_unavailable"},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.desc, func(t *testing.T) {
+			got := callTokenAPI(t, tc.method, srv.URL+tc.path, tc.header, tc.host)
+			if got.status != tc.status {
+				t.Errorf("status %d, want %d (%s)", got.status, tc.status, got.body)
+			}
+			if cc := got.header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("Cache-Control = %q", cc)
+			}
+			if strings.Contains(got.body, apiTestToken) {
+				t.Errorf("refusal carries the token: %s", got.body)
+			}
+			if tc.error == "" {
+				return
+			}
+			var body errorBody
+			if err := json.Unmarshal([]byte(got.body), &body); err != nil || body.Error != tc.error || body.Detail == "" {
+				t.Errorf("body %s (%v), want error %q with a detail", got.body, err, tc.error)
+			}
+			if tc.status == 405 && got.header.Get("Allow") != "GET" {
+				t.Errorf("Allow = %q", got.header.Get("Allow"))
+			}
+		})
+	}
+	if n := counterValue(t, m, "credproxy_token_api_requests_total", "status", "403"); n != 7 {
+		t.Errorf("403s counted %v, want 7", n)
+	}
+	logtest.AssertNoSecrets(t, "logs", logs.String(), apiTestToken)
+}
+
+func TestTokenAPIOffByDefault(t *testing.T) {
+	admin := NewAdmin(NewMetrics(), nil)
+	srv := httptest.NewServer(admin)
+	defer srv.Close()
+	got := callTokenAPI(t, "GET", srv.URL+"/v1/token/default", map[string]string{"Metadata": "true"}, "")
+	if got.status != 404 {
+		t.Errorf("token API without EnableTokenAPI: %d %s", got.status, got.body)
+	}
+}
