@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"embed"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/credproxy/credproxy/tokencache"
+)
+
+// static holds the status page: one HTML file with its script and style
+// sheet, served from the binary (no external assets, nothing fetched from
+// elsewhere).
+//
+//go:embed static/status.html static/status.js static/status.css
+var static embed.FS
+
+// statusPageCSP allows the page its own script, style sheet and JSON and
+// nothing else: no inline code, no other origin, no framing.
+const statusPageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// StatusRoute is a route as the status page shows it.
+type StatusRoute struct {
+	// Name is the route's name.
+	Name string
+	// Upstream is the route's upstream base URL (shown redacted).
+	Upstream string
+	// Listen is the route's reverse-proxy address, empty when it has none.
+	Listen string
+	// Status reports the route's token state (tokencache.Cache.Status).
+	Status func() tokencache.Status
+}
+
+// routeView is one route in /status.json: the token state (never a token)
+// with where the route goes.
+type routeView struct {
+	tokencache.Status
+	Upstream string `json:"upstream"`
+	Listen   string `json:"listen,omitempty"`
+}
+
+// statusView is the /status.json body.
+type statusView struct {
+	Ready        bool        `json:"ready"`
+	ShuttingDown bool        `json:"shutting_down,omitempty"`
+	Now          time.Time   `json:"now"`
+	Routes       []routeView `json:"routes"`
+}
+
+// EnableStatusPage serves the status page for the person on call at GET /
+// (with /status.js and /status.css) and its data at GET /status.json. The
+// page refreshes itself from the JSON and counts each token's expiry down
+// in between.
+func (a *Admin) EnableStatusPage(routes []StatusRoute) {
+	a.mux.HandleFunc("GET /{$}", serveStatic("static/status.html", "text/html; charset=utf-8"))
+	a.mux.HandleFunc("GET /status.js", serveStatic("static/status.js", "text/javascript; charset=utf-8"))
+	a.mux.HandleFunc("GET /status.css", serveStatic("static/status.css", "text/css; charset=utf-8"))
+	a.mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) {
+		body := statusView{Ready: true, Now: time.Now().UTC(), Routes: make([]routeView, 0, len(routes))}
+		for _, r := range routes {
+			st := r.Status()
+			body.Routes = append(body.Routes, routeView{Status: st, Upstream: r.Upstream, Listen: r.Listen})
+			body.Ready = body.Ready && st.Ready
+		}
+		if a.stopping.Load() {
+			body.Ready, body.ShuttingDown = false, true
+		}
+		securityHeaders(w)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(body)
+	})
+}
+
+func serveStatic(name, contentType string) http.HandlerFunc {
+	b, err := static.ReadFile(name)
+	if err != nil {
+		panic("proxy: embedded " + name + " missing: " + err.Error()) // a build error, caught by every test
+	}
+	return func(w http.ResponseWriter, _ *http.Request) {
+		securityHeaders(w)
+		w.Header().Set("Content-Type", contentType)
+		_, _ = w.Write(b)
+	}
+}
+
+func securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", statusPageCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
