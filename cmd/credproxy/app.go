@@ -140,6 +140,20 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		}})
 	}
 	a.admin = proxy.NewAdmin(a.metrics, statuses)
+	var page []proxy.StatusRoute
+	var routes []*proxy.Route
+	for _, r := range a.routes {
+		upstream := ""
+		if r.cfg.Upstream != nil {
+			upstream = r.cfg.Upstream.Redacted()
+		}
+		page = append(page, proxy.StatusRoute{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen, Status: r.cache.Status})
+		routes = append(routes, r.route)
+	}
+	a.admin.EnableStatusPage(page)
+	if cfg.TokenAPI {
+		a.admin.EnableTokenAPI(routes, log.Named("admin"))
+	}
 	if cfg.ForwardAddr != "" {
 		ca, err := loadCA(cfg, log)
 		if err != nil {
