@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// result is one measurement: a contender at a number of connections.
+type result struct {
+	RPS      float64
+	P50, P99 time.Duration
+	Requests int64
+	Errors   int64
+}
+
+// runWrk loads url with wrk for d over conns keep-alive connections.
+// header, when set, is sent with every request (the direct baseline).
+func runWrk(ctx context.Context, url string, conns int, d time.Duration, header string) (result, error) {
+	threads := min(conns, 2)
+	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency", "--timeout", "10s"}
+	if header != "" {
+		args = append(args, "-H", header)
+	}
+	args = append(args, url)
+	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return parseWrk(string(out))
+}
+
+var (
+	wrkPct      = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
+	wrkRPS      = regexp.MustCompile(`(?m)^Requests/sec:\s+([\d.]+)`)
+	wrkTotal    = regexp.MustCompile(`(?m)^\s+(\d+) requests in`)
+	wrkNon2xx   = regexp.MustCompile(`(?m)Non-2xx or 3xx responses:\s+(\d+)`)
+	wrkSockErrs = regexp.MustCompile(`(?m)Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+// parseWrk reads wrk's --latency report.
+func parseWrk(out string) (result, error) {
+	var r result
+	m := wrkRPS.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("wrk: no Requests/sec in output:\n%s", out)
+	}
+	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	if m := wrkTotal.FindStringSubmatch(out); m != nil {
+		r.Requests, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	for _, m := range wrkPct.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[3]]
+		d := time.Duration(v * float64(unit))
+		if m[1] == "50" {
+			r.P50 = d
+		} else {
+			r.P99 = d
+		}
+	}
+	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		r.Errors += n
+	}
+	if m := wrkSockErrs.FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			r.Errors += n
+		}
+	}
+	return r, nil
+}
+
+// loadOptions configure the Go load generator used for forward mode,
+// which wrk cannot drive (it does not speak CONNECT).
+type loadOptions struct {
+	URL      string
+	Proxy    *url.URL // nil: direct
+	TLS      *tls.Config
+	Conns    int
+	Duration time.Duration
+	NewConn  bool   // a new connection (CONNECT and TLS handshake) per request
+	Header   string // "Name: value" sent with every request, for the direct baseline
+	WarmUp   time.Duration
+}
+
+// runLoad runs opt.Conns workers, each with a transport of its own (so one
+// client connection per worker, as with wrk), issuing GET opt.URL in a
+// loop for opt.Duration. With NewConn every request opens a new
+// connection: the cost a single-shot script (curl in a loop) pays.
+func runLoad(ctx context.Context, opt loadOptions) (result, error) {
+	var hname, hval string
+	if opt.Header != "" {
+		hname, hval, _ = strings.Cut(opt.Header, ":")
+		hval = strings.TrimSpace(hval)
+	}
+	type worker struct {
+		lat  []time.Duration
+		errs int64
+		err  error
+	}
+	workers := make([]*worker, opt.Conns)
+	var wg sync.WaitGroup
+	var measuring sync.WaitGroup
+	measuring.Add(1)
+	startAt := make(chan time.Time)
+	stopAt := make(chan struct{})
+	for i := range workers {
+		w := &worker{}
+		workers[i] = w
+		wg.Go(func() {
+			tr := &http.Transport{
+				TLSClientConfig:     opt.TLS,
+				DisableKeepAlives:   opt.NewConn,
+				MaxIdleConnsPerHost: 1,
+				MaxConnsPerHost:     1,
+				DisableCompression:  true,
+			}
+			if opt.Proxy != nil {
+				tr.Proxy = http.ProxyURL(opt.Proxy)
+			}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			req, err := http.NewRequestWithContext(ctx, "GET", opt.URL, nil)
+			if err != nil {
+				w.err = err
+				return
+			}
+			if hname != "" {
+				req.Header.Set(hname, hval)
+			}
+			one := func() error {
+				resp, err := client.Do(req)
+				if err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			}
+			// Warm up: connections open, leaves signed, pools filled.
+			warmEnd := time.Now().Add(opt.WarmUp)
+			for time.Now().Before(warmEnd) {
+				if err := one(); err != nil {
+					w.err = fmt.Errorf("warm-up: %w", err)
+					return
+				}
+			}
+			<-startAt
+			w.lat = make([]time.Duration, 0, 1<<14)
+			for {
+				select {
+				case <-stopAt:
+					return
+				default:
+				}
+				t0 := time.Now()
+				if err := one(); err != nil {
+					w.errs++
+					if w.errs > 100 {
+						w.err = err
+						return
+					}
+					continue
+				}
+				w.lat = append(w.lat, time.Since(t0))
+			}
+		})
+	}
+	time.Sleep(opt.WarmUp + 100*time.Millisecond)
+	t0 := time.Now()
+	close(startAt)
+	select {
+	case <-time.After(opt.Duration):
+	case <-ctx.Done():
+	}
+	close(stopAt)
+	elapsed := time.Since(t0)
+	wg.Wait()
+	var all []time.Duration
+	var r result
+	for _, w := range workers {
+		if w.err != nil {
+			return r, w.err
+		}
+		all = append(all, w.lat...)
+		r.Errors += w.errs
+	}
+	if len(all) == 0 {
+		return r, fmt.Errorf("no request completed")
+	}
+	slices.Sort(all)
+	r.Requests = int64(len(all))
+	r.RPS = float64(len(all)) / elapsed.Seconds()
+	r.P50 = all[len(all)/2]
+	r.P99 = all[len(all)*99/100]
+	return r, nil
+}

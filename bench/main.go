@@ -1,0 +1,524 @@
+// Command bench measures credproxy side by side with what users would
+// deploy instead, in one run on loopback:
+//
+//   - reverse mode: a direct TLS call, credproxy, nginx with a static
+//     proxy_set_header and HAProxy with http-request set-header, all to the
+//     same TLS upstream with keep-alive, at 1, 32 and 256 connections
+//     (wrk);
+//   - forward mode: credproxy's TLS interception, mitmproxy (mitmdump with
+//     an addon that sets the header) and a direct call, with keep-alive
+//     and with a new connection per request (a Go load generator, since
+//     wrk does not speak CONNECT);
+//   - credproxy's memory: RSS idle, at 256 connections and after a million
+//     requests;
+//   - the token hot path (go test -bench in tokencache).
+//
+// It builds credproxy from this repository and runs the real binary, then
+// writes bench/results.md and bench/results.svg. Run it from the
+// repository root:
+//
+//	go run ./bench                 # about 6 minutes
+//	go run ./bench -duration 3s    # a quicker look
+//
+// It needs wrk, nginx, haproxy and mitmdump (Debian: apt-get install -y
+// wrk nginx haproxy mitmproxy) and says what is missing. Logs and the
+// generated configurations are kept in bench/results/ (not committed).
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "upstream" {
+		if err := runUpstream(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench upstream:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// benchToken is the static credential every contender injects; the
+// upstream answers 401 to anything else.
+const benchToken = "bench-static-token-5f2c9a"
+
+// tools are the programs the run needs and the Debian package of each.
+var tools = []struct{ bin, pkg string }{
+	{"wrk", "wrk"}, {"nginx", "nginx"}, {"haproxy", "haproxy"}, {"mitmdump", "mitmproxy"},
+}
+
+// config is the command line.
+type config struct {
+	duration time.Duration
+	conns    []int
+	fwdConns []int
+	million  int64
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var cfg config
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of each measurement")
+	conns := fs.String("conns", "1,32,256", "reverse-mode connection counts")
+	fwdConns := fs.String("forward-conns", "1,32", "forward-mode connection counts")
+	fs.Int64Var(&cfg.million, "requests", 1_000_000, "requests credproxy has served before the 'after N requests' RSS reading")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if cfg.conns, err = parseInts(*conns); err != nil {
+		return fmt.Errorf("-conns: %w", err)
+	}
+	if cfg.fwdConns, err = parseInts(*fwdConns); err != nil {
+		return fmt.Errorf("-forward-conns: %w", err)
+	}
+
+	var missing []string
+	for _, t := range tools {
+		if _, err := exec.LookPath(t.bin); err != nil {
+			missing = append(missing, t.pkg)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing tools; install them with:\n  sudo apt-get update && sudo apt-get install -y %s", strings.Join(missing, " "))
+	}
+
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, "bench", "results")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	logf("building credproxy")
+	bin := filepath.Join(dir, "credproxy")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/credproxy")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/credproxy: %w\n%s", err, out)
+	}
+
+	env, err := startAll(ctx, dir, bin)
+	defer env.stopAll()
+	if err != nil {
+		return err
+	}
+	rep := &report{Started: time.Now(), Duration: cfg.duration, Machine: machine(), Versions: env.versions}
+
+	if rep.RSSIdle, err = rssKiB(env.credproxy.cmd.Process.Pid); err != nil {
+		return err
+	}
+
+	logf("reverse mode")
+	for _, n := range cfg.conns {
+		row := reverseRow{Conns: n, By: map[string]result{}}
+		for _, c := range []struct{ name, url, header string }{
+			{"direct", env.upURL, "Authorization: Bearer " + benchToken},
+			{"credproxy", env.credproxyURL, ""},
+			{"nginx", env.nginxURL, ""},
+			{"haproxy", env.haproxyURL, ""},
+		} {
+			var s *rssSampler
+			if c.name == "credproxy" {
+				s = sampleRSS(env.credproxy.cmd.Process.Pid)
+			}
+			r, err := runWrk(ctx, c.url+"/api/v2/query", n, cfg.duration, c.header)
+			if s != nil {
+				peak := s.peak()
+				if n == 256 {
+					rep.RSS256 = peak
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("%s at %d connections: %w", c.name, n, err)
+			}
+			if r.Errors > 0 {
+				return fmt.Errorf("%s at %d connections: %d errors or non-2xx answers", c.name, n, r.Errors)
+			}
+			logf("  %-9s c=%-3d %8.0f req/s  p50 %-8v p99 %v", c.name, n, r.RPS, r.P50, r.P99)
+			row.By[c.name] = r
+		}
+		rep.Reverse = append(rep.Reverse, row)
+	}
+
+	logf("forward mode")
+	upTLS := &tls.Config{RootCAs: env.upPool}
+	cpTLS := &tls.Config{RootCAs: env.credproxyCA}
+	mitmTLS := &tls.Config{RootCAs: env.mitmCA}
+	for _, newConn := range []bool{false, true} {
+		for _, n := range cfg.fwdConns {
+			row := forwardRow{Conns: n, NewConn: newConn, By: map[string]result{}}
+			for _, c := range []struct {
+				name  string
+				proxy *url.URL
+				tls   *tls.Config
+				hdr   string
+			}{
+				{"direct", nil, upTLS, "Authorization: Bearer " + benchToken},
+				{"credproxy", env.credproxyFwd, cpTLS, ""},
+				{"mitmproxy", env.mitmFwd, mitmTLS, ""},
+			} {
+				r, err := runLoad(ctx, loadOptions{URL: env.upURL + "/api/v2/query", Proxy: c.proxy, TLS: c.tls, Conns: n,
+					Duration: cfg.duration, NewConn: newConn, Header: c.hdr, WarmUp: time.Second})
+				if err != nil {
+					return fmt.Errorf("forward %s at %d connections (new connection per request: %v): %w", c.name, n, newConn, err)
+				}
+				if r.Errors > 0 {
+					return fmt.Errorf("forward %s at %d connections: %d errors", c.name, n, r.Errors)
+				}
+				logf("  %-9s c=%-3d new-conn=%-5v %8.0f req/s  p50 %-8v p99 %v", c.name, n, newConn, r.RPS, r.P50, r.P99)
+				row.By[c.name] = r
+			}
+			rep.Forward = append(rep.Forward, row)
+		}
+	}
+
+	logf("memory: credproxy RSS after %d requests", cfg.million)
+	served, err := env.servedRequests(ctx)
+	if err != nil {
+		return err
+	}
+	for served < cfg.million {
+		left := cfg.million - served
+		rate := max(rep.credproxyRPS(32), 1000)
+		secs := max(int(float64(left)/rate)+2, 2)
+		if _, err := runWrk(ctx, env.credproxyURL+"/api/v2/query", 32, time.Duration(secs)*time.Second, ""); err != nil {
+			return err
+		}
+		if served, err = env.servedRequests(ctx); err != nil {
+			return err
+		}
+	}
+	rep.Served = served
+	time.Sleep(time.Second)
+	if rep.RSSMillion, err = rssKiB(env.credproxy.cmd.Process.Pid); err != nil {
+		return err
+	}
+	logf("  RSS idle %d KiB, at 256 connections %d KiB, after %d requests %d KiB", rep.RSSIdle, rep.RSS256, served, rep.RSSMillion)
+
+	logf("token hot path")
+	if rep.Hot, err = tokenHotPath(ctx, root); err != nil {
+		return err
+	}
+	for _, h := range rep.Hot {
+		logf("  %s %.2f ns/op %d allocs/op", h.Name, h.NsOp, h.AllocsOp)
+	}
+
+	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(rep.markdown()), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "bench", "results.svg"), []byte(rep.svg()), 0o644); err != nil {
+		return err
+	}
+	logf("wrote bench/results.md and bench/results.svg")
+	return nil
+}
+
+// env is the running set of processes and their addresses.
+type env struct {
+	procs     []*proc
+	upstream  *proc
+	credproxy *proc
+	versions  map[string]string
+
+	upURL, credproxyURL, nginxURL, haproxyURL string
+	adminURL                                  string
+	credproxyFwd, mitmFwd                     *url.URL
+	upPool, credproxyCA, mitmCA               *x509.CertPool
+}
+
+func (e *env) stopAll() {
+	for i := len(e.procs) - 1; i >= 0; i-- {
+		e.procs[i].stop()
+	}
+}
+
+// startAll starts the upstream and every contender and waits until each
+// answers a request with the credential the upstream expects.
+func startAll(ctx context.Context, dir, bin string) (*env, error) {
+	e := &env{versions: map[string]string{}}
+	if err := writeUpstreamPKI(dir); err != nil {
+		return e, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return e, err
+	}
+	e.upPool = x509.NewCertPool()
+	e.upPool.AppendCertsFromPEM(caPEM)
+	ports := make([]int, 7)
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return e, err
+		}
+	}
+	upPort, cpPort, fwdPort, adminPort, nginxPort, haPort, mitmPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
+	self, err := os.Executable()
+	if err != nil {
+		return e, err
+	}
+	add := func(p *proc, err error) (*proc, error) {
+		if p != nil {
+			e.procs = append(e.procs, p)
+		}
+		return p, err
+	}
+
+	logf("starting the TLS upstream")
+	if e.upstream, err = add(start(dir, "upstream", nil, self, "upstream", dir, strconv.Itoa(upPort), benchToken)); err != nil {
+		return e, err
+	}
+	e.upURL = fmt.Sprintf("https://127.0.0.1:%d", upPort)
+	upCheck := func(u string) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+benchToken)
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.upPool}}
+		defer tr.CloseIdleConnections()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return nil
+				}
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("upstream not ready: %w\n%s", err, e.upstream.tail())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if err := upCheck(e.upURL + "/"); err != nil {
+		return e, err
+	}
+
+	logf("starting credproxy")
+	if e.credproxy, err = add(start(dir, "credproxy", credproxyEnv(dir, cpPort, fwdPort, adminPort, upPort, benchToken), bin, "run")); err != nil {
+		return e, err
+	}
+	e.credproxyURL = fmt.Sprintf("http://127.0.0.1:%d", cpPort)
+	e.adminURL = fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	e.credproxyFwd = &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", fwdPort)}
+	if err := waitOK(ctx, e.credproxy, e.adminURL+"/readyz", nil, nil); err != nil {
+		return e, err
+	}
+	caResp, err := http.Get(e.adminURL + "/ca.pem")
+	if err != nil {
+		return e, err
+	}
+	cpCA, _ := io.ReadAll(caResp.Body)
+	caResp.Body.Close()
+	e.credproxyCA = x509.NewCertPool()
+	if !e.credproxyCA.AppendCertsFromPEM(cpCA) {
+		return e, errors.New("credproxy /ca.pem: no certificate")
+	}
+	if err := waitOK(ctx, e.credproxy, e.credproxyURL+"/", nil, nil); err != nil {
+		return e, err
+	}
+	if err := waitOK(ctx, e.credproxy, e.upURL+"/", http.ProxyURL(e.credproxyFwd), &tls.Config{RootCAs: e.credproxyCA}); err != nil {
+		return e, err
+	}
+	e.versions["credproxy"] = firstLine(exec.Command(bin, "version").Output())
+
+	logf("starting nginx")
+	nconf, err := writeFile(dir, "nginx.conf", nginxConf(dir, nginxPort, upPort, benchToken))
+	if err != nil {
+		return e, err
+	}
+	for _, d := range []string{"nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"} {
+		_ = os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	nginx, err := add(start(dir, "nginx", nil, "nginx", "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", nconf))
+	if err != nil {
+		return e, err
+	}
+	e.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", nginxPort)
+	if err := waitOK(ctx, nginx, e.nginxURL+"/", nil, nil); err != nil {
+		return e, err
+	}
+	e.versions["nginx"] = firstLine(exec.Command("nginx", "-v").CombinedOutput())
+
+	logf("starting HAProxy")
+	hconf, err := writeFile(dir, "haproxy.cfg", haproxyConf(dir, haPort, upPort, benchToken))
+	if err != nil {
+		return e, err
+	}
+	ha, err := add(start(dir, "haproxy", nil, "haproxy", "-db", "-f", hconf))
+	if err != nil {
+		return e, err
+	}
+	e.haproxyURL = fmt.Sprintf("http://127.0.0.1:%d", haPort)
+	if err := waitOK(ctx, ha, e.haproxyURL+"/", nil, nil); err != nil {
+		return e, err
+	}
+	e.versions["haproxy"] = firstLine(exec.Command("haproxy", "-v").CombinedOutput())
+
+	logf("starting mitmdump")
+	addon, err := writeFile(dir, "inject.py", mitmAddon(upPort, benchToken))
+	if err != nil {
+		return e, err
+	}
+	confdir := filepath.Join(dir, "mitmproxy")
+	_ = os.RemoveAll(confdir)
+	mitm, err := add(start(dir, "mitmdump", nil, "mitmdump", "-q", "--listen-host", "127.0.0.1", "-p", strconv.Itoa(mitmPort),
+		"-s", addon, "--set", "confdir="+confdir, "--ssl-insecure"))
+	if err != nil {
+		return e, err
+	}
+	e.mitmFwd = &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", mitmPort)}
+	caPath := filepath.Join(confdir, "mitmproxy-ca-cert.pem")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(caPath); err == nil && len(b) > 0 {
+			e.mitmCA = x509.NewCertPool()
+			if e.mitmCA.AppendCertsFromPEM(b) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return e, fmt.Errorf("mitmdump wrote no CA at %s:\n%s", caPath, mitm.tail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := waitOK(ctx, mitm, e.upURL+"/", http.ProxyURL(e.mitmFwd), &tls.Config{RootCAs: e.mitmCA}); err != nil {
+		return e, err
+	}
+	e.versions["mitmproxy"] = firstLine(exec.Command("mitmdump", "--version").Output())
+	e.versions["wrk"] = firstLine(exec.Command("wrk", "-v").CombinedOutput())
+	e.versions["go"] = runtime.Version()
+	return e, nil
+}
+
+var requestsMetric = regexp.MustCompile(`(?m)^credproxy_requests_total\{[^}]*\} ([0-9.e+]+)$`)
+
+// servedRequests sums credproxy_requests_total from /metrics.
+func (e *env) servedRequests(ctx context.Context) (int64, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.adminURL+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, m := range requestsMetric.FindAllStringSubmatch(string(b), -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		sum += v
+	}
+	return int64(sum), nil
+}
+
+// hotResult is one token hot-path benchmark.
+type hotResult struct {
+	Name     string
+	NsOp     float64
+	AllocsOp int
+}
+
+var benchLine = regexp.MustCompile(`(?m)^(BenchmarkTokenHot\S*)\s+\d+\s+([\d.]+) ns/op\s+\d+ B/op\s+(\d+) allocs/op`)
+
+// tokenHotPath runs tokencache's hot-path benchmarks.
+func tokenHotPath(ctx context.Context, root string) ([]hotResult, error) {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "BenchmarkTokenHot", "-benchmem", "-count", "1", "./tokencache")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("go test -bench tokencache: %w\n%s", err, out)
+	}
+	var res []hotResult
+	for _, m := range benchLine.FindAllStringSubmatch(string(out), -1) {
+		ns, _ := strconv.ParseFloat(m[2], 64)
+		a, _ := strconv.Atoi(m[3])
+		res = append(res, hotResult{Name: strings.TrimSuffix(m[1], "-"+strconv.Itoa(runtime.NumCPU())), NsOp: ns, AllocsOp: a})
+	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("no benchmark results in:\n%s", out)
+	}
+	return res, nil
+}
+
+// repoRoot finds the credproxy module root from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/credproxy/credproxy\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the credproxy repository")
+		}
+		dir = parent
+	}
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func firstLine(b []byte, _ error) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return s
+}
+
+// machine describes where the run happened.
+func machine() string {
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs (%s), %s/%s", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}

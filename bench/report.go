@@ -1,0 +1,261 @@
+package main
+
+import (
+	"fmt"
+	"html"
+	"sort"
+	"strings"
+	"time"
+)
+
+// report is everything one run measured.
+type report struct {
+	Started  time.Time
+	Duration time.Duration
+	Machine  string
+	Versions map[string]string
+
+	Reverse []reverseRow
+	Forward []forwardRow
+
+	RSSIdle, RSS256, RSSMillion int // KiB
+	Served                      int64
+
+	Hot []hotResult
+}
+
+type reverseRow struct {
+	Conns int
+	By    map[string]result
+}
+
+type forwardRow struct {
+	Conns   int
+	NewConn bool
+	By      map[string]result
+}
+
+var (
+	reverseOrder = []string{"direct", "credproxy", "nginx", "haproxy"}
+	forwardOrder = []string{"direct", "credproxy", "mitmproxy"}
+	colors       = map[string]string{"direct": "#9e9e9e", "credproxy": "#1565c0", "nginx": "#2e7d32", "haproxy": "#ef6c00", "mitmproxy": "#8e24aa"}
+)
+
+func (r *report) credproxyRPS(conns int) float64 {
+	for _, row := range r.Reverse {
+		if row.Conns == conns {
+			return row.By["credproxy"].RPS
+		}
+	}
+	return 0
+}
+
+func (r *report) reverse(conns int) (reverseRow, bool) {
+	for _, row := range r.Reverse {
+		if row.Conns == conns {
+			return row, true
+		}
+	}
+	return reverseRow{}, false
+}
+
+func (r *report) forward(conns int, newConn bool) (forwardRow, bool) {
+	for _, row := range r.Forward {
+		if row.Conns == conns && row.NewConn == newConn {
+			return row, true
+		}
+	}
+	return forwardRow{}, false
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+
+func mib(kib int) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
+
+func yes(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
+
+// target is one line of the targets table.
+type target struct{ what, goal, got, verdict string }
+
+func (r *report) targets() []target {
+	var ts []target
+	if row, ok := r.reverse(32); ok {
+		ratio := row.By["credproxy"].RPS / row.By["nginx"].RPS
+		ts = append(ts, target{"reverse, 32 connections: requests/s vs nginx", ">= 0.90x", fmt.Sprintf("%.2fx (%.0f vs %.0f)", ratio, row.By["credproxy"].RPS, row.By["nginx"].RPS), yes(ratio >= 0.9)})
+	}
+	if row, ok := r.reverse(1); ok {
+		added := row.By["credproxy"].P50 - row.By["direct"].P50
+		ts = append(ts, target{"reverse, 1 connection: p50 added to a direct call", "<= 50 µs", fmt.Sprintf("%s (%s vs %s)", us(added), us(row.By["credproxy"].P50), us(row.By["direct"].P50)), yes(added <= 50*time.Microsecond)})
+	}
+	for _, row := range r.Forward {
+		ratio := row.By["credproxy"].RPS / row.By["mitmproxy"].RPS
+		ts = append(ts, target{fmt.Sprintf("forward interception, %s, %d conn.: requests/s vs mitmproxy", connMode(row.NewConn), row.Conns), ">= 10x", fmt.Sprintf("%.1fx (%.0f vs %.0f)", ratio, row.By["credproxy"].RPS, row.By["mitmproxy"].RPS), yes(ratio >= 10)})
+	}
+	ts = append(ts,
+		target{"credproxy RSS idle", "<= 20 MiB", mib(r.RSSIdle), yes(r.RSSIdle <= 20*1024)},
+		target{"credproxy RSS at 256 connections (peak)", "<= 64 MiB", mib(r.RSS256), yes(r.RSS256 <= 64*1024)},
+	)
+	for _, h := range r.Hot {
+		ts = append(ts, target{"token hot path: " + h.Name, "0 allocs, <= 10 ns", fmt.Sprintf("%d allocs, %.1f ns", h.AllocsOp, h.NsOp), yes(h.AllocsOp == 0 && h.NsOp <= 10)})
+	}
+	return ts
+}
+
+func connMode(newConn bool) string {
+	if newConn {
+		return "new connection per request"
+	}
+	return "keep-alive"
+}
+
+// markdown renders results.md.
+func (r *report) markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# credproxy benchmarks\n\n")
+	w("Measured by `go run ./bench` on %s, %s, %s per measurement. ", r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Machine, r.Duration)
+	w("Everything runs on loopback on the same machine: the TLS upstream (a Go server in a process of its own), the contender, and the load generator ")
+	w("share the CPUs, so every figure includes the cost of the upstream and of the load generator. On 2 cores they all compete: ")
+	w("absolute numbers are lower than on a bigger machine, the ratios are what to read.\n\n")
+	w("![credproxy against nginx, HAProxy and mitmproxy](results.svg)\n\n")
+
+	w("## Targets\n\n| what | target | measured | |\n|---|---|---|---|\n")
+	for _, t := range r.targets() {
+		w("| %s | %s | %s | %s |\n", t.what, t.goal, t.got, t.verdict)
+	}
+
+	w("\n## Reverse mode\n\nThe app calls a plain-HTTP listener; the proxy adds `Authorization: Bearer <token>` and forwards over TLS with keep-alive to the upstream. ")
+	w("`direct` is wrk calling the TLS upstream itself with the header. Load: wrk, keep-alive, `--latency`.\n\n")
+	w("| connections | contender | requests/s | x nginx | p50 | p99 |\n|---:|---|---:|---:|---:|---:|\n")
+	for _, row := range r.Reverse {
+		for _, name := range reverseOrder {
+			res := row.By[name]
+			w("| %d | %s | %.0f | %.2f | %s | %s |\n", row.Conns, name, res.RPS, res.RPS/row.By["nginx"].RPS, us(res.P50), us(res.P99))
+		}
+	}
+
+	w("\n## Forward mode\n\nA client with `HTTPS_PROXY` calls `https://127.0.0.1:<upstream>/`: credproxy and mitmproxy intercept the TLS connection (the client trusts their CA), ")
+	w("add the header and re-encrypt to the upstream. mitmproxy runs `mitmdump -q --ssl-insecure -s inject.py` with an addon that sets the header for the upstream host. ")
+	w("`direct` is the same client calling the upstream without a proxy. Load: a Go client (wrk does not speak CONNECT), one connection per worker; ")
+	w("with a new connection per request every request pays the CONNECT and a full TLS handshake, as a script running curl in a loop does.\n\n")
+	w("| connections | connection use | contender | requests/s | x mitmproxy | p50 | p99 |\n|---:|---|---|---:|---:|---:|---:|\n")
+	for _, row := range r.Forward {
+		for _, name := range forwardOrder {
+			res := row.By[name]
+			w("| %d | %s | %s | %.0f | %.1f | %s | %s |\n", row.Conns, connMode(row.NewConn), name, res.RPS, res.RPS/row.By["mitmproxy"].RPS, us(res.P50), us(res.P99))
+		}
+	}
+
+	w("\n## Memory\n\ncredproxy's resident set (VmRSS), with both the reverse listener and the forward proxy on:\n\n")
+	w("| when | RSS |\n|---|---:|\n| idle, after start-up and readiness | %s |\n| peak during the 256-connection run | %s |\n| after %d requests, idle again | %s |\n", mib(r.RSSIdle), mib(r.RSS256), r.Served, mib(r.RSSMillion))
+
+	w("\n## Token hot path\n\n`go test -bench BenchmarkTokenHot -benchmem ./tokencache`: a valid token is an atomic load.\n\n| benchmark | ns/op | allocs/op |\n|---|---:|---:|\n")
+	for _, h := range r.Hot {
+		w("| %s | %.2f | %d |\n", h.Name, h.NsOp, h.AllocsOp)
+	}
+
+	w("\n## Versions\n\n")
+	keys := make([]string, 0, len(r.Versions))
+	for k := range r.Versions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		w("- %s: `%s`\n", k, r.Versions[k])
+	}
+	w("\nThe configurations used are written to `bench/results/` (nginx.conf, haproxy.cfg, inject.py) with each process's log. ")
+	w("The per-request work of both modes also has in-process Go benchmarks, for review: `go test -run '^$' -bench . -benchmem ./proxy/`.\n")
+	return b.String()
+}
+
+// bar is one bar of a chart.
+type bar struct {
+	name  string
+	value float64
+	label string
+}
+
+// group is a labelled group of bars.
+type group struct {
+	label string
+	bars  []bar
+}
+
+// panel draws a horizontal grouped bar chart at y and returns its height.
+func panel(b *strings.Builder, y int, title, unit string, groups []group) int {
+	const (
+		left   = 170
+		width  = 520
+		barH   = 14
+		gap    = 3
+		groupG = 12
+	)
+	maxV := 0.0
+	for _, g := range groups {
+		for _, br := range g.bars {
+			maxV = max(maxV, br.value)
+		}
+	}
+	if maxV == 0 {
+		maxV = 1
+	}
+	fmt.Fprintf(b, `<text x="10" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", y+16, html.EscapeString(title))
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" fill="#555" text-anchor="end">%s</text>`+"\n", left+width+110, y+16, html.EscapeString(unit))
+	cy := y + 30
+	for _, g := range groups {
+		gh := len(g.bars)*(barH+gap) - gap
+		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" text-anchor="end">%s</text>`+"\n", left-70, cy+gh/2+4, html.EscapeString(g.label))
+		for _, br := range g.bars {
+			wd := int(float64(width) * br.value / maxV)
+			fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#333">%s</text>`, left-4, cy+barH-3, html.EscapeString(br.name))
+			fmt.Fprintf(b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`, left, cy, max(wd, 1), barH, colors[br.name])
+			fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" fill="#222">%s</text>`+"\n", left+max(wd, 1)+4, cy+barH-3, html.EscapeString(br.label))
+			cy += barH + gap
+		}
+		cy += groupG
+	}
+	return cy - y
+}
+
+// svg renders results.svg: reverse requests/s, reverse p50 at one
+// connection, and forward requests/s.
+func (r *report) svg() string {
+	var body strings.Builder
+	y := 10
+	var rev []group
+	for _, row := range r.Reverse {
+		g := group{label: fmt.Sprintf("%d conn.", row.Conns)}
+		for _, name := range reverseOrder {
+			res := row.By[name]
+			g.bars = append(g.bars, bar{name, res.RPS, fmt.Sprintf("%.0f (%.2fx nginx)", res.RPS, res.RPS/row.By["nginx"].RPS)})
+		}
+		rev = append(rev, g)
+	}
+	y += panel(&body, y, "Reverse mode: requests/s, TLS upstream with keep-alive", "higher is better", rev) + 10
+	if row, ok := r.reverse(1); ok {
+		g := group{label: "1 conn."}
+		for _, name := range reverseOrder {
+			g.bars = append(g.bars, bar{name, float64(row.By[name].P50) / 1e3, fmt.Sprintf("p50 %s, p99 %s", us(row.By[name].P50), us(row.By[name].P99))})
+		}
+		y += panel(&body, y, "Reverse mode: latency at 1 connection", "lower is better", []group{g}) + 10
+	}
+	var fwd []group
+	for _, row := range r.Forward {
+		g := group{label: fmt.Sprintf("%d conn., %s", row.Conns, map[bool]string{false: "keep-alive", true: "new conn."}[row.NewConn])}
+		for _, name := range forwardOrder {
+			res := row.By[name]
+			g.bars = append(g.bars, bar{name, res.RPS, fmt.Sprintf("%.0f (%.1fx mitmproxy)", res.RPS, res.RPS/row.By["mitmproxy"].RPS)})
+		}
+		fwd = append(fwd, g)
+	}
+	y += panel(&body, y, "Forward mode (TLS interception): requests/s", "higher is better", fwd) + 10
+	fmt.Fprintf(&body, `<text x="10" y="%d" font-size="11" fill="#555">%s</text>`+"\n", y+4, html.EscapeString(fmt.Sprintf("go run ./bench, %s, %s; everything on one machine over loopback", r.Started.UTC().Format("2006-01-02"), r.Machine)))
+	y += 14
+	return fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" width="820" height="%d" viewBox="0 0 820 %d" font-family="Helvetica, Arial, sans-serif">`+"\n"+
+		`<rect width="100%%" height="100%%" fill="white"/>`+"\n%s</svg>\n", y, y, body.String())
+}
