@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,8 +62,10 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 	return nil
 }
 
-// printToken prints one fresh access token for a route.
-func printToken(ctx context.Context, env map[string]string, args []string, stdout, _ io.Writer) error {
+// printToken prints an access token for a route: the one a running
+// credproxy holds, from its token API, when one answers; otherwise one
+// fresh from an exchange of its own.
+func printToken(ctx context.Context, env map[string]string, args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(env)
 	if err != nil {
 		return err
@@ -84,6 +90,12 @@ func printToken(ctx context.Context, env map[string]string, args []string, stdou
 	default:
 		return &usageError{fmt.Sprintf("token: name a route (routes: %s)", strings.Join(names, ", "))}
 	}
+	if tok, why := tokenFromAPI(ctx, cfg.AdminAddr, rc.Name); tok != "" {
+		_, err = fmt.Fprintln(stdout, tok)
+		return err
+	} else if why != "" {
+		fmt.Fprintf(stderr, "credproxy token: %s; exchanging directly\n", why)
+	}
 	src, err := newSource(*rc, exchange.NewHTTPClient())
 	if err != nil {
 		return err
@@ -96,6 +108,59 @@ func printToken(ctx context.Context, env map[string]string, args []string, stdou
 	}
 	_, err = fmt.Fprintln(stdout, tok.Value.Reveal())
 	return err
+}
+
+// tokenAPITimeout bounds asking a running credproxy for a token. It is on
+// loopback: a credproxy that does not answer this fast is not there.
+const tokenAPITimeout = 2 * time.Second
+
+// tokenFromAPI asks the token API of a credproxy on adminAddr for route's
+// token. It returns the token, or "" with the reason worth telling the
+// user (empty when simply no token API answered: nothing listening, the
+// API off (404) or refused (403)).
+func tokenFromAPI(ctx context.Context, adminAddr, route string) (tok, why string) {
+	host, port, err := net.SplitHostPort(adminAddr)
+	if err != nil {
+		return "", ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, tokenAPITimeout)
+	defer cancel()
+	u := "http://" + net.JoinHostPort(host, port) + proxy.TokenAPIPath + url.PathEscape(route)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", ""
+	}
+	req.Header.Set("Metadata", "true")
+	client := &http.Client{
+		// Straight to the admin listener: never through HTTP_PROXY,
+		// never following a redirect.
+		Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true, ResponseHeaderTimeout: tokenAPITimeout},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", ""
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch {
+	case err != nil:
+		return "", "reading the token API's answer at " + adminAddr + " failed"
+	case resp.StatusCode == http.StatusOK:
+		var tr proxy.TokenResponse
+		if json.Unmarshal(body, &tr) != nil || tr.AccessToken == "" {
+			return "", "the token API at " + adminAddr + " gave no token"
+		}
+		return tr.AccessToken, ""
+	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusForbidden:
+		return "", ""
+	}
+	var e struct{ Error, Detail string }
+	_ = json.Unmarshal(body, &e)
+	return "", fmt.Sprintf("the credproxy at %s answered HTTP %d %s %s", adminAddr, resp.StatusCode, e.Error, e.Detail)
 }
 
 // fetchOnce does one exchange for a route, bounded by its exchange timeout.
