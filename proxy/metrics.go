@@ -100,7 +100,7 @@ func (m *Metrics) WatchRoute(route string, status func() tokencache.Status) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "credproxy_token_expiry_seconds",
-			Help:        "Seconds until the route's current token expires (0 when none is held; absent for tokens without expiry).",
+			Help:        "Seconds until the route's current token expires (0 when none is held or it has no expiry, as static tokens).",
 			ConstLabels: labels,
 		}, func() float64 { return max(0, status().ExpiresIn) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
