@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/tokencache"
+)
+
+// documentedMetric is one row of the README's metrics table.
+type documentedMetric struct {
+	name, typ string
+	labels    []string
+}
+
+// readmeMetrics parses the "### Metrics" table of the README.
+func readmeMetrics(t *testing.T) []documentedMetric {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n### Metrics\n")
+	if !ok {
+		t.Fatal(`README.md has no "### Metrics" section`)
+	}
+	row := regexp.MustCompile("(?m)^\\| `(credproxy_[a-z0-9_]+)` \\| (counter|gauge|histogram) \\| ([^|]+) \\|")
+	label := regexp.MustCompile("`([a-z_]+)`")
+	var out []documentedMetric
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		d := documentedMetric{name: m[1], typ: m[2]}
+		for _, l := range label.FindAllStringSubmatch(m[3], -1) {
+			d.labels = append(d.labels, l[1])
+		}
+		out = append(out, d)
+	}
+	if len(out) < 10 {
+		t.Fatalf("README metrics table has %d rows", len(out))
+	}
+	return out
+}
+
+// TestDocumentedMetricsExistAfterTraffic drives every kind of traffic
+// through one Metrics (exchanges, a failed renewal, a 401 replay, reverse
+// and forward requests, an intercepted and a tunnelled CONNECT, a token
+// API call) and checks that each metric of the README's table then exists
+// with its documented type and labels, and that every credproxy metric is
+// documented.
+func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
+	log, logs := logtest.New(t)
+	m := NewMetrics()
+
+	// A source issuing met-1, met-2, ...; the third exchange fails.
+	var n atomic.Int32
+	src := exchange.SourceFunc(func(context.Context) (exchange.Token, error) {
+		i := n.Add(1)
+		if i == 3 {
+			return exchange.Token{}, &exchange.Error{Status: 503, Message: "identity service down"}
+		}
+		return exchange.Token{Value: secret.Secret(fmt.Sprintf("met-SECRET-%d", i)), Expiry: time.Now().Add(time.Hour)}, nil
+	})
+	cache := tokencache.New(src, tokencache.Options{Route: "r", Kind: "oauth2-client-credentials", OnExchange: m.ObserveExchange("r", "oauth2-client-credentials")})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); cache.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	m.WatchRoute("r", cache.Status)
+
+	// The upstream accepts only met-SECRET-2: the first request gets a
+	// 401, a renewal and a replay.
+	up := newUpstream(t, "met-SECRET-2")
+	route := &Route{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: cache}
+	rev := httptest.NewServer(NewReverse(route, up.transport(), m, log))
+	defer rev.Close()
+	resp, err := http.Get(rev.URL + "/api/v2/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("reverse request after a replay: %d", resp.StatusCode)
+	}
+
+	// Forward mode: an intercepted CONNECT (a leaf certificate signed)
+	// and a tunnelled one.
+	ca, err := NewCA("credproxy metrics test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwdRoute := &Route{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: cache}
+	fwd := NewForward([]*Route{fwdRoute}, up.transport(), m, ForwardOptions{CA: ca}, log)
+	t.Cleanup(func() { fwd.Close() })
+	fsrv := httptest.NewServer(fwd)
+	defer fsrv.Close()
+	pu, _ := url.Parse(fsrv.URL)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Certificate())
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "other") }))
+	defer other.Close()
+	pool.AddCert(other.Certificate())
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	for _, u := range []string{up.srv.URL + "/api/v2/y", other.URL + "/z"} {
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("forward %s: %d", u, resp.StatusCode)
+		}
+	}
+
+	// The token API.
+	admin := NewAdmin(m, []func() tokencache.Status{cache.Status})
+	admin.EnableTokenAPI([]*Route{route}, log)
+	asrv := httptest.NewServer(admin)
+	defer asrv.Close()
+	req, _ := http.NewRequest("GET", asrv.URL+"/v1/token/r", nil)
+	req.Header.Set("Metadata", "true")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// A scheduled renewal that fails: wait for the loop to reach the
+	// third exchange by invalidating the current token (met-SECRET-2).
+	tok, err := cache.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Invalidate(ctx, tok); err == nil {
+		t.Fatal("the third exchange was meant to fail")
+	}
+	// Invalidate returns once the exchange is recorded; the metrics hook
+	// runs just after, on the loop's goroutine.
+	for deadline := time.Now().Add(10 * time.Second); counterValue(t, m, "credproxy_exchanges_total", "result", "unavailable") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed exchange was never counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]int{}
+	for i, mf := range mfs {
+		byName[mf.GetName()] = i
+	}
+	documented := map[string]bool{}
+	for _, d := range readmeMetrics(t) {
+		documented[d.name] = true
+		i, ok := byName[d.name]
+		if !ok || len(mfs[i].GetMetric()) == 0 {
+			t.Errorf("%s is documented but absent after traffic", d.name)
+			continue
+		}
+		mf := mfs[i]
+		if mf.GetType().String() != strings.ToUpper(d.typ) {
+			t.Errorf("%s is a %v, documented as a %s", d.name, mf.GetType(), d.typ)
+		}
+		var got []string
+		for _, lp := range mf.GetMetric()[0].GetLabel() {
+			got = append(got, lp.GetName())
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(d.labels))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s has labels %v, documented %v", d.name, got, want)
+		}
+	}
+	for name := range byName {
+		if strings.HasPrefix(name, "credproxy_") && !documented[name] {
+			t.Errorf("%s is not in the README's metrics table", name)
+		}
+	}
+
+	// The values say what happened.
+	for _, c := range []struct {
+		name, label, value string
+		want               float64
+	}{
+		{"credproxy_exchanges_total", "result", "ok", 2},
+		{"credproxy_exchanges_total", "result", "unavailable", 1},
+		{"credproxy_token_renewals_total", "trigger", "upstream_401", 2},
+		{"credproxy_upstream_401_total", "outcome", "replayed", 1},
+		{"credproxy_forward_connects_total", "decision", "intercept", 1},
+		{"credproxy_forward_connects_total", "decision", "tunnel", 1},
+		{"credproxy_requests_total", "mode", "reverse", 1},
+		{"credproxy_requests_total", "mode", "forward", 1},
+		{"credproxy_token_api_requests_total", "status", "200", 1},
+	} {
+		if got := counterValue(t, m, c.name, c.label, c.value); got != c.want {
+			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, got, c.want)
+		}
+	}
+	if got := mfs[byName["credproxy_leaf_certificates_signed_total"]].GetMetric()[0].GetCounter().GetValue(); got != 1 {
+		t.Errorf("leaf certificates signed = %v, want 1", got)
+	}
+	if got := mfs[byName["credproxy_exchange_consecutive_failures"]].GetMetric()[0].GetGauge().GetValue(); got != 1 {
+		t.Errorf("consecutive failures = %v, want 1", got)
+	}
+
+	// No token in any metric.
+	var text strings.Builder
+	for _, mf := range mfs {
+		fmt.Fprintln(&text, mf.String())
+	}
+	logtest.AssertNoSecrets(t, "metrics", text.String(), "met-SECRET-1", "met-SECRET-2")
+	logtest.AssertNoSecrets(t, "logs", logs.String(), "met-SECRET-1", "met-SECRET-2")
+}
