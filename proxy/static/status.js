@@ -27,8 +27,12 @@ function duration(sec) {
 // this moment.
 function secondsFromNow(t) {
   if (!t) return null;
-  return (Date.parse(t) - Date.parse(data.now)) / 1000 - elapsed();
+  return (parseTime(t) - parseTime(data.now)) / 1000 - elapsed();
 }
+
+// parseTime reads Go's RFC 3339 times, whose nanoseconds not every
+// browser's Date.parse accepts: milliseconds are kept.
+function parseTime(t) { return Date.parse(t.replace(/(\.\d{3})\d+/, '$1')); }
 
 function cell(tr, cls, text, title) {
   const td = document.createElement('td');
