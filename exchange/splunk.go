@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -105,7 +106,7 @@ func (s *SplunkSession) Release(ctx context.Context, tok Token) error {
 	}
 	req.Header.Set("X-SF-Token", tok.Value.Reveal())
 	_, err = call{op: op, client: s.Client, redact: []secret.Secret{tok.Value}}.doResponse(req)
-	if e, ok := err.(*Error); ok && e.Status == http.StatusNotFound {
+	if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusNotFound {
 		return nil
 	}
 	return err
