@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -81,15 +82,39 @@ func (c *OAuth2Client) token(op string, tok *oauth2.Token, err error, redact ...
 	if tt := tok.Type(); !strings.EqualFold(tt, "bearer") && !strings.EqualFold(tt, "n_a") {
 		return Token{}, &Error{Op: op, Status: http.StatusOK, Message: fmt.Sprintf("token_type %q is not bearer", clean(tt, redact))}
 	}
+	// x/oauth2 reads an expires_in of 0 as "no expiry" and a negative one
+	// as an expiry in the past. Either way the service issued a token that
+	// is already expired: refused as for CSP, never served for DefaultTTL.
+	if secs, ok := expiresInSeconds(tok.Extra("expires_in")); ok && secs <= 0 {
+		return Token{}, &Error{Op: op, Status: http.StatusOK, Message: fmt.Sprintf("expires_in %v: the token is already expired", secs)}
+	}
 	expiry := tok.Expiry
 	now := time.Now()
 	switch {
+	case !expiry.IsZero() && !expiry.After(now):
+		return Token{}, &Error{Op: op, Status: http.StatusOK, Message: "expires_in is not positive: the token is already expired"}
 	case expiry.IsZero():
 		expiry = now.Add(c.DefaultTTL) // no expires_in: never "forever"
 	case expiry.Sub(now) > MaxLifetime:
 		expiry = now.Add(MaxLifetime)
 	}
 	return Token{Value: secret.Secret(tok.AccessToken), Expiry: expiry}, nil
+}
+
+// expiresInSeconds reads the raw expires_in x/oauth2 keeps: a JSON number
+// (float64), a string holding one, or a form value (int64, float64 or
+// string).
+func expiresInSeconds(v any) (float64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return v, true
+	case int64:
+		return float64(v), true
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		return f, err == nil
+	}
+	return 0, false
 }
 
 // OAuth2ClientCredentials is the client-credentials grant (RFC 6749 4.4).
