@@ -77,3 +77,101 @@ func leak(text, secret string) string {
 	}
 	return ""
 }
+
+// Hygiene gathers everything a test produces that an operator or a client
+// could read (log lines, error strings, /readyz, /metrics, 5xx bodies)
+// and, when the test ends, fails it if any of that holds a secret or token
+// the test used, or any 8-byte piece of one. Register secrets up front and
+// tokens as they are issued; hand over texts as they are produced and
+// log captures to be read at the end, so that lines logged during
+// shutdown are checked too.
+//
+// A Hygiene is safe for concurrent use.
+type Hygiene struct {
+	t        testing.TB
+	mu       sync.Mutex
+	secrets  []string
+	texts    []namedText
+	captures []namedCapture
+}
+
+type namedText struct{ where, text string }
+
+type namedCapture struct {
+	where string
+	c     *Capture
+}
+
+// NewHygiene returns a Hygiene for t that knows secrets, and arranges for
+// the check to run when t ends, after the cleanups registered later (the
+// servers and components the test starts).
+func NewHygiene(t testing.TB, secrets ...string) *Hygiene {
+	h := &Hygiene{t: t}
+	h.Secret(secrets...)
+	t.Cleanup(h.Check)
+	return h
+}
+
+// Secret adds values that must not appear anywhere: credentials, and
+// tokens issued during the test. Empty values are ignored.
+func (h *Hygiene) Secret(values ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, v := range values {
+		if v != "" {
+			h.secrets = append(h.secrets, v)
+		}
+	}
+}
+
+// Add records a text, e.g. an HTTP answer, under a name for the report.
+func (h *Hygiene) Add(where, text string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.texts = append(h.texts, namedText{where, text})
+}
+
+// Err records an error's string; a nil error is ignored.
+func (h *Hygiene) Err(where string, err error) {
+	if err != nil {
+		h.Add(where, err.Error())
+	}
+}
+
+// Watch records a log capture, read when the check runs.
+func (h *Hygiene) Watch(where string, c *Capture) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.captures = append(h.captures, namedCapture{where, c})
+}
+
+// Logger is New with its capture watched.
+func (h *Hygiene) Logger(where string) (*zap.Logger, *Capture) {
+	log, c := New(h.t)
+	h.Watch(where, c)
+	return log, c
+}
+
+// Texts reports how many texts and captures have been gathered, so a test
+// can show that its check was not vacuous.
+func (h *Hygiene) Texts() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.texts) + len(h.captures)
+}
+
+// Check asserts now that nothing gathered so far holds a secret. It runs
+// by itself when the test ends; calling it earlier checks again then.
+func (h *Hygiene) Check() {
+	h.t.Helper()
+	h.mu.Lock()
+	texts := append([]namedText(nil), h.texts...)
+	for _, c := range h.captures {
+		texts = append(texts, namedText{c.where, c.c.String()})
+	}
+	secrets := append([]string(nil), h.secrets...)
+	h.mu.Unlock()
+	for _, tx := range texts {
+		AssertNoSecrets(h.t, tx.where, tx.text, secrets...)
+	}
+}
