@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"github.com/credproxy/credproxy/exchange"
 )
@@ -42,7 +43,14 @@ type Route struct {
 	// hosts is the set of host:port authorities (default port explicit)
 	// the credential may be sent to.
 	hosts map[string]bool
+	// header is the header value built for the token most recently
+	// injected: every request of a token's lifetime reuses it instead of
+	// building (allocating) its own.
+	header atomic.Pointer[headerCache]
 }
+
+// headerCache is a token and the header value made from it.
+type headerCache struct{ token, value string }
 
 // init computes the route's host set. It is called by the constructors of
 // this package.
@@ -68,6 +76,13 @@ func (r *Route) allows(u *url.URL) bool {
 	default:
 		return false
 	}
+	// The keys of hosts are what Authority returns, and Authority leaves
+	// them unchanged: a host already in that form (requests to the
+	// upstream as configured with a port, every intercepted request) is
+	// found without building its normalised form.
+	if r.hosts[u.Host] {
+		return true
+	}
 	return r.hosts[Authority(u.Scheme, u.Host)]
 }
 
@@ -76,7 +91,13 @@ func (r *Route) headerValue(tok exchange.Token) string {
 	if r.Prefix == "" {
 		return tok.Value.Reveal()
 	}
-	return r.Prefix + " " + tok.Value.Reveal()
+	t := tok.Value.Reveal()
+	if c := r.header.Load(); c != nil && c.token == t {
+		return c.value
+	}
+	c := &headerCache{token: t, value: r.Prefix + " " + t}
+	r.header.Store(c)
+	return c.value
 }
 
 // Authority normalises a host or host:port to lower-case host:port, with

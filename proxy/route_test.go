@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/secret"
+)
+
+// TestAuthorityIsAFixpoint: Route.allows looks a request's host up as it
+// is before normalising it, which is right only if every normalised
+// authority normalises to itself.
+func TestAuthorityIsAFixpoint(t *testing.T) {
+	for _, in := range []string{"API.example.com", "api.example.com.", "api.example.com:8443", "127.0.0.1", "[::1]", "[::1]:9443", "Host.Example.:443"} {
+		for _, scheme := range []string{"https", "http"} {
+			a := Authority(scheme, in)
+			for _, s2 := range []string{"https", "http"} {
+				if b := Authority(s2, a); b != a {
+					t.Errorf("Authority(%q, Authority(%q, %q) = %q) = %q", s2, scheme, in, a, b)
+				}
+			}
+		}
+	}
+}
+
+func TestRouteAllows(t *testing.T) {
+	r := &Route{Name: "r", Upstream: &url.URL{Scheme: "https", Host: "API.example.com"}, Hosts: []string{"other.example:8443"}}
+	r.init()
+	tcs := []struct {
+		desc string
+		url  string
+		want bool
+	}{
+		{"upstream as configured", "https://API.example.com/x", true},
+		{"upstream normalised", "https://api.example.com:443/x", true},
+		{"upstream with a trailing dot", "https://api.example.com./x", true},
+		{"extra host", "https://other.example:8443/", true},
+		{"extra host, other port", "https://other.example/", false},
+		{"plain http to the upstream", "http://api.example.com/x", false},
+		{"plain http to a host:443 key", "http://api.example.com:443/x", false},
+		{"another host", "https://evil.example/", false},
+	}
+	for _, tc := range tcs {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.allows(u); got != tc.want {
+			t.Errorf("%s: allows(%s) = %v, want %v", tc.desc, tc.url, got, tc.want)
+		}
+	}
+	r.AllowInsecure = true
+	if u, _ := url.Parse("http://api.example.com:443/x"); !r.allows(u) {
+		t.Errorf("with AllowInsecure, http to a route authority is allowed")
+	}
+}
+
+// TestHeaderValueFollowsTheToken: the cached header value is rebuilt when
+// the token changes.
+func TestHeaderValueFollowsTheToken(t *testing.T) {
+	r := &Route{Prefix: "Bearer"}
+	for _, tok := range []string{"tok-one", "tok-one", "tok-two", "tok-one"} {
+		if got := r.headerValue(exchange.Token{Value: secret.Secret(tok)}); got != "Bearer "+tok {
+			t.Errorf("headerValue(%s) = %q", tok, got)
+		}
+	}
+	bare := &Route{}
+	if got := bare.headerValue(exchange.Token{Value: "tok-bare"}); got != "tok-bare" {
+		t.Errorf("bare headerValue = %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { r.headerValue(exchange.Token{Value: "tok-one"}) }); n != 0 {
+		t.Errorf("headerValue for the current token allocates %v times", n)
+	}
+}
