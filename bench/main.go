@@ -41,6 +41,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,24 +80,49 @@ type config struct {
 	conns    []int
 	fwdConns []int
 	million  int64
+	rounds   int
+	// extraEnv is added to credproxy's environment (for experiments such
+	// as GODEBUG or GOGC settings).
+	extraEnv []string
+	// skip names parts of the run to leave out: forward, memory, hot.
+	skip map[string]bool
 }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var cfg config
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of each measurement")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "reverse-mode rounds; the median is reported")
 	conns := fs.String("conns", "1,32,256", "reverse-mode connection counts")
 	fwdConns := fs.String("forward-conns", "1,32", "forward-mode connection counts")
 	fs.Int64Var(&cfg.million, "requests", 1_000_000, "requests credproxy has served before the 'after N requests' RSS reading")
+	fs.Func("env", "KEY=VALUE added to credproxy's environment (repeatable; for experiments)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return errors.New("want KEY=VALUE")
+		}
+		cfg.extraEnv = append(cfg.extraEnv, v)
+		return nil
+	})
+	skip := fs.String("skip", "", "comma list of parts to leave out: forward, memory, hot (results are then not written)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var err error
+	if cfg.rounds < 1 {
+		return errors.New("-rounds: at least 1")
+	}
 	if cfg.conns, err = parseInts(*conns); err != nil {
 		return fmt.Errorf("-conns: %w", err)
 	}
 	if cfg.fwdConns, err = parseInts(*fwdConns); err != nil {
 		return fmt.Errorf("-forward-conns: %w", err)
+	}
+
+	cfg.skip = map[string]bool{}
+	for _, p := range strings.Split(*skip, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.skip[p] = true
+		}
 	}
 
 	var missing []string
@@ -125,49 +151,98 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("go build ./cmd/credproxy: %w\n%s", err, out)
 	}
 
-	env, err := startAll(ctx, dir, bin)
+	env, err := startAll(ctx, dir, bin, cfg.extraEnv)
 	defer env.stopAll()
 	if err != nil {
 		return err
 	}
-	rep := &report{Started: time.Now(), Duration: cfg.duration, Machine: machine(), Versions: env.versions}
+	rep := &report{Started: time.Now(), Duration: cfg.duration, Rounds: cfg.rounds, Machine: machine(), Versions: env.versions}
 
 	if rep.RSSIdle, err = rssKiB(env.credproxy.cmd.Process.Pid); err != nil {
 		return err
 	}
 
 	logf("reverse mode")
+	// Each round measures every contender at every connection count in
+	// turn, so that a neighbour's burst of CPU use on a shared machine
+	// hits one round of all of them rather than all rounds of one; the
+	// tables report the median of the rounds.
+	samples := map[int]map[string][]result{}
+	for round := 1; round <= cfg.rounds; round++ {
+		for _, n := range cfg.conns {
+			if samples[n] == nil {
+				samples[n] = map[string][]result{}
+			}
+			for _, c := range []struct{ name, url, header string }{
+				{"direct", env.upURL, "Authorization: Bearer " + benchToken},
+				{"credproxy", env.credproxyURL, ""},
+				{"nginx", env.nginxURL, ""},
+				{"haproxy", env.haproxyURL, ""},
+			} {
+				var s *rssSampler
+				if c.name == "credproxy" {
+					s = sampleRSS(env.credproxy.cmd.Process.Pid)
+				}
+				r, err := runWrk(ctx, c.url+"/api/v2/query", n, cfg.duration, c.header)
+				if s != nil {
+					if peak := s.peak(); n == 256 {
+						rep.RSS256 = max(rep.RSS256, peak)
+					}
+				}
+				if err != nil {
+					return fmt.Errorf("%s at %d connections: %w", c.name, n, err)
+				}
+				if r.Errors > 0 {
+					return fmt.Errorf("%s at %d connections: %d errors or non-2xx answers", c.name, n, r.Errors)
+				}
+				logf("  round %d %-9s c=%-3d %8.0f req/s  p50 %-8v p99 %v", round, c.name, n, r.RPS, r.P50, r.P99)
+				samples[n][c.name] = append(samples[n][c.name], r)
+			}
+		}
+	}
 	for _, n := range cfg.conns {
 		row := reverseRow{Conns: n, By: map[string]result{}}
-		for _, c := range []struct{ name, url, header string }{
-			{"direct", env.upURL, "Authorization: Bearer " + benchToken},
-			{"credproxy", env.credproxyURL, ""},
-			{"nginx", env.nginxURL, ""},
-			{"haproxy", env.haproxyURL, ""},
-		} {
-			var s *rssSampler
-			if c.name == "credproxy" {
-				s = sampleRSS(env.credproxy.cmd.Process.Pid)
-			}
-			r, err := runWrk(ctx, c.url+"/api/v2/query", n, cfg.duration, c.header)
-			if s != nil {
-				peak := s.peak()
-				if n == 256 {
-					rep.RSS256 = peak
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("%s at %d connections: %w", c.name, n, err)
-			}
-			if r.Errors > 0 {
-				return fmt.Errorf("%s at %d connections: %d errors or non-2xx answers", c.name, n, r.Errors)
-			}
-			logf("  %-9s c=%-3d %8.0f req/s  p50 %-8v p99 %v", c.name, n, r.RPS, r.P50, r.P99)
-			row.By[c.name] = r
+		for name, rs := range samples[n] {
+			row.By[name] = median(rs)
 		}
 		rep.Reverse = append(rep.Reverse, row)
 	}
 
+	if !cfg.skip["forward"] {
+		if err := runForward(ctx, cfg, env, rep); err != nil {
+			return err
+		}
+	}
+	if !cfg.skip["memory"] {
+		if err := runMemory(ctx, cfg, env, rep); err != nil {
+			return err
+		}
+	}
+	if !cfg.skip["hot"] {
+		logf("token hot path")
+		if rep.Hot, err = tokenHotPath(ctx, root); err != nil {
+			return err
+		}
+		for _, h := range rep.Hot {
+			logf("  %s %.2f ns/op %d allocs/op", h.Name, h.NsOp, h.AllocsOp)
+		}
+	}
+	if len(cfg.skip) > 0 || len(cfg.extraEnv) > 0 {
+		logf("partial or modified run: results not written")
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(rep.markdown()), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "bench", "results.svg"), []byte(rep.svg()), 0o644); err != nil {
+		return err
+	}
+	logf("wrote bench/results.md and bench/results.svg")
+	return nil
+}
+
+// runForward measures forward mode.
+func runForward(ctx context.Context, cfg config, env *env, rep *report) error {
 	logf("forward mode")
 	upTLS := &tls.Config{RootCAs: env.upPool}
 	cpTLS := &tls.Config{RootCAs: env.credproxyCA}
@@ -199,7 +274,12 @@ func run(ctx context.Context, args []string) error {
 			rep.Forward = append(rep.Forward, row)
 		}
 	}
+	return nil
+}
 
+// runMemory tops credproxy up to cfg.million requests served and reads its
+// RSS.
+func runMemory(ctx context.Context, cfg config, env *env, rep *report) error {
 	logf("memory: credproxy RSS after %d requests", cfg.million)
 	served, err := env.servedRequests(ctx)
 	if err != nil {
@@ -222,23 +302,32 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	logf("  RSS idle %d KiB, at 256 connections %d KiB, after %d requests %d KiB", rep.RSSIdle, rep.RSS256, served, rep.RSSMillion)
-
-	logf("token hot path")
-	if rep.Hot, err = tokenHotPath(ctx, root); err != nil {
-		return err
-	}
-	for _, h := range rep.Hot {
-		logf("  %s %.2f ns/op %d allocs/op", h.Name, h.NsOp, h.AllocsOp)
-	}
-
-	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(rep.markdown()), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(root, "bench", "results.svg"), []byte(rep.svg()), 0o644); err != nil {
-		return err
-	}
-	logf("wrote bench/results.md and bench/results.svg")
 	return nil
+}
+
+// median returns the median of each figure of rs.
+func median(rs []result) result {
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	var total int64
+	for _, r := range rs {
+		total += r.Requests
+	}
+	return result{
+		RPS:      pick(func(r result) float64 { return r.RPS }),
+		P50:      time.Duration(pick(func(r result) float64 { return float64(r.P50) })),
+		P99:      time.Duration(pick(func(r result) float64 { return float64(r.P99) })),
+		Requests: total,
+	}
 }
 
 // env is the running set of processes and their addresses.
@@ -262,7 +351,7 @@ func (e *env) stopAll() {
 
 // startAll starts the upstream and every contender and waits until each
 // answers a request with the credential the upstream expects.
-func startAll(ctx context.Context, dir, bin string) (*env, error) {
+func startAll(ctx context.Context, dir, bin string, extraEnv []string) (*env, error) {
 	e := &env{versions: map[string]string{}}
 	if err := writeUpstreamPKI(dir); err != nil {
 		return e, err
@@ -322,7 +411,7 @@ func startAll(ctx context.Context, dir, bin string) (*env, error) {
 	}
 
 	logf("starting credproxy")
-	if e.credproxy, err = add(start(dir, "credproxy", credproxyEnv(dir, cpPort, fwdPort, adminPort, upPort, benchToken), bin, "run")); err != nil {
+	if e.credproxy, err = add(start(dir, "credproxy", append(credproxyEnv(dir, cpPort, fwdPort, adminPort, upPort, benchToken), extraEnv...), bin, "run")); err != nil {
 		return e, err
 	}
 	e.credproxyURL = fmt.Sprintf("http://127.0.0.1:%d", cpPort)

@@ -12,6 +12,7 @@ import (
 type report struct {
 	Started  time.Time
 	Duration time.Duration
+	Rounds   int
 	Machine  string
 	Versions map[string]string
 
@@ -57,15 +58,6 @@ func (r *report) reverse(conns int) (reverseRow, bool) {
 		}
 	}
 	return reverseRow{}, false
-}
-
-func (r *report) forward(conns int, newConn bool) (forwardRow, bool) {
-	for _, row := range r.Forward {
-		if row.Conns == conns && row.NewConn == newConn {
-			return row, true
-		}
-	}
-	return forwardRow{}, false
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
@@ -130,7 +122,8 @@ func (r *report) markdown() string {
 	}
 
 	w("\n## Reverse mode\n\nThe app calls a plain-HTTP listener; the proxy adds `Authorization: Bearer <token>` and forwards over TLS with keep-alive to the upstream. ")
-	w("`direct` is wrk calling the TLS upstream itself with the header. Load: wrk, keep-alive, `--latency`.\n\n")
+	w("`direct` is wrk calling the TLS upstream itself with the header. Load: wrk, keep-alive, `--latency`; ")
+	w("each figure is the median of %d rounds, every round measuring all contenders in turn.\n\n", r.Rounds)
 	w("| connections | contender | requests/s | x nginx | p50 | p99 |\n|---:|---|---:|---:|---:|---:|\n")
 	for _, row := range r.Reverse {
 		for _, name := range reverseOrder {
