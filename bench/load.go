@@ -22,6 +22,9 @@ type result struct {
 	P50, P99 time.Duration
 	Requests int64
 	Errors   int64
+	// CPU is the contender's own CPU time per request (user and system,
+	// all its processes); zero for the direct baseline.
+	CPU time.Duration
 }
 
 // runWrk loads url with wrk for d over conns keep-alive connections.

@@ -17,8 +17,8 @@
 // writes bench/results.md and bench/results.svg. Run it from the
 // repository root:
 //
-//	go run ./bench                 # about 6 minutes
-//	go run ./bench -duration 3s    # a quicker look
+//	go run ./bench                          # about 8 minutes
+//	go run ./bench -duration 2s -rounds 1   # a quicker look
 //
 // It needs wrk, nginx, haproxy and mitmdump (Debian: apt-get install -y
 // wrk nginx haproxy mitmproxy) and says what is missing. Logs and the
@@ -91,7 +91,7 @@ type config struct {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var cfg config
-	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of each measurement")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each measurement")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "reverse-mode rounds; the median is reported")
 	conns := fs.String("conns", "1,32,256", "reverse-mode connection counts")
 	fwdConns := fs.String("forward-conns", "1,32", "forward-mode connection counts")
@@ -173,21 +173,30 @@ func run(ctx context.Context, args []string) error {
 			if samples[n] == nil {
 				samples[n] = map[string][]result{}
 			}
-			for _, c := range []struct{ name, url, header string }{
-				{"direct", env.upURL, "Authorization: Bearer " + benchToken},
-				{"credproxy", env.credproxyURL, ""},
-				{"nginx", env.nginxURL, ""},
-				{"haproxy", env.haproxyURL, ""},
+			for _, c := range []struct {
+				name, url, header string
+				p                 *proc
+			}{
+				{"direct", env.upURL, "Authorization: Bearer " + benchToken, nil},
+				{"credproxy", env.credproxyURL, "", env.credproxy},
+				{"nginx", env.nginxURL, "", env.nginx},
+				{"haproxy", env.haproxyURL, "", env.haproxy},
 			} {
 				var s *rssSampler
 				if c.name == "credproxy" {
 					s = sampleRSS(env.credproxy.cmd.Process.Pid)
 				}
+				cpu0 := c.p.cpu()
 				r, err := runWrk(ctx, c.url+"/api/v2/query", n, cfg.duration, c.header)
+				if c.p != nil && r.Requests > 0 {
+					r.CPU = (c.p.cpu() - cpu0) / time.Duration(r.Requests)
+				}
 				if s != nil {
-					if peak := s.peak(); n == 256 {
+					peak := s.peak()
+					if n == 256 {
 						rep.RSS256 = max(rep.RSS256, peak)
 					}
+					logf("  credproxy peak RSS at %d connections: %d KiB", n, peak)
 				}
 				if err != nil {
 					return fmt.Errorf("%s at %d connections: %w", c.name, n, err)
@@ -195,7 +204,7 @@ func run(ctx context.Context, args []string) error {
 				if r.Errors > 0 {
 					return fmt.Errorf("%s at %d connections: %d errors or non-2xx answers", c.name, n, r.Errors)
 				}
-				logf("  round %d %-9s c=%-3d %8.0f req/s  p50 %-8v p99 %v", round, c.name, n, r.RPS, r.P50, r.P99)
+				logf("  round %d %-9s c=%-3d %8.0f req/s  p50 %-8v p99 %-8v CPU/req %v", round, c.name, n, r.RPS, r.P50, r.P99, r.CPU)
 				samples[n][c.name] = append(samples[n][c.name], r)
 			}
 		}
@@ -255,11 +264,13 @@ func runForward(ctx context.Context, cfg config, env *env, rep *report) error {
 				proxy *url.URL
 				tls   *tls.Config
 				hdr   string
+				p     *proc
 			}{
-				{"direct", nil, upTLS, "Authorization: Bearer " + benchToken},
-				{"credproxy", env.credproxyFwd, cpTLS, ""},
-				{"mitmproxy", env.mitmFwd, mitmTLS, ""},
+				{"direct", nil, upTLS, "Authorization: Bearer " + benchToken, nil},
+				{"credproxy", env.credproxyFwd, cpTLS, "", env.credproxy},
+				{"mitmproxy", env.mitmFwd, mitmTLS, "", env.mitm},
 			} {
+				cpu0 := c.p.cpu()
 				r, err := runLoad(ctx, loadOptions{URL: env.upURL + "/api/v2/query", Proxy: c.proxy, TLS: c.tls, Conns: n,
 					Duration: cfg.duration, NewConn: newConn, Header: c.hdr, WarmUp: time.Second})
 				if err != nil {
@@ -268,7 +279,12 @@ func runForward(ctx context.Context, cfg config, env *env, rep *report) error {
 				if r.Errors > 0 {
 					return fmt.Errorf("forward %s at %d connections: %d errors", c.name, n, r.Errors)
 				}
-				logf("  %-9s c=%-3d new-conn=%-5v %8.0f req/s  p50 %-8v p99 %v", c.name, n, newConn, r.RPS, r.P50, r.P99)
+				if c.p != nil && r.Requests > 0 {
+					// Includes the warm-up second's requests' CPU: a
+					// slight overestimate, the same for both proxies.
+					r.CPU = (c.p.cpu() - cpu0) / time.Duration(r.Requests)
+				}
+				logf("  %-9s c=%-3d new-conn=%-5v %8.0f req/s  p50 %-8v p99 %-8v CPU/req %v", c.name, n, newConn, r.RPS, r.P50, r.P99, r.CPU)
 				row.By[c.name] = r
 			}
 			rep.Forward = append(rep.Forward, row)
@@ -326,6 +342,7 @@ func median(rs []result) result {
 		RPS:      pick(func(r result) float64 { return r.RPS }),
 		P50:      time.Duration(pick(func(r result) float64 { return float64(r.P50) })),
 		P99:      time.Duration(pick(func(r result) float64 { return float64(r.P99) })),
+		CPU:      time.Duration(pick(func(r result) float64 { return float64(r.CPU) })),
 		Requests: total,
 	}
 }
@@ -335,6 +352,9 @@ type env struct {
 	procs     []*proc
 	upstream  *proc
 	credproxy *proc
+	nginx     *proc
+	haproxy   *proc
+	mitm      *proc
 	versions  map[string]string
 
 	upURL, credproxyURL, nginxURL, haproxyURL string
@@ -446,12 +466,12 @@ func startAll(ctx context.Context, dir, bin string, extraEnv []string) (*env, er
 	for _, d := range []string{"nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"} {
 		_ = os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
-	nginx, err := add(start(dir, "nginx", nil, "nginx", "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", nconf))
+	e.nginx, err = add(start(dir, "nginx", nil, "nginx", "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", nconf))
 	if err != nil {
 		return e, err
 	}
 	e.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", nginxPort)
-	if err := waitOK(ctx, nginx, e.nginxURL+"/", nil, nil); err != nil {
+	if err := waitOK(ctx, e.nginx, e.nginxURL+"/", nil, nil); err != nil {
 		return e, err
 	}
 	e.versions["nginx"] = firstLine(exec.Command("nginx", "-v").CombinedOutput())
@@ -461,12 +481,12 @@ func startAll(ctx context.Context, dir, bin string, extraEnv []string) (*env, er
 	if err != nil {
 		return e, err
 	}
-	ha, err := add(start(dir, "haproxy", nil, "haproxy", "-db", "-f", hconf))
+	e.haproxy, err = add(start(dir, "haproxy", nil, "haproxy", "-db", "-f", hconf))
 	if err != nil {
 		return e, err
 	}
 	e.haproxyURL = fmt.Sprintf("http://127.0.0.1:%d", haPort)
-	if err := waitOK(ctx, ha, e.haproxyURL+"/", nil, nil); err != nil {
+	if err := waitOK(ctx, e.haproxy, e.haproxyURL+"/", nil, nil); err != nil {
 		return e, err
 	}
 	e.versions["haproxy"] = firstLine(exec.Command("haproxy", "-v").CombinedOutput())
@@ -478,7 +498,7 @@ func startAll(ctx context.Context, dir, bin string, extraEnv []string) (*env, er
 	}
 	confdir := filepath.Join(dir, "mitmproxy")
 	_ = os.RemoveAll(confdir)
-	mitm, err := add(start(dir, "mitmdump", nil, "mitmdump", "-q", "--listen-host", "127.0.0.1", "-p", strconv.Itoa(mitmPort),
+	e.mitm, err = add(start(dir, "mitmdump", nil, "mitmdump", "-q", "--listen-host", "127.0.0.1", "-p", strconv.Itoa(mitmPort),
 		"-s", addon, "--set", "confdir="+confdir, "--ssl-insecure"))
 	if err != nil {
 		return e, err
@@ -494,11 +514,11 @@ func startAll(ctx context.Context, dir, bin string, extraEnv []string) (*env, er
 			}
 		}
 		if time.Now().After(deadline) {
-			return e, fmt.Errorf("mitmdump wrote no CA at %s:\n%s", caPath, mitm.tail())
+			return e, fmt.Errorf("mitmdump wrote no CA at %s:\n%s", caPath, e.mitm.tail())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := waitOK(ctx, mitm, e.upURL+"/", http.ProxyURL(e.mitmFwd), &tls.Config{RootCAs: e.mitmCA}); err != nil {
+	if err := waitOK(ctx, e.mitm, e.upURL+"/", http.ProxyURL(e.mitmFwd), &tls.Config{RootCAs: e.mitmCA}); err != nil {
 		return e, err
 	}
 	e.versions["mitmproxy"] = firstLine(exec.Command("mitmdump", "--version").Output())

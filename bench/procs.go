@@ -62,6 +62,14 @@ func (p *proc) stop() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 }
 
+// cpu returns the CPU time used by p's process group so far; zero for nil.
+func (p *proc) cpu() time.Duration {
+	if p == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return cpuTime(p.cmd.Process.Pid)
+}
+
 // tail returns the last lines of p's log, for error messages.
 func (p *proc) tail() string {
 	b, _ := os.ReadFile(p.log)
@@ -164,3 +172,40 @@ func sampleRSS(pid int) *rssSampler {
 
 // peak stops the sampler and returns the largest RSS seen, in KiB.
 func (s *rssSampler) peak() int { close(s.stop); return <-s.done }
+
+// cpuTime returns the CPU time (user and system) used so far by the
+// processes of process group pgid: a contender and its workers. Unlike
+// requests/s it hardly depends on what else the machine is running, so
+// CPU per request compares contenders fairly on a busy machine.
+func cpuTime(pgid int) time.Duration {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var ticks int64
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command name may hold spaces: fields count from its ")".
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		// f[0] is field 3 (state): pgrp is field 5, utime 14, stime 15.
+		if len(f) < 13 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + st
+	}
+	// Linux reports in USER_HZ, 100 per second on every common platform.
+	return time.Duration(ticks) * 10 * time.Millisecond
+}

@@ -62,6 +62,13 @@ func (r *report) reverse(conns int) (reverseRow, bool) {
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 
+func cpu(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
 func mib(kib int) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
 
 func yes(ok bool) string {
@@ -124,11 +131,13 @@ func (r *report) markdown() string {
 	w("\n## Reverse mode\n\nThe app calls a plain-HTTP listener; the proxy adds `Authorization: Bearer <token>` and forwards over TLS with keep-alive to the upstream. ")
 	w("`direct` is wrk calling the TLS upstream itself with the header. Load: wrk, keep-alive, `--latency`; ")
 	w("each figure is the median of %d rounds, every round measuring all contenders in turn.\n\n", r.Rounds)
-	w("| connections | contender | requests/s | x nginx | p50 | p99 |\n|---:|---|---:|---:|---:|---:|\n")
+	w("CPU/request is the contender's own CPU time (all its processes, user and system) divided by the requests it served: ")
+	w("unlike requests/s it hardly depends on what else the machine runs.\n\n")
+	w("| connections | contender | requests/s | x nginx | p50 | p99 | CPU/request |\n|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Reverse {
 		for _, name := range reverseOrder {
 			res := row.By[name]
-			w("| %d | %s | %.0f | %.2f | %s | %s |\n", row.Conns, name, res.RPS, res.RPS/row.By["nginx"].RPS, us(res.P50), us(res.P99))
+			w("| %d | %s | %.0f | %.2f | %s | %s | %s |\n", row.Conns, name, res.RPS, res.RPS/row.By["nginx"].RPS, us(res.P50), us(res.P99), cpu(res.CPU))
 		}
 	}
 
@@ -136,11 +145,11 @@ func (r *report) markdown() string {
 	w("add the header and re-encrypt to the upstream. mitmproxy runs `mitmdump -q --ssl-insecure -s inject.py` with an addon that sets the header for the upstream host. ")
 	w("`direct` is the same client calling the upstream without a proxy. Load: a Go client (wrk does not speak CONNECT), one connection per worker; ")
 	w("with a new connection per request every request pays the CONNECT and a full TLS handshake, as a script running curl in a loop does.\n\n")
-	w("| connections | connection use | contender | requests/s | x mitmproxy | p50 | p99 |\n|---:|---|---|---:|---:|---:|---:|\n")
+	w("| connections | connection use | contender | requests/s | x mitmproxy | p50 | p99 | CPU/request |\n|---:|---|---|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Forward {
 		for _, name := range forwardOrder {
 			res := row.By[name]
-			w("| %d | %s | %s | %.0f | %.1f | %s | %s |\n", row.Conns, connMode(row.NewConn), name, res.RPS, res.RPS/row.By["mitmproxy"].RPS, us(res.P50), us(res.P99))
+			w("| %d | %s | %s | %.0f | %.1f | %s | %s | %s |\n", row.Conns, connMode(row.NewConn), name, res.RPS, res.RPS/row.By["mitmproxy"].RPS, us(res.P50), us(res.P99), cpu(res.CPU))
 		}
 	}
 
