@@ -59,13 +59,21 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	req.Header[in.route.Header] = []string{in.route.headerValue(tok)}
 	resp, err := in.next.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || replay == nil {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
 
 	// The upstream rejected the token. Invalidate renews it if it is
-	// still the current one, or returns the one that replaced it.
+	// still the current one, or returns the one that replaced it. This
+	// happens whether or not the request can be replayed: a client whose
+	// every request is a large streamed upload must get a renewed token on
+	// its retry, not the rejected one again until the scheduled renewal.
 	fresh, ierr := in.route.Tokens.Invalidate(req.Context(), tok)
+	if replay == nil {
+		in.log.Info("upstream rejected the token; the request body was streamed and cannot be replayed, so the 401 goes to the client",
+			zap.Stringer("rejected", tok.Value), zap.Bool("renewed", ierr == nil))
+		return resp, nil
+	}
 	if ierr != nil {
 		in.log.Warn("upstream rejected the token and no other could be obtained; the 401 goes to the client",
 			zap.Stringer("token", tok.Value), zap.Error(ierr))
