@@ -29,6 +29,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -103,6 +104,7 @@ func run(ctx context.Context, args []string) error {
 		cfg.extraEnv = append(cfg.extraEnv, v)
 		return nil
 	})
+	render := fs.String("render", "", "only rewrite results.md and results.svg from a report saved by an earlier run (bench/results/report.json)")
 	skip := fs.String("skip", "", "comma list of parts to leave out: forward, memory, hot (results are then not written)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -123,6 +125,22 @@ func run(ctx context.Context, args []string) error {
 		if p = strings.TrimSpace(p); p != "" {
 			cfg.skip[p] = true
 		}
+	}
+
+	if *render != "" {
+		root, err := repoRoot()
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(*render)
+		if err != nil {
+			return err
+		}
+		rep := &report{}
+		if err := json.Unmarshal(b, rep); err != nil {
+			return fmt.Errorf("%s: %w", *render, err)
+		}
+		return rep.write(root)
 	}
 
 	var missing []string
@@ -156,7 +174,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := &report{Started: time.Now(), Duration: cfg.duration, Rounds: cfg.rounds, Machine: machine(), Versions: env.versions}
+	rep := &report{Started: time.Now(), Duration: cfg.duration, Rounds: cfg.rounds, Machine: machine(), Load: loadAvg(), Versions: env.versions}
 
 	if rep.RSSIdle, err = rssKiB(env.credproxy.cmd.Process.Pid); err != nil {
 		return err
@@ -240,10 +258,18 @@ func run(ctx context.Context, args []string) error {
 		logf("partial or modified run: results not written")
 		return nil
 	}
-	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(rep.markdown()), 0o644); err != nil {
+	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "report.json"), b, 0o644)
+	}
+	return rep.write(root)
+}
+
+// write writes bench/results.md and bench/results.svg.
+func (r *report) write(root string) error {
+	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(r.markdown()), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(root, "bench", "results.svg"), []byte(rep.svg()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(root, "bench", "results.svg"), []byte(r.svg()), 0o644); err != nil {
 		return err
 	}
 	logf("wrote bench/results.md and bench/results.svg")
@@ -612,6 +638,19 @@ func parseInts(s string) ([]int, error) {
 func firstLine(b []byte, _ error) string {
 	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
 	return s
+}
+
+// loadAvg is the 1, 5 and 15 minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // machine describes where the run happened.

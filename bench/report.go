@@ -14,6 +14,7 @@ type report struct {
 	Duration time.Duration
 	Rounds   int
 	Machine  string
+	Load     string
 	Versions map[string]string
 
 	Reverse []reverseRow
@@ -60,7 +61,12 @@ func (r *report) reverse(conns int) (reverseRow, bool) {
 	return reverseRow{}, false
 }
 
-func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+func us(d time.Duration) string {
+	if d >= 10*time.Millisecond {
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
 
 func cpu(d time.Duration) string {
 	if d == 0 {
@@ -85,7 +91,7 @@ func (r *report) targets() []target {
 	var ts []target
 	if row, ok := r.reverse(32); ok {
 		ratio := row.By["credproxy"].RPS / row.By["nginx"].RPS
-		ts = append(ts, target{"reverse, 32 connections: requests/s vs nginx", ">= 0.90x", fmt.Sprintf("%.2fx (%.0f vs %.0f)", ratio, row.By["credproxy"].RPS, row.By["nginx"].RPS), yes(ratio >= 0.9)})
+		ts = append(ts, target{"reverse, 32 connections: requests/s vs nginx", ">= 0.90x", fmt.Sprintf("%.2fx (%.0f vs %.0f); CPU/request %s vs %s", ratio, row.By["credproxy"].RPS, row.By["nginx"].RPS, cpu(row.By["credproxy"].CPU), cpu(row.By["nginx"].CPU)), yes(ratio >= 0.9)})
 	}
 	if row, ok := r.reverse(1); ok {
 		added := row.By["credproxy"].P50 - row.By["direct"].P50
@@ -93,7 +99,11 @@ func (r *report) targets() []target {
 	}
 	for _, row := range r.Forward {
 		ratio := row.By["credproxy"].RPS / row.By["mitmproxy"].RPS
-		ts = append(ts, target{fmt.Sprintf("forward interception, %s, %d conn.: requests/s vs mitmproxy", connMode(row.NewConn), row.Conns), ">= 10x", fmt.Sprintf("%.1fx (%.0f vs %.0f)", ratio, row.By["credproxy"].RPS, row.By["mitmproxy"].RPS), yes(ratio >= 10)})
+		verdict := yes(ratio >= 10)
+		if bound := row.By["direct"].RPS / row.By["mitmproxy"].RPS; ratio < 10 && bound < 10 {
+			verdict += fmt.Sprintf(" (out of reach here: a direct call without proxy is %.1fx)", bound)
+		}
+		ts = append(ts, target{fmt.Sprintf("forward interception, %s, %d conn.: requests/s vs mitmproxy", connMode(row.NewConn), row.Conns), ">= 10x", fmt.Sprintf("%.1fx (%.0f vs %.0f); CPU/request %.1fx less", ratio, row.By["credproxy"].RPS, row.By["mitmproxy"].RPS, float64(row.By["mitmproxy"].CPU)/float64(max(row.By["credproxy"].CPU, 1))), verdict})
 	}
 	ts = append(ts,
 		target{"credproxy RSS idle", "<= 20 MiB", mib(r.RSSIdle), yes(r.RSSIdle <= 20*1024)},
@@ -120,7 +130,9 @@ func (r *report) markdown() string {
 	w("Measured by `go run ./bench` on %s, %s, %s per measurement. ", r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Machine, r.Duration)
 	w("Everything runs on loopback on the same machine: the TLS upstream (a Go server in a process of its own), the contender, and the load generator ")
 	w("share the CPUs, so every figure includes the cost of the upstream and of the load generator. On 2 cores they all compete: ")
-	w("absolute numbers are lower than on a bigger machine, the ratios are what to read.\n\n")
+	w("absolute numbers are lower than on a bigger machine, the ratios are what to read. ")
+	w("Load average when the run started: %s (other work on the machine makes requests/s noisy; CPU/request much less so). ", r.Load)
+	w("How it is measured, and where credproxy's time goes: [README.md](README.md).\n\n")
 	w("![credproxy against nginx, HAProxy and mitmproxy](results.svg)\n\n")
 
 	w("## Targets\n\n| what | target | measured | |\n|---|---|---|---|\n")
@@ -191,8 +203,8 @@ type group struct {
 // panel draws a horizontal grouped bar chart at y and returns its height.
 func panel(b *strings.Builder, y int, title, unit string, groups []group) int {
 	const (
-		left   = 170
-		width  = 520
+		left   = 90
+		width  = 560
 		barH   = 14
 		gap    = 3
 		groupG = 12
@@ -207,11 +219,11 @@ func panel(b *strings.Builder, y int, title, unit string, groups []group) int {
 		maxV = 1
 	}
 	fmt.Fprintf(b, `<text x="10" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", y+16, html.EscapeString(title))
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" fill="#555" text-anchor="end">%s</text>`+"\n", left+width+110, y+16, html.EscapeString(unit))
-	cy := y + 30
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" fill="#555" text-anchor="end">%s</text>`+"\n", 890, y+16, html.EscapeString(unit))
+	cy := y + 26
 	for _, g := range groups {
-		gh := len(g.bars)*(barH+gap) - gap
-		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" text-anchor="end">%s</text>`+"\n", left-70, cy+gh/2+4, html.EscapeString(g.label))
+		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" font-weight="bold" fill="#444">%s</text>`+"\n", 10, cy+11, html.EscapeString(g.label))
+		cy += 16
 		for _, br := range g.bars {
 			wd := int(float64(width) * br.value / maxV)
 			fmt.Fprintf(b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#333">%s</text>`, left-4, cy+barH-3, html.EscapeString(br.name))
@@ -246,6 +258,16 @@ func (r *report) svg() string {
 		}
 		y += panel(&body, y, "Reverse mode: latency at 1 connection", "lower is better", []group{g}) + 10
 	}
+	var cpuG []group
+	for _, row := range r.Reverse {
+		g := group{label: fmt.Sprintf("reverse, %d conn.", row.Conns)}
+		for _, name := range reverseOrder[1:] {
+			c := row.By[name].CPU
+			g.bars = append(g.bars, bar{name, float64(c), cpu(c)})
+		}
+		cpuG = append(cpuG, g)
+	}
+	y += panel(&body, y, "CPU time per request (all of the contender's processes)", "lower is better", cpuG) + 10
 	var fwd []group
 	for _, row := range r.Forward {
 		g := group{label: fmt.Sprintf("%d conn., %s", row.Conns, map[bool]string{false: "keep-alive", true: "new conn."}[row.NewConn])}
@@ -258,6 +280,6 @@ func (r *report) svg() string {
 	y += panel(&body, y, "Forward mode (TLS interception): requests/s", "higher is better", fwd) + 10
 	fmt.Fprintf(&body, `<text x="10" y="%d" font-size="11" fill="#555">%s</text>`+"\n", y+4, html.EscapeString(fmt.Sprintf("go run ./bench, %s, %s; everything on one machine over loopback", r.Started.UTC().Format("2006-01-02"), r.Machine)))
 	y += 14
-	return fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" width="820" height="%d" viewBox="0 0 820 %d" font-family="Helvetica, Arial, sans-serif">`+"\n"+
+	return fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" width="900" height="%d" viewBox="0 0 900 %d" font-family="Helvetica, Arial, sans-serif">`+"\n"+
 		`<rect width="100%%" height="100%%" fill="white"/>`+"\n%s</svg>\n", y, y, body.String())
 }
