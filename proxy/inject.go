@@ -55,12 +55,15 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	replay, err := replayable(req)
 	if err != nil {
-		return nil, err
+		return nil, clientGone(req, err)
 	}
 	req.Header[in.route.Header] = []string{in.route.headerValue(tok)}
 	resp, err := in.next.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
+	if err != nil {
+		return nil, clientGone(req, err)
+	}
+	if resp.StatusCode != http.StatusUnauthorized {
+		return resp, nil
 	}
 
 	// The upstream rejected the token. Invalidate renews it if it is
@@ -89,7 +92,22 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 	in.metrics.replays("replayed")
 	in.log.Info("upstream rejected the token; replaying with the renewed one",
 		zap.Stringer("rejected", tok.Value), zap.Stringer("token", fresh.Value))
-	return in.next.RoundTrip(again)
+	resp, err = in.next.RoundTrip(again)
+	if err != nil {
+		return nil, clientGone(again, err)
+	}
+	return resp, nil
+}
+
+// clientGone adds the request context's error to err when the client has
+// gone away: a request body cut off by the client then reads as a
+// cancelled request (status 499, no log at warning level), not as an
+// upstream failure.
+func clientGone(req *http.Request, err error) error {
+	if cerr := req.Context().Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%w)", err, cerr)
+	}
+	return err
 }
 
 // replayable prepares req's body for a possible replay. It returns a
