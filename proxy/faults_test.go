@@ -759,3 +759,74 @@ func TestFaultClientsCancelMidRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultIdleInterceptedTunnelsBounded: intercepted tunnels left idle
+// after one request cost about one goroutine each (the tunnel's server
+// connection; the CONNECT's own handler has returned), and are all
+// released when the clients close. 1,000 rather than 10,000: each needs
+// a TLS handshake, slow under -race.
+func TestFaultIdleInterceptedTunnelsBounded(t *testing.T) {
+	const n = 1000
+	log, _ := logtest.New(t)
+	up := newUpstream(t, "tunneltok-0001")
+	_, srv, _, ca := startForward(t, up, &fakeTokens{tok: exchange.Token{Value: "tunneltok-0001"}}, log)
+	u := up.url(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Certificate())
+	cfg := &tls.Config{RootCAs: pool, ServerName: u.Hostname(), ClientSessionCache: tls.NewLRUClientSessionCache(1)}
+
+	runtime.GC()
+	g0 := runtime.NumGoroutine()
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range n {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatalf("tunnel %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host, u.Host)
+		resp, err := http.ReadResponse(bufio.NewReaderSize(c, 512), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("tunnel %d: CONNECT: %v %v", i, resp, err)
+		}
+		tc := tls.Client(c, cfg)
+		conns[len(conns)-1] = tc
+		fmt.Fprintf(tc, "GET /idle HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host)
+		resp, err = http.ReadResponse(bufio.NewReaderSize(tc, 512), nil)
+		if err != nil {
+			t.Fatalf("tunnel %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("tunnel %d: status %d", i, resp.StatusCode)
+		}
+	}
+	runtime.GC()
+	g1 := runtime.NumGoroutine()
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	perConnG := float64(g1-g0) / n
+	perConnHeap := (int64(ms1.HeapInuse) - int64(ms0.HeapInuse)) / n
+	t.Logf("%d idle intercepted tunnels: %+d goroutines (%.2f each), %d B of heap each (client TLS state included), %d upstream connections",
+		n, g1-g0, perConnG, perConnHeap, up.conns.Load())
+	if perConnG > 1.1 {
+		t.Errorf("%.2f goroutines per idle tunnel, want about 1", perConnG)
+	}
+	// Both TLS ends (client and credproxy) are in this process.
+	if perConnHeap > 128<<10 {
+		t.Errorf("%d bytes of heap per idle tunnel", perConnHeap)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = conns[:0]
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= g0+20 }, "goroutines back to baseline after the clients closed")
+}
