@@ -317,3 +317,57 @@ func TestKubernetesSecretRotation(t *testing.T) {
 		t.Errorf("%d requests sent; a secret that cannot be read must not be exchanged", n)
 	}
 }
+
+// TestOAuth2EndpointFaults: the generic OAuth 2.0 kinds report the same
+// faults with the status and the service's message, although
+// golang.org/x/oauth2 parses their answers.
+func TestOAuth2EndpointFaults(t *testing.T) {
+	const clientSecret = "oauth-Flt-s3cret-778899"
+	tcs := []struct {
+		desc       string
+		handler    http.Handler
+		wantStatus int
+		wantMsg    string
+		permanent  bool
+		retryAfter time.Duration
+	}{
+		{desc: "503 HTML page", handler: canned(503, "text/html", "<html>down</html>"),
+			wantStatus: 503, wantMsg: "HTTP 503: answer is not JSON (text/html, 17 bytes)"},
+		{desc: "429 with Retry-After", handler: canned(429, "application/json", `{"error":"slow_down","error_description":"Too many requests"}`, "Retry-After", "30"),
+			wantStatus: 429, wantMsg: "HTTP 429 slow_down: Too many requests", retryAfter: 30 * time.Second},
+		{desc: "401 echoing the secret", handler: canned(401, "application/json", `{"error":"invalid_client","error_description":"bad secret `+clientSecret+`"}`),
+			wantStatus: 401, wantMsg: "HTTP 401 invalid_client: bad secret [redacted]", permanent: true},
+		{desc: "200 malformed JSON", handler: canned(200, "application/json", `{"access_token":`),
+			wantStatus: 200, wantMsg: "HTTP 200: answer is not a usable token response: cannot parse json"},
+		{desc: "200 HTML page", handler: canned(200, "text/html", "<html>Sign in</html>"),
+			wantStatus: 200, wantMsg: "HTTP 200: answer is not a usable token response"},
+		{desc: "200 without access_token", handler: canned(200, "application/json", `{"token_type":"Bearer","expires_in":60}`),
+			wantStatus: 200, wantMsg: "HTTP 200: answer has no access_token"},
+		{desc: "200 with an error body", handler: canned(200, "application/json", `{"error":"invalid_grant","error_description":"expired"}`),
+			wantStatus: 200, wantMsg: "HTTP 200 invalid_grant: expired"},
+		{desc: "connection refused"},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.desc, func(t *testing.T) {
+			h := logtest.NewHygiene(t, clientSecret)
+			tokenURL := refusedURL(t).String() + "/token"
+			if tc.handler != nil {
+				tokenURL = serve(t, tc.handler).String() + "/token"
+			}
+			src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: tokenURL, ClientID: "c", ClientSecret: secret.Ref{Value: clientSecret},
+				Client: NewHTTPClient(), DefaultTTL: time.Minute}}
+			_, err := src.Fetch(context.Background())
+			h.Err("error", err)
+			if err == nil || !strings.Contains(err.Error(), "oauth2 client-credentials exchange") || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantMsg)
+			}
+			var e *Error
+			if got := errors.As(err, &e); got != (tc.wantStatus != 0) || got && e.Status != tc.wantStatus {
+				t.Errorf("error %#v, want an *Error with status %d", err, tc.wantStatus)
+			}
+			if IsPermanent(err) != tc.permanent || RetryAfter(err) != tc.retryAfter {
+				t.Errorf("permanent %v, Retry-After %v; want %v, %v", IsPermanent(err), RetryAfter(err), tc.permanent, tc.retryAfter)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -57,23 +58,64 @@ func (c *OAuth2Client) clientSecret() (secret.Secret, error) {
 	return c.ClientSecret.Load()
 }
 
-// ctx passes credproxy's HTTP client to golang.org/x/oauth2.
-func (c *OAuth2Client) ctx(ctx context.Context) context.Context {
-	return context.WithValue(ctx, oauth2.HTTPClient, c.Client)
+// exchangeCall is one call into golang.org/x/oauth2: its context, and the
+// status of the answer x/oauth2 received, which its own errors for a 2xx
+// answer it cannot use do not carry.
+type exchangeCall struct {
+	ctx    context.Context
+	status atomic.Int32
 }
+
+// ctx passes credproxy's HTTP client to golang.org/x/oauth2, through a
+// transport that notes the status of the answer.
+func (c *OAuth2Client) ctx(ctx context.Context) *exchangeCall {
+	ec := &exchangeCall{}
+	client := http.DefaultClient
+	if c.Client != nil {
+		client = c.Client
+	}
+	cl := *client
+	base := cl.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	cl.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := base.RoundTrip(r)
+		if err == nil {
+			ec.status.Store(int32(resp.StatusCode))
+		}
+		return resp, err
+	})
+	ec.ctx = context.WithValue(ctx, oauth2.HTTPClient, &cl)
+	return ec
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // token converts an x/oauth2 answer into a Token, or its error into an
 // *Error scrubbed of the credentials sent.
-func (c *OAuth2Client) token(op string, tok *oauth2.Token, err error, redact ...secret.Secret) (Token, error) {
+func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err error, redact ...secret.Secret) (Token, error) {
 	cl := call{op: op, redact: redact}
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil {
 			return Token{}, cl.serviceError(re.Response, re.Body)
 		}
+		// A 2xx answer x/oauth2 could not use (not JSON or a form, no
+		// access_token): an *Error with the status, as for CSP, so that
+		// logs and metrics tell it from a network failure. Its message
+		// quotes at most a character or a number of the answer.
+		if st := int(ec.status.Load()); st >= 200 && st <= 299 && ec.ctx.Err() == nil {
+			msg := "answer is not a usable token response: " + strings.TrimPrefix(err.Error(), "oauth2: ")
+			if strings.Contains(err.Error(), "missing access_token") {
+				msg = "answer has no access_token"
+			}
+			return Token{}, &Error{Op: op, Status: st, Message: clean(msg, redact)}
+		}
 		// The other errors of x/oauth2 are transport failures (which
-		// wrap context errors) or an unparseable answer; none quotes the
-		// request.
+		// wrap context errors); none quotes the request.
 		return Token{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := checkToken(tok.AccessToken); err != nil {
@@ -138,8 +180,9 @@ func (s *OAuth2ClientCredentials) Fetch(ctx context.Context) (Token, error) {
 	if s.Audience != "" {
 		cfg.EndpointParams = url.Values{"audience": {s.Audience}}
 	}
-	tok, err := cfg.Token(s.ctx(ctx))
-	return s.token(op, tok, err, sec)
+	ec := s.ctx(ctx)
+	tok, err := cfg.Token(ec.ctx)
+	return s.token(op, ec, tok, err, sec)
 }
 
 // OAuth2TokenExchange is the RFC 8693 token exchange: a subject token, such
@@ -179,8 +222,9 @@ func (s *OAuth2TokenExchange) Fetch(ctx context.Context) (Token, error) {
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), TokenURL: s.TokenURL,
 		Scopes: s.Scopes, AuthStyle: s.authStyle(sec != ""), EndpointParams: params,
 	}
-	tok, err := cfg.Token(s.ctx(ctx))
-	return s.token(op, tok, err, sec, subject)
+	ec := s.ctx(ctx)
+	tok, err := cfg.Token(ec.ctx)
+	return s.token(op, ec, tok, err, sec, subject)
 }
 
 // OAuth2RefreshToken exchanges a refresh token (RFC 6749 6). When the
@@ -225,8 +269,9 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), Scopes: s.Scopes,
 		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: s.authStyle(sec != "")},
 	}
-	tok, err := cfg.TokenSource(s.ctx(ctx), &oauth2.Token{RefreshToken: rt.Reveal()}).Token()
-	out, err := s.token(op, tok, err, sec, rt)
+	ec := s.ctx(ctx)
+	tok, err := cfg.TokenSource(ec.ctx, &oauth2.Token{RefreshToken: rt.Reveal()}).Token()
+	out, err := s.token(op, ec, tok, err, sec, rt)
 	if err != nil {
 		return out, err
 	}
