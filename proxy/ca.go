@@ -229,7 +229,14 @@ func (s *certStore) get(host string) (*tls.Certificate, error) {
 		s.leaves[host] = e
 	}
 	s.mu.Unlock()
-	e.once.Do(func() { e.cert, e.err = s.sign(host) })
+	e.once.Do(func() {
+		cert, err := s.sign(host)
+		// Under the lock: the renewal check above reads e.cert while
+		// holding it, possibly while this signature is being made.
+		s.mu.Lock()
+		e.cert, e.err = cert, err
+		s.mu.Unlock()
+	})
 	if e.err != nil {
 		s.mu.Lock()
 		if s.leaves[host] == e {
