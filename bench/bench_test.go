@@ -1,0 +1,79 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// wrkOutput is wrk 4.1's report with --latency.
+const wrkOutput = `Running 5s test @ http://127.0.0.1:8080/api/v2/query
+  2 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.65ms    2.23ms  47.27ms   91.99%
+    Req/Sec     6.46k   640.12     7.70k    70.00%
+  Latency Distribution
+     50%  812.00us
+     75%    2.94ms
+     90%    4.72ms
+     99%    1.20s
+  64312 requests in 5.00s, 15.03MB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 4
+Requests/sec:  12852.68
+Transfer/sec:      3.01MB
+`
+
+func TestParseWrk(t *testing.T) {
+	got, err := parseWrk(wrkOutput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := result{RPS: 12852.68, P50: 812 * time.Microsecond, P99: 1200 * time.Millisecond, Requests: 64312, Errors: 7}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("parseWrk (-want +got):\n%s", d)
+	}
+	if _, err := parseWrk("unable to connect to 127.0.0.1:8080 Connection refused"); err == nil {
+		t.Error("parseWrk accepted output without a result")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	rs := []result{
+		{RPS: 300, P50: 3 * time.Millisecond, P99: 9 * time.Millisecond, Requests: 10, CPU: 30 * time.Microsecond},
+		{RPS: 100, P50: 1 * time.Millisecond, P99: 7 * time.Millisecond, Requests: 20, CPU: 50 * time.Microsecond},
+		{RPS: 200, P50: 2 * time.Millisecond, P99: 8 * time.Millisecond, Requests: 30, CPU: 40 * time.Microsecond},
+	}
+	want := result{RPS: 200, P50: 2 * time.Millisecond, P99: 8 * time.Millisecond, Requests: 60, CPU: 40 * time.Microsecond}
+	if d := cmp.Diff(want, median(rs)); d != "" {
+		t.Errorf("median (-want +got):\n%s", d)
+	}
+	if got := median(rs[:2]).RPS; got != 200 {
+		t.Errorf("median of two = %v, want their mean 200", got)
+	}
+}
+
+// TestReportRenders: a report with every part renders a targets table and
+// an SVG document.
+func TestReportRenders(t *testing.T) {
+	r := &report{Rounds: 1, Duration: time.Second, Machine: "test", Load: "0 0 0", RSSIdle: 1024, RSS256: 2048, RSSMillion: 1024, Served: 1e6,
+		Hot: []hotResult{{Name: "BenchmarkTokenHot", NsOp: 2.5}}}
+	for _, n := range []int{1, 32} {
+		r.Reverse = append(r.Reverse, reverseRow{Conns: n, By: map[string]result{
+			"direct": {RPS: 4}, "credproxy": {RPS: 3, CPU: time.Microsecond}, "nginx": {RPS: 2, CPU: time.Microsecond}, "haproxy": {RPS: 1, CPU: time.Microsecond},
+		}})
+	}
+	r.Forward = []forwardRow{{Conns: 1, By: map[string]result{"direct": {RPS: 30}, "credproxy": {RPS: 20, CPU: 1}, "mitmproxy": {RPS: 1, CPU: 20}}}}
+	md := r.markdown()
+	for _, want := range []string{"| reverse, 32 connections: requests/s vs nginx | >= 0.90x | 1.50x", "| met |", "results.svg"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("results.md lacks %q", want)
+		}
+	}
+	svg := r.svg()
+	if !strings.HasPrefix(svg, "<svg ") || !strings.HasSuffix(svg, "</svg>\n") || strings.Contains(svg, "NaN") {
+		t.Errorf("svg is not a whole document:\n%s", svg)
+	}
+}
