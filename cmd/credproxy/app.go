@@ -84,6 +84,8 @@ type app struct {
 	transport *http.Transport
 	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is unset.
 	forward *proxy.Forward
+	// ca is the forward proxy's CA, nil without forward mode.
+	ca *proxy.CA
 	// onListen, when set, is told each listener's bound address (the demo
 	// prints them; a port of 0 becomes real here).
 	onListen func(name, addr string)
@@ -163,6 +165,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		for _, r := range a.routes {
 			routes = append(routes, r.route)
 		}
+		a.ca = ca
 		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{CA: ca, DenyOthers: cfg.ForwardDenyOthers}, log.Named("proxy"))
 		a.admin.Handle("GET /ca.pem", proxy.CAHandler(ca))
 	}
@@ -226,12 +229,16 @@ func (a *app) serve(ctx context.Context) error {
 		}
 		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: proxy.NewServer(a.forward, a.log.Named("proxy"))})
 	}
-	adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
-	if err != nil {
-		closeAll()
-		return fmt.Errorf("admin: listen on %s (CREDPROXY_ADMIN_ADDR): %w", a.cfg.AdminAddr, err)
+	// An empty admin address (only exec sets one) means no admin listener.
+	var admin *listener
+	if a.cfg.AdminAddr != "" {
+		adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("admin: listen on %s (CREDPROXY_ADMIN_ADDR): %w", a.cfg.AdminAddr, err)
+		}
+		admin = &listener{name: "admin", ln: adminLn, srv: proxy.NewServer(a.admin, a.log.Named("admin"))}
 	}
-	admin := &listener{name: "admin", ln: adminLn, srv: proxy.NewServer(a.admin, a.log.Named("admin"))}
 
 	cacheCtx, stopCaches := context.WithCancel(context.WithoutCancel(ctx))
 	var caches sync.WaitGroup
@@ -240,7 +247,11 @@ func (a *app) serve(ctx context.Context) error {
 	}
 
 	serveErr := make(chan error, len(routeLns)+1)
-	for _, l := range append(routeLns, admin) {
+	all := routeLns
+	if admin != nil {
+		all = append(all[:len(all):len(all)], admin)
+	}
+	for _, l := range all {
 		a.log.Info("listening", zap.String("listener", l.name), zap.String("addr", l.ln.Addr().String()))
 		if a.onListen != nil {
 			a.onListen(l.name, l.ln.Addr().String())
@@ -282,10 +293,12 @@ func (a *app) serve(ctx context.Context) error {
 	drained.Wait()
 	stopCaches()
 	caches.Wait()
-	adminCtx, cancelAdmin := context.WithTimeout(context.Background(), adminDrainTimeout)
-	defer cancelAdmin()
-	if err := admin.srv.Shutdown(adminCtx); err != nil {
-		admin.srv.Close()
+	if admin != nil {
+		adminCtx, cancelAdmin := context.WithTimeout(context.Background(), adminDrainTimeout)
+		defer cancelAdmin()
+		if err := admin.srv.Shutdown(adminCtx); err != nil {
+			admin.srv.Close()
+		}
 	}
 	a.log.Info("stopped")
 	return runErr

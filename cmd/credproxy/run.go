@@ -26,9 +26,12 @@ func (e *usageError) Error() string { return e.msg }
 func exitCode(err error) int {
 	var ue *usageError
 	var ce *config.Error
+	var xe *childExitError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &xe):
+		return xe.code
 	case errors.As(err, &ue), errors.As(err, &ce):
 		return 2
 	}
@@ -51,8 +54,9 @@ func environ() map[string]string {
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
 	err := dispatch(ctx, args, env, stdout, stderr)
 	var ce *config.Error
+	var xe *childExitError
 	switch {
-	case err == nil:
+	case err == nil, errors.As(err, &xe) && xe.msg == "":
 	case errors.As(err, &ce):
 		fmt.Fprintf(stderr, "credproxy: invalid configuration:\n%s\n", indent(ce.Error()))
 	default:
@@ -65,6 +69,10 @@ func dispatch(ctx context.Context, args []string, env map[string]string, stdout,
 	cmd, rest := "run", args
 	if len(args) > 0 {
 		cmd, rest = args[0], args[1:]
+	}
+	if cmd == "exec" {
+		// COMMAND's own flags (--help included) are COMMAND's.
+		return execCommand(ctx, rest, env, stdout, stderr)
 	}
 	for _, a := range rest {
 		if a == "-h" || a == "--help" {
@@ -138,6 +146,10 @@ Usage:
   credproxy check          validate the configuration and do one exchange per route
   credproxy token [ROUTE]  print one fresh access token (for scripts)
   credproxy ca init DIR    write a new forward-proxy CA (ca.pem, ca-key.pem)
+  credproxy exec [--] COMMAND [ARGS...]
+                           run COMMAND behind an ephemeral forward proxy and CA
+                           (HTTPS_PROXY, SSL_CERT_FILE & co. set for it); exit
+                           with its exit code
   credproxy demo           fake identity service + echo API + proxy, on loopback
   credproxy version        print the version
 

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/credproxy/credproxy/config"
+)
+
+// childExitError carries the exit code of exec's command (or 128+signal)
+// to exitCode. msg, when set, is told to the user; a command that simply
+// exited non-zero has already said what it had to say.
+type childExitError struct {
+	code int
+	msg  string
+}
+
+func (e *childExitError) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return fmt.Sprintf("command exited with code %d", e.code)
+}
+
+// systemRootFiles are where Linux distributions and macOS keep the PEM
+// bundle of trusted roots (the list crypto/x509 reads on Linux).
+var systemRootFiles = []string{
+	"/etc/ssl/certs/ca-certificates.crt",
+	"/etc/pki/tls/certs/ca-bundle.crt",
+	"/etc/ssl/ca-bundle.pem",
+	"/etc/pki/tls/cacert.pem",
+	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+	"/etc/ssl/cert.pem",
+}
+
+// maxBundle caps a CA bundle read from disk.
+const maxBundle = 16 << 20
+
+// forwardedSignals are passed on to exec's command while it runs.
+var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+
+// isSecretVar reports whether an environment variable may carry one of
+// credproxy's secrets by value: CREDPROXY_* names ending in _TOKEN,
+// _SECRET or _PASSWORD (CSP_API_TOKEN, CSP_CLIENT_SECRET, SPLUNK_PASSWORD,
+// CLIENT_SECRET, REFRESH_TOKEN, TOKEN, for any route, even a misspelt
+// one). They are not passed to exec's command. The *_FILE variables stay:
+// they hold paths, and the command runs as the same user, who can read
+// those files anyway; everything else (routes, upstreams, log settings)
+// stays so that the command can itself run `credproxy token` or `check`.
+func isSecretVar(k string) bool {
+	if !strings.HasPrefix(k, "CREDPROXY_") {
+		return false
+	}
+	for _, s := range []string{"_TOKEN", "_SECRET", "_PASSWORD"} {
+		if strings.HasSuffix(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// execCommand is `credproxy exec [--] COMMAND [ARGS...]`: it runs the
+// configured routes behind a forward proxy on an ephemeral loopback port
+// with an ephemeral CA, waits until every route holds a token, and runs
+// COMMAND with the proxy and CA variables set. No admin listener and no
+// reverse listener are opened unless CREDPROXY_ADMIN_ADDR or a route's
+// LISTEN is set explicitly. It returns *childExitError with the command's
+// exit code.
+func execCommand(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		return usage(stdout, "exec")
+	}
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return &usageError{"usage: credproxy exec [--] COMMAND [ARGS...]"}
+	}
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		return &childExitError{code: 127, msg: fmt.Sprintf("exec: %v", err)}
+	}
+
+	cenv := make(map[string]string, len(env)+1)
+	for k, v := range env {
+		cenv[k] = v
+	}
+	cenv["CREDPROXY_FORWARD_ADDR"] = "127.0.0.1:0"
+	cfg, err := config.Load(cenv)
+	if err != nil {
+		return err
+	}
+	if _, asked := env["CREDPROXY_ADMIN_ADDR"]; !asked {
+		cfg.AdminAddr = ""
+	}
+	for i, rc := range cfg.Routes {
+		if _, asked := env[rc.Prefix+"LISTEN"]; !asked {
+			cfg.Routes[i].Listen = ""
+		}
+	}
+	level := cfg.LogLevel
+	if _, set := env["CREDPROXY_LOG_LEVEL"]; !set {
+		// The command's own output comes first: only trouble is logged.
+		level = "warn"
+	}
+	log, err := newLogger(level, cfg.LogFormat, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	forwardAddr := make(chan string, 1)
+	a.onListen = func(name, addr string) {
+		if name == "forward" {
+			forwardAddr <- addr
+		}
+	}
+
+	// The app lives as long as the command, not as long as ctx: a signal
+	// is the command's to handle, and credproxy stops after it exits.
+	appCtx, stopApp := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- a.serve(appCtx) }()
+	// One shutdown path whatever happens below: cancel, drain, end sessions.
+	stopped := false
+	shutdown := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		stopApp()
+		return <-served
+	}
+	defer func() { _ = shutdown() }()
+
+	var addr string
+	select {
+	case addr = <-forwardAddr:
+	case err := <-served:
+		stopped = true
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := waitTokens(ctx, a); err != nil {
+		return fmt.Errorf("exec: not starting %s: %w", args[0], err)
+	}
+
+	dir, err := os.MkdirTemp("", "credproxy-exec-")
+	if err != nil {
+		return fmt.Errorf("exec: temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("exec: temp dir: %w", err)
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ca.Certificate().Raw})
+	roots, rootsFrom := systemRoots(env)
+	if rootsFrom == "" {
+		log.Warn("exec: no system CA bundle found; the command trusts only credproxy's CA through SSL_CERT_FILE")
+	}
+	bundle := filepath.Join(dir, "ca-bundle.pem")
+	if err := writePrivate(bundle, joinPEM(roots, caPEM)); err != nil {
+		return err
+	}
+	extra := filepath.Join(dir, "node-extra-ca.pem")
+	var userExtra []byte
+	if f := env["NODE_EXTRA_CA_CERTS"]; f != "" {
+		userExtra, _ = readCapped(f)
+	}
+	if err := writePrivate(extra, joinPEM(userExtra, caPEM)); err != nil {
+		return err
+	}
+
+	proxyURL := "http://" + addr
+	for k, v := range env {
+		if isSecretVar(k) {
+			delete(cenv, k)
+		} else {
+			cenv[k] = v
+		}
+	}
+	delete(cenv, "CREDPROXY_FORWARD_ADDR")
+	if v, ok := env["CREDPROXY_FORWARD_ADDR"]; ok {
+		cenv["CREDPROXY_FORWARD_ADDR"] = v
+	}
+	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+		cenv[k] = proxyURL
+	}
+	for _, k := range []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"} {
+		cenv[k] = bundle
+	}
+	cenv["NODE_EXTRA_CA_CERTS"] = extra
+	warnNoProxy(log, env, a)
+
+	cmd := exec.Command(path, args[1:]...)
+	cmd.Args[0] = args[0]
+	cmd.Env = envList(cenv)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	// Take the signals before the command exists, so that none ends
+	// credproxy (and leaves the command without its proxy) in between.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwardedSignals...)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return &childExitError{code: 126, msg: fmt.Sprintf("exec: %v", err)}
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+wait:
+	for {
+		select {
+		case s := <-sigs:
+			_ = cmd.Process.Signal(s)
+		case werr = <-waited:
+			break wait
+		}
+	}
+	signal.Stop(sigs)
+	if err := shutdown(); err != nil {
+		log.Error("exec: the proxy failed while the command ran", zap.Error(err))
+	}
+	var ee *exec.ExitError
+	switch {
+	case werr == nil:
+		return nil
+	case errors.As(werr, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return &childExitError{code: 128 + int(ws.Signal())}
+		}
+		return &childExitError{code: ee.ExitCode()}
+	}
+	return fmt.Errorf("exec: %w", werr)
+}
+
+// waitTokens waits until every route holds a token, each for at most its
+// TOKEN_WAIT (all at once, so the bound is the longest of them).
+func waitTokens(ctx context.Context, a *app) error {
+	errs := make([]error, len(a.routes))
+	var wg sync.WaitGroup
+	for i, r := range a.routes {
+		wg.Go(func() {
+			if _, err := r.cache.Token(ctx); err != nil {
+				errs[i] = fmt.Errorf("no token for route %s within %s (%sTOKEN_WAIT): %w", r.cfg.Name, r.cfg.TokenWait, r.cfg.Prefix, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// systemRoots returns the roots the command would trust without us: the
+// user's SSL_CERT_FILE if set, else the system bundle; and where they came
+// from ("" when none was found).
+func systemRoots(env map[string]string) ([]byte, string) {
+	files := systemRootFiles
+	if f := env["SSL_CERT_FILE"]; f != "" {
+		files = []string{f}
+	}
+	for _, f := range files {
+		if b, err := readCapped(f); err == nil && len(b) > 0 {
+			return b, f
+		}
+	}
+	return nil, ""
+}
+
+func readCapped(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxBundle))
+}
+
+func joinPEM(a, b []byte) []byte {
+	out := append([]byte{}, a...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return append(out, b...)
+}
+
+func writePrivate(name string, data []byte) error {
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		return fmt.Errorf("exec: write %s: %w", name, err)
+	}
+	return nil
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// warnNoProxy warns when the user's NO_PROXY would send a route's host
+// around the proxy: those calls would carry no credential. exec adds
+// nothing to NO_PROXY and takes nothing from it.
+func warnNoProxy(log *zap.Logger, env map[string]string, a *app) {
+	var entries []string
+	for _, k := range []string{"NO_PROXY", "no_proxy"} {
+		for _, e := range strings.Split(env[k], ",") {
+			if e = strings.ToLower(strings.TrimSpace(e)); e != "" {
+				entries = append(entries, e)
+			}
+		}
+	}
+	for _, r := range a.routes {
+		var hosts []string
+		if r.cfg.Upstream != nil {
+			hosts = append(hosts, r.cfg.Upstream.Hostname())
+		}
+		hosts = append(hosts, r.cfg.Hosts...)
+		for _, h := range hosts {
+			h = strings.ToLower(h)
+			for _, e := range entries {
+				e = strings.TrimPrefix(e, "*")
+				if e == "" || e == h || e == "."+h || strings.HasSuffix(h, "."+strings.TrimPrefix(e, ".")) {
+					log.Warn("exec: NO_PROXY sends a route's host around credproxy; those calls carry no credential",
+						zap.String("route", r.cfg.Name), zap.String("host", h))
+				}
+			}
+		}
+	}
+}
