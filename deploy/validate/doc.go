@@ -1,0 +1,5 @@
+// Package validate checks credproxy's deployment files: every Kubernetes
+// manifest and the rendered Helm chart decoded strictly with the real API
+// types, the points the deployment contract promises, the Grafana dashboard
+// and the Prometheus alert rules.
+package validate

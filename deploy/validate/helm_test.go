@@ -1,0 +1,119 @@
+package validate
+
+import (
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+)
+
+var chartDir = filepath.Join("..", "helm", "credproxy")
+
+// render renders the chart offline with helm's own engine, as
+// `helm template` does, and decodes every manifest strictly.
+func render(t *testing.T, ch *chart.Chart, valuesFile string) *objects {
+	t.Helper()
+	vals := map[string]any{}
+	if valuesFile != "" {
+		v, err := chartutil.ReadValuesFile(valuesFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals = v
+	}
+	if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
+		t.Fatal(err)
+	}
+	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{
+		Name: "credproxy", Namespace: "credproxy", Revision: 1, IsInstall: true,
+	}, chartutil.DefaultCapabilities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := engine.Render(ch, rv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(out))
+	for n := range out {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var all strings.Builder
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".yaml") {
+			continue
+		}
+		all.WriteString("---\n# " + n + "\n" + out[n] + "\n")
+	}
+	o, err := decode("rendered chart", []byte(all.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestChartRendersGateway(t *testing.T) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !imageRef.MatchString("ghcr.io/credproxy/credproxy:" + ch.Metadata.AppVersion) {
+		t.Errorf("appVersion %q does not make an image reference like the manifests'", ch.Metadata.AppVersion)
+	}
+	examples, err := filepath.Glob(filepath.Join(chartDir, "examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, f := range append([]string{""}, examples...) {
+		name := "default values"
+		if f != "" {
+			name = filepath.Base(f)
+		}
+		t.Run(name, func(t *testing.T) {
+			o := render(t, ch, f)
+			routes, errs := checkGateway(o, "apps")
+			report(t, errs)
+			for _, r := range routes {
+				kinds[r.vars["AUTH"]] = true
+			}
+			if len(o.accounts) != 1 || o.deployments[0].Spec.Template.Spec.ServiceAccountName != o.accounts[0].Name {
+				t.Error("the pods do not run as the chart's ServiceAccount")
+			}
+		})
+	}
+	var missing []string
+	for k := range kindNeeds {
+		if !kinds[k] {
+			missing = append(missing, k)
+		}
+	}
+	slices.Sort(missing)
+	if len(missing) > 0 {
+		t.Errorf("no example values for credential kinds %q", missing)
+	}
+}
+
+func TestChartRejectsNoRoutes(t *testing.T) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := chartutil.ToRenderValues(ch, map[string]any{"routes": []any{}}, chartutil.ReleaseOptions{Name: "x", Namespace: "x"}, chartutil.DefaultCapabilities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Render(ch, rv); err == nil || !strings.Contains(err.Error(), "at least one route") {
+		t.Errorf("render with no routes: %v, want an error naming routes", err)
+	}
+}
