@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/credproxy/credproxy/config"
 )
 
 // imageRef is how every file names credproxy's image.
@@ -55,6 +57,19 @@ type route struct {
 // route sets what its kind needs. It returns the routes it found.
 func checkEnv(env map[string]string) ([]route, []error) {
 	var errs []error
+	// credproxy's own configuration loader must accept the environment as
+	// it stands; its warnings (an unknown variable: a typo) fail too,
+	// except the expected one about listeners off loopback.
+	cfg, err := config.Load(env)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("credproxy refuses this configuration: %w", err))
+	} else {
+		for _, w := range cfg.Warnings {
+			if !strings.Contains(w, "not a loopback address") {
+				errs = append(errs, fmt.Errorf("credproxy warns: %s", w))
+			}
+		}
+	}
 	names := []string{""}
 	prefixes := map[string]string{"": "CREDPROXY_"}
 	if rs, ok := env["CREDPROXY_ROUTES"]; ok {
