@@ -104,6 +104,29 @@ func TestChartRendersGateway(t *testing.T) {
 	}
 }
 
+// The chart's values.schema.json refuses misspelt or misplaced values,
+// which helm would otherwise ignore.
+func TestChartSchemaRejectsTypos(t *testing.T) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		desc string
+		vals map[string]any
+	}{
+		{"unknown top-level key", map[string]any{"replicas": 3}},
+		{"misspelt route key", map[string]any{"routes": []any{map[string]any{"name": "api", "auth": "static", "port": 8080, "secretfiles": map[string]any{}}}}},
+		{"unknown credential kind", map[string]any{"routes": []any{map[string]any{"name": "api", "auth": "oauth2", "port": 8080}}}},
+		{"plain http upstream", map[string]any{"routes": []any{map[string]any{"name": "api", "auth": "static", "port": 8080, "upstream": "http://api.example.com"}}}},
+		{"a single replica", map[string]any{"replicaCount": 1}},
+	} {
+		if _, err := chartutil.ToRenderValues(ch, tc.vals, chartutil.ReleaseOptions{Name: "x", Namespace: "x"}, chartutil.DefaultCapabilities); err == nil {
+			t.Errorf("%s: values accepted", tc.desc)
+		}
+	}
+}
+
 func TestChartRejectsNoRoutes(t *testing.T) {
 	ch, err := loader.Load(chartDir)
 	if err != nil {
