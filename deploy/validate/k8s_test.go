@@ -257,11 +257,30 @@ func checkCredproxy(spec corev1.PodSpec, c corev1.Container, readiness bool) ([]
 			default:
 				if v.Secret == nil || v.Secret.SecretName == "" {
 					errs = append(errs, fmt.Errorf("container %s: %s is not on a Secret volume", c.Name, k))
+				} else if err := checkReadable(spec, c, v); err != nil {
+					errs = append(errs, err)
 				}
 			}
 		}
 	}
 	return routes, errs
+}
+
+// checkReadable: Secret files are owned by root; a non-root credproxy
+// reads them through the world bits of the mode or, when those are off,
+// the group bits with the pod's fsGroup.
+func checkReadable(spec corev1.PodSpec, c corev1.Container, v corev1.Volume) error {
+	mode := int32(0o644)
+	if v.Secret.DefaultMode != nil {
+		mode = *v.Secret.DefaultMode
+	}
+	if mode&0o004 != 0 {
+		return nil
+	}
+	if mode&0o040 == 0 || spec.SecurityContext == nil || spec.SecurityContext.FSGroup == nil {
+		return fmt.Errorf("container %s: secret volume %s has mode %#o and the pod no fsGroup: a non-root user cannot read it", c.Name, v.Name, mode)
+	}
+	return nil
 }
 
 // checkNativeSidecar checks a pod with credproxy as a native sidecar.
