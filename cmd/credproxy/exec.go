@@ -187,7 +187,9 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	if f := env["NODE_EXTRA_CA_CERTS"]; f != "" {
 		userExtra, _ = readCapped(f)
 	}
-	if err := writePrivate(extra, joinPEM(userExtra, caPEM)); err != nil {
+	// credproxy's CA first: tools that read one certificate (keytool
+	// -importcert, see the README's Java note) take it.
+	if err := writePrivate(extra, joinPEM(caPEM, userExtra)); err != nil {
 		return err
 	}
 
