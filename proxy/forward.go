@@ -70,7 +70,7 @@ type Forward struct {
 type connectHostKey struct{}
 
 // NewForward returns the forward proxy for routes.
-func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
+func NewForward(routes []*Route, transport *Upstream, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
 	log = log.Named("forward")
 	f := &Forward{
 		byHost: map[string]*routeProxy{},
@@ -96,7 +96,7 @@ func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, op
 	gp := goproxy.NewProxyHttpServer()
 	// goproxy's defaults skip TLS verification and follow HTTPS_PROXY
 	// (a sidecar inheriting its own address would loop): replace both.
-	gp.Tr = transport
+	gp.Tr = transport.Transport
 	gp.ConnectDial = nil
 	gp.ConnectDialWithReq = f.dialTunnel
 	gp.Logger = zap.NewStdLog(log.Named("goproxy"))

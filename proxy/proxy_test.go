@@ -94,7 +94,7 @@ func (u *upstream) url(t testing.TB) *url.URL {
 }
 
 // transport trusts the test upstream's certificate, and nothing else.
-func (u *upstream) transport() *http.Transport {
+func (u *upstream) transport() *Upstream {
 	tr := NewUpstreamTransport()
 	pool := x509.NewCertPool()
 	pool.AddCert(u.srv.Certificate())

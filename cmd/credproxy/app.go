@@ -81,7 +81,7 @@ type app struct {
 	metrics   *proxy.Metrics
 	admin     *proxy.Admin
 	routes    []*liveRoute
-	transport *http.Transport
+	transport *proxy.Upstream
 	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is unset.
 	forward *proxy.Forward
 	// ca is the forward proxy's CA, nil without forward mode.
