@@ -90,12 +90,13 @@ Try it (no credential in the request: credproxy adds it):
   curl -s http://%s/api/v2/source
   curl -s -H 'Authorization: Bearer forged' http://%s/api/v2/source   # replaced
 Watch the token state and metrics:
+  http://%s/            status page, in a browser
   curl -s http://%s/readyz
   curl -s http://%s/metrics | grep ^credproxy_
 
 Each exchange is logged below; a renewal shows about every 20 s. Ctrl-C stops.
 
-`, cspAddr, demoTTL, echoAddr, proxyAddr, proxyAddr, adminAddr, adminAddr)
+`, cspAddr, demoTTL, echoAddr, proxyAddr, proxyAddr, adminAddr, adminAddr, adminAddr)
 		go selfCheck(ctx, proxyAddr, log)
 	}
 	return a.serve(ctx)

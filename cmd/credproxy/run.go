@@ -144,7 +144,9 @@ outbound API calls.
 Usage:
   credproxy [run]          run the proxy, configured from the environment
   credproxy check          validate the configuration and do one exchange per route
-  credproxy token [ROUTE]  print one fresh access token (for scripts)
+  credproxy token [ROUTE]  print one fresh access token (for scripts); asks a
+                           running credproxy's token API first (CREDPROXY_TOKEN_API),
+                           else does its own exchange
   credproxy ca init DIR    write a new forward-proxy CA (ca.pem, ca-key.pem)
   credproxy exec [--] COMMAND [ARGS...]
                            run COMMAND behind an ephemeral forward proxy and CA
