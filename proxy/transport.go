@@ -166,7 +166,6 @@ func (u *Upstream) put(c *h1Conn) {
 	if u.idle == nil {
 		u.idle = map[string][]*h1Conn{}
 	}
-	c.idleSince = time.Now()
 	if c.idleTimer == nil {
 		c.idleTimer = time.AfterFunc(u.IdleConnTimeout, func() { u.expire(c) })
 	} else {
@@ -220,6 +219,9 @@ func (u *Upstream) dial(ctx context.Context, scheme, addr string) (*h1Conn, erro
 	}
 	if scheme == "https" {
 		cfg := u.TLSClientConfig.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
 		cfg.NextProtos = []string{"http/1.1"}
 		if cfg.ServerName == "" {
 			cfg.ServerName, _, _ = net.SplitHostPort(addr)
@@ -261,7 +263,6 @@ type h1Conn struct {
 	bw    *bufio.Writer
 	// reused tells whether a request was sent on it before the current one.
 	reused    bool
-	idleSince time.Time
 	idleTimer *time.Timer
 	closeOnce sync.Once
 }
@@ -305,7 +306,7 @@ func (c *h1Conn) roundTrip(u *Upstream, req *http.Request) (*http.Response, erro
 		headerTimeout = 50 * time.Millisecond
 	}
 	if headerTimeout > 0 {
-		_ = c.conn.SetReadDeadline(time.Now().Add(headerTimeout))
+		c.setReadDeadline(ctx, time.Now().Add(headerTimeout))
 	}
 	c.limit.n = u.MaxResponseHeaderBytes
 	if c.limit.n <= 0 {
@@ -336,7 +337,7 @@ func (c *h1Conn) roundTrip(u *Upstream, req *http.Request) (*http.Response, erro
 	}
 	c.limit.n = math.MaxInt64
 	if headerTimeout > 0 {
-		_ = c.conn.SetReadDeadline(time.Time{})
+		c.setReadDeadline(ctx, time.Time{})
 	}
 
 	// A connection is reused only when the exchange ended cleanly: the
@@ -349,6 +350,15 @@ func (c *h1Conn) roundTrip(u *Upstream, req *http.Request) (*http.Response, erro
 	}
 	resp.Body = &h1Body{body: resp.Body, c: c, u: u, stop: stop, reuse: reuse}
 	return resp, nil
+}
+
+// setReadDeadline sets the read deadline without undoing a cancellation:
+// context.AfterFunc may have set the past deadline just before.
+func (c *h1Conn) setReadDeadline(ctx context.Context, t time.Time) {
+	_ = c.conn.SetReadDeadline(t)
+	if ctx.Err() != nil {
+		_ = c.conn.SetDeadline(aLongTimeAgo)
+	}
 }
 
 // release gives c back to u when reuse holds and the context did not cut
