@@ -592,10 +592,7 @@ func TestFaultIdleConnectionsBounded(t *testing.T) {
 				u := up.url(t)
 				reqLine = fmt.Sprintf("GET http://%s/idle HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host, u.Host)
 			}
-			runtime.GC()
-			g0 := runtime.NumGoroutine()
-			var ms0 runtime.MemStats
-			runtime.ReadMemStats(&ms0)
+			g0, heap0 := settled()
 
 			conns := make([]net.Conn, 0, n)
 			defer func() {
@@ -612,24 +609,13 @@ func TestFaultIdleConnectionsBounded(t *testing.T) {
 				if _, err := io.WriteString(c, reqLine); err != nil {
 					t.Fatal(err)
 				}
-				resp, err := http.ReadResponse(bufio.NewReaderSize(c, 512), nil)
-				if err != nil {
-					t.Fatalf("connection %d: %v", i, err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					t.Fatalf("connection %d: status %d", i, resp.StatusCode)
-				}
+				readOK(t, c, fmt.Sprintf("connection %d", i))
 			}
-			runtime.GC()
-			g1 := runtime.NumGoroutine()
-			var ms1 runtime.MemStats
-			runtime.ReadMemStats(&ms1)
+			g1, heap1 := settled()
 			perConnG := float64(g1-g0) / float64(n)
-			perConnHeap := (int64(ms1.HeapInuse) - int64(ms0.HeapInuse)) / int64(n)
+			perConnHeap := (heap1 - heap0) / int64(n)
 			t.Logf("%s: %d idle connections: %+d goroutines (%.2f each), heap in use %+d MiB (%d B each), %d upstream connections",
-				mode.name, n, g1-g0, perConnG, (int64(ms1.HeapInuse)-int64(ms0.HeapInuse))>>20, perConnHeap, up.conns.Load())
+				mode.name, n, g1-g0, perConnG, (heap1-heap0)>>20, perConnHeap, up.conns.Load())
 			if perConnG > 1.1 {
 				t.Errorf("%.2f goroutines per idle connection, want about 1", perConnG)
 			}
@@ -775,10 +761,7 @@ func TestFaultIdleInterceptedTunnelsBounded(t *testing.T) {
 	pool.AddCert(ca.Certificate())
 	cfg := &tls.Config{RootCAs: pool, ServerName: u.Hostname(), ClientSessionCache: tls.NewLRUClientSessionCache(1)}
 
-	runtime.GC()
-	g0 := runtime.NumGoroutine()
-	var ms0 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
+	g0, heap0 := settled()
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -799,22 +782,11 @@ func TestFaultIdleInterceptedTunnelsBounded(t *testing.T) {
 		tc := tls.Client(c, cfg)
 		conns[len(conns)-1] = tc
 		fmt.Fprintf(tc, "GET /idle HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host)
-		resp, err = http.ReadResponse(bufio.NewReaderSize(tc, 512), nil)
-		if err != nil {
-			t.Fatalf("tunnel %d: %v", i, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("tunnel %d: status %d", i, resp.StatusCode)
-		}
+		readOK(t, tc, fmt.Sprintf("tunnel %d", i))
 	}
-	runtime.GC()
-	g1 := runtime.NumGoroutine()
-	var ms1 runtime.MemStats
-	runtime.ReadMemStats(&ms1)
+	g1, heap1 := settled()
 	perConnG := float64(g1-g0) / n
-	perConnHeap := (int64(ms1.HeapInuse) - int64(ms0.HeapInuse)) / n
+	perConnHeap := (heap1 - heap0) / n
 	t.Logf("%d idle intercepted tunnels: %+d goroutines (%.2f each), %d B of heap each (client TLS state included), %d upstream connections",
 		n, g1-g0, perConnG, perConnHeap, up.conns.Load())
 	if perConnG > 1.1 {
@@ -829,4 +801,28 @@ func TestFaultIdleInterceptedTunnelsBounded(t *testing.T) {
 	}
 	conns = conns[:0]
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= g0+20 }, "goroutines back to baseline after the clients closed")
+}
+
+// settled collects garbage and returns the number of goroutines and the
+// heap in use.
+func settled() (goroutines int, heap int64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return runtime.NumGoroutine(), int64(ms.HeapInuse)
+}
+
+// readOK reads one answer from r, body included, and fails the test
+// unless it is a 200.
+func readOK(t *testing.T, r io.Reader, what string) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReaderSize(r, 512), nil)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: status %d", what, resp.StatusCode)
+	}
 }

@@ -304,24 +304,35 @@ func (a *app) serve(ctx context.Context) error {
 	return runErr
 }
 
+// newLoggedApp builds the logger at level, logs the configuration's
+// warnings and builds the app. The caller syncs the logger.
+func newLoggedApp(cfg *config.Config, level string, stderr io.Writer) (*app, *zap.Logger, error) {
+	log, err := newLogger(level, cfg.LogFormat, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	a, err := newApp(cfg, log)
+	if err != nil {
+		_ = log.Sync()
+		return nil, nil, err
+	}
+	return a, log, nil
+}
+
 // runProxy is the run command.
 func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) error {
 	cfg, err := config.Load(env)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	a, log, err := newLoggedApp(cfg, cfg.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
-	a, err := newApp(cfg, log)
-	if err != nil {
-		return err
-	}
 	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)))
 	return a.serve(ctx)
 }

@@ -116,18 +116,11 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 		// The command's own output comes first: only trouble is logged.
 		level = "warn"
 	}
-	log, err := newLogger(level, cfg.LogFormat, stderr)
+	a, log, err := newLoggedApp(cfg, level, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
-	a, err := newApp(cfg, log)
-	if err != nil {
-		return err
-	}
 	forwardAddr := make(chan string, 1)
 	a.onListen = func(name, addr string) {
 		if name == "forward" {

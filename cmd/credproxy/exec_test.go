@@ -16,16 +16,9 @@ import (
 )
 
 // execEnv is the environment of an exec test: one CSP route to the echo
-// API, which credproxy itself trusts through SSL_CERT_FILE.
+// API, and a NO_PROXY of the user's that exec must keep.
 func execEnv(cspURL, apiToken, echoURL, certFile string) map[string]string {
-	return map[string]string{
-		"CREDPROXY_AUTH":          "csp-api-token",
-		"CREDPROXY_CSP_URL":       cspURL,
-		"CREDPROXY_CSP_API_TOKEN": apiToken,
-		"CREDPROXY_UPSTREAM":      echoURL,
-		"SSL_CERT_FILE":           certFile,
-		"NO_PROXY":                "localhost,build.example.internal",
-	}
+	return cspEnv(cspURL, apiToken, echoURL, certFile, "NO_PROXY", "localhost,build.example.internal")
 }
 
 // goClient builds a tiny Go program that GETs its argument and prints the

@@ -38,16 +38,7 @@ func python(t *testing.T) string {
 func TestForwardProxyRealClients(t *testing.T) {
 	const apiToken = "fwdE2e-7d41-bb09-cafe"
 	csp, cspURL, echo, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
-	p := start(t, map[string]string{
-		"CREDPROXY_AUTH":          "csp-api-token",
-		"CREDPROXY_CSP_URL":       cspURL,
-		"CREDPROXY_CSP_API_TOKEN": apiToken,
-		"CREDPROXY_UPSTREAM":      echoURL,
-		"CREDPROXY_LISTEN":        "127.0.0.1:0",
-		"CREDPROXY_ADMIN_ADDR":    "127.0.0.1:0",
-		"CREDPROXY_FORWARD_ADDR":  "127.0.0.1:0",
-		"SSL_CERT_FILE":           certFile,
-	})
+	p := start(t, cspEnv(cspURL, apiToken, echoURL, certFile, onLoopback...))
 	addrs := p.listeners(t, 3)
 	waitReady(t, addrs["admin"])
 	proxyURL := "http://" + addrs["forward"]

@@ -127,6 +127,31 @@ func (p *proc) wait(t *testing.T, within time.Duration) int {
 	}
 }
 
+// cspEnv is the environment of one csp-api-token route to the echo API,
+// which credproxy trusts through SSL_CERT_FILE; more adds variables as
+// name, value pairs.
+func cspEnv(cspURL, apiToken, echoURL, certFile string, more ...string) map[string]string {
+	env := map[string]string{
+		"CREDPROXY_AUTH":          "csp-api-token",
+		"CREDPROXY_CSP_URL":       cspURL,
+		"CREDPROXY_CSP_API_TOKEN": apiToken,
+		"CREDPROXY_UPSTREAM":      echoURL,
+		"SSL_CERT_FILE":           certFile,
+	}
+	for i := 0; i+1 < len(more); i += 2 {
+		env[more[i]] = more[i+1]
+	}
+	return env
+}
+
+// onLoopback puts the reverse listener, the admin listener and the forward
+// proxy on ephemeral loopback ports (name, value pairs for cspEnv).
+var onLoopback = []string{
+	"CREDPROXY_LISTEN", "127.0.0.1:0",
+	"CREDPROXY_ADMIN_ADDR", "127.0.0.1:0",
+	"CREDPROXY_FORWARD_ADDR", "127.0.0.1:0",
+}
+
 // fakes starts a fake CSP and echo API over TLS on loopback and writes
 // their certificate to a PEM file for SSL_CERT_FILE.
 func fakes(t *testing.T, opts demo.CSPOptions) (csp *demo.CSP, cspURL string, echo *demo.Echo, echoURL, certFile string) {
@@ -333,13 +358,7 @@ func TestBadConfiguration(t *testing.T) {
 func TestCommands(t *testing.T) {
 	const apiToken = "cmdT3st-9c1e-77ab-f00d"
 	csp, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
-	env := map[string]string{
-		"CREDPROXY_AUTH":          "csp-api-token",
-		"CREDPROXY_CSP_URL":       cspURL,
-		"CREDPROXY_CSP_API_TOKEN": apiToken,
-		"CREDPROXY_UPSTREAM":      echoURL,
-		"SSL_CERT_FILE":           certFile,
-	}
+	env := cspEnv(cspURL, apiToken, echoURL, certFile)
 	run := func(env map[string]string, args ...string) (int, string, string) {
 		cmd := exec.Command(binary, args...)
 		for k, v := range env {

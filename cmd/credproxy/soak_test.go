@@ -44,16 +44,7 @@ func TestSoak(t *testing.T) {
 	}
 	const apiToken = "soakApiT0ken-4c2e-91ab"
 	csp, cspURL, echo, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: soakTTL})
-	p := start(t, map[string]string{
-		"CREDPROXY_AUTH":          "csp-api-token",
-		"CREDPROXY_CSP_URL":       cspURL,
-		"CREDPROXY_CSP_API_TOKEN": apiToken,
-		"CREDPROXY_UPSTREAM":      echoURL,
-		"CREDPROXY_LISTEN":        "127.0.0.1:0",
-		"CREDPROXY_ADMIN_ADDR":    "127.0.0.1:0",
-		"CREDPROXY_FORWARD_ADDR":  "127.0.0.1:0",
-		"SSL_CERT_FILE":           certFile,
-	})
+	p := start(t, cspEnv(cspURL, apiToken, echoURL, certFile, onLoopback...))
 	addrs := p.listeners(t, 3)
 	admin := addrs["admin"]
 	waitReady(t, admin)

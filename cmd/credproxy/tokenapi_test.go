@@ -20,16 +20,7 @@ func TestTokenAPIAndTokenCommand(t *testing.T) {
 	const apiToken = "tokcmd-5d2e-41aa-b00c"
 	const wrongToken = "wr0ngAPI-77aa-1b2c-ee"
 	csp, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
-	env := map[string]string{
-		"CREDPROXY_AUTH":          "csp-api-token",
-		"CREDPROXY_CSP_URL":       cspURL,
-		"CREDPROXY_CSP_API_TOKEN": apiToken,
-		"CREDPROXY_UPSTREAM":      echoURL,
-		"CREDPROXY_LISTEN":        "127.0.0.1:0",
-		"CREDPROXY_ADMIN_ADDR":    "127.0.0.1:0",
-		"CREDPROXY_TOKEN_API":     "true",
-		"SSL_CERT_FILE":           certFile,
-	}
+	env := cspEnv(cspURL, apiToken, echoURL, certFile, "CREDPROXY_LISTEN", "127.0.0.1:0", "CREDPROXY_ADMIN_ADDR", "127.0.0.1:0", "CREDPROXY_TOKEN_API", "true")
 	p := start(t, env)
 	admin := p.listeners(t, 2)["admin"]
 	waitReady(t, admin)
@@ -102,15 +93,7 @@ func TestTokenAPIAndTokenCommand(t *testing.T) {
 func TestTokenCommandFallsBack(t *testing.T) {
 	const apiToken = "fallbk-1a2b-3c4d-5e6f"
 	csp, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
-	env := map[string]string{
-		"CREDPROXY_AUTH":          "csp-api-token",
-		"CREDPROXY_CSP_URL":       cspURL,
-		"CREDPROXY_CSP_API_TOKEN": apiToken,
-		"CREDPROXY_UPSTREAM":      echoURL,
-		"CREDPROXY_LISTEN":        "127.0.0.1:0",
-		"CREDPROXY_ADMIN_ADDR":    "127.0.0.1:0",
-		"SSL_CERT_FILE":           certFile,
-	}
+	env := cspEnv(cspURL, apiToken, echoURL, certFile, "CREDPROXY_LISTEN", "127.0.0.1:0", "CREDPROXY_ADMIN_ADDR", "127.0.0.1:0")
 	p := start(t, env) // token API off
 	admin := p.listeners(t, 2)["admin"]
 	waitReady(t, admin)
