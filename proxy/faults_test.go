@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -593,24 +596,10 @@ func TestFaultIdleConnectionsBounded(t *testing.T) {
 				reqLine = fmt.Sprintf("GET http://%s/idle HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host, u.Host)
 			}
 			g0, heap0 := settled()
-
-			conns := make([]net.Conn, 0, n)
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for i := range n {
-				c, err := net.Dial("tcp", target.addr)
-				if err != nil {
-					t.Fatalf("connection %d: %v", i, err)
-				}
-				conns = append(conns, c)
-				if _, err := io.WriteString(c, reqLine); err != nil {
-					t.Fatal(err)
-				}
-				readOK(t, c, fmt.Sprintf("connection %d", i))
-			}
+			// The clients live in a child process, so that this one holds
+			// only credproxy's end of each connection (and the descriptor
+			// limit allows 10,000 of them).
+			release := startIdleClients(t, target.addr, reqLine, n)
 			g1, heap1 := settled()
 			perConnG := float64(g1-g0) / float64(n)
 			perConnHeap := (heap1 - heap0) / int64(n)
@@ -619,37 +608,147 @@ func TestFaultIdleConnectionsBounded(t *testing.T) {
 			if perConnG > 1.1 {
 				t.Errorf("%.2f goroutines per idle connection, want about 1", perConnG)
 			}
-			// Test-side buffers (512 B readers, connection structs) are
-			// counted too.
 			if perConnHeap > 32<<10 {
 				t.Errorf("%d bytes of heap per idle connection", perConnHeap)
 			}
 			if c := up.conns.Load(); c > 300 {
 				t.Errorf("%d upstream connections for sequential requests", c)
 			}
-			for _, c := range conns {
-				c.Close()
-			}
-			conns = conns[:0]
+			release()
 			waitFor(t, func() bool { return runtime.NumGoroutine() <= g0+20 }, "goroutines back to baseline after the clients closed")
 		})
 	}
 }
 
 // idleConnCount is 10,000, or fewer when the file descriptor limit
-// cannot hold both ends of that many connections in this process.
+// cannot hold that many connections in this process.
 func idleConnCount(t *testing.T) int {
 	n := 10000
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
-		// Two descriptors per connection (both ends are here), plus
-		// upstream connections and the rest of the process.
-		if room := int(lim.Cur)/2 - 600; room < n {
+		// Upstream connections and the rest of the process need some.
+		if room := int(lim.Cur) - 600; room < n {
 			t.Logf("RLIMIT_NOFILE %d: %d connections instead of %d", lim.Cur, room, n)
 			n = room
 		}
 	}
 	return n
+}
+
+// idleClientsEnv holds, for a child process of this test binary, what
+// holdIdleClients should do.
+const idleClientsEnv = "CREDPROXY_TEST_IDLE_CLIENTS"
+
+type idleClients struct {
+	Addr, Request string
+	N             int
+}
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(idleClientsEnv); spec != "" {
+		os.Exit(holdIdleClients(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// startIdleClients starts a child process that opens n connections to
+// addr, sends request on each, reads a 200 and leaves the connection
+// open. It returns once all n are idle; release closes them all.
+func startIdleClients(t *testing.T, addr, request string, n int) (release func()) {
+	t.Helper()
+	spec, err := json.Marshal(idleClients{Addr: addr, Request: request, N: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), idleClientsEnv+"="+string(spec))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- line
+	}()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("idle clients: %v", err)
+			}
+		})
+	}
+	t.Cleanup(release)
+	select {
+	case line := <-ready:
+		if line != "ready\n" {
+			t.Fatalf("idle clients did not get ready (%q)", line)
+		}
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("idle clients: not ready after 5 minutes")
+	}
+	return release
+}
+
+// holdIdleClients is the child process of startIdleClients. It answers
+// "ready" on stdout once every connection is idle, and closes them all
+// when stdin ends.
+func holdIdleClients(spec string) int {
+	var c idleClients
+	if err := json.Unmarshal([]byte(spec), &c); err != nil {
+		fmt.Fprintln(os.Stderr, "idle clients:", err)
+		return 1
+	}
+	conns := make([]net.Conn, 0, c.N)
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}()
+	for i := range c.N {
+		conn, err := net.Dial("tcp", c.Addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "idle clients: connection %d: %v\n", i, err)
+			return 1
+		}
+		conns = append(conns, conn)
+		if err := getOK(conn, c.Request); err != nil {
+			fmt.Fprintf(os.Stderr, "idle clients: connection %d: %v\n", i, err)
+			return 1
+		}
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// getOK sends request on conn and reads one answer, body included; it is
+// an error unless the answer is a 200.
+func getOK(conn net.Conn, request string) error {
+	if _, err := io.WriteString(conn, request); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 512), nil)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // TestFaultClientsCancelMidRequest: clients that give up half-way through
@@ -781,8 +880,9 @@ func TestFaultIdleInterceptedTunnelsBounded(t *testing.T) {
 		}
 		tc := tls.Client(c, cfg)
 		conns[len(conns)-1] = tc
-		fmt.Fprintf(tc, "GET /idle HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host)
-		readOK(t, tc, fmt.Sprintf("tunnel %d", i))
+		if err := getOK(tc, fmt.Sprintf("GET /idle HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host)); err != nil {
+			t.Fatalf("tunnel %d: %v", i, err)
+		}
 	}
 	g1, heap1 := settled()
 	perConnG := float64(g1-g0) / n
@@ -804,25 +904,12 @@ func TestFaultIdleInterceptedTunnelsBounded(t *testing.T) {
 }
 
 // settled collects garbage and returns the number of goroutines and the
-// heap in use.
+// heap in use. Two collections: the first moves sync.Pool contents to the
+// pools' victim caches, the second frees them.
 func settled() (goroutines int, heap int64) {
+	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return runtime.NumGoroutine(), int64(ms.HeapInuse)
-}
-
-// readOK reads one answer from r, body included, and fails the test
-// unless it is a 200.
-func readOK(t *testing.T, r io.Reader, what string) {
-	t.Helper()
-	resp, err := http.ReadResponse(bufio.NewReaderSize(r, 512), nil)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("%s: status %d", what, resp.StatusCode)
-	}
 }
