@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,8 +34,7 @@ type Upstream struct {
 	mu   sync.Mutex
 	idle map[string][]*h1Conn // by host:port, most recently used last
 	// nIdle counts idle connections over all hosts.
-	nIdle  int
-	closed bool
+	nIdle int
 }
 
 // NewUpstreamTransport returns the transport for requests to upstream APIs.
@@ -155,11 +155,11 @@ func (u *Upstream) conn(req *http.Request) (*h1Conn, error) {
 	return u.dial(req.Context(), req.URL.Scheme, key)
 }
 
-// put keeps c for reuse, or closes it when the pool is full or closed.
+// put keeps c for reuse, or closes it when the pool is full.
 func (u *Upstream) put(c *h1Conn) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.closed || u.nIdle >= u.MaxIdleConns || len(u.idle[c.key]) >= u.MaxIdleConnsPerHost {
+	if u.nIdle >= u.MaxIdleConns || len(u.idle[c.key]) >= u.MaxIdleConnsPerHost {
 		c.close()
 		return
 	}
@@ -181,7 +181,7 @@ func (u *Upstream) expire(c *h1Conn) {
 	list := u.idle[c.key]
 	for i, ic := range list {
 		if ic == c {
-			u.idle[c.key] = append(list[:i], list[i+1:]...)
+			u.idle[c.key] = slices.Delete(list, i, i+1)
 			u.nIdle--
 			break
 		}
