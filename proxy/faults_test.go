@@ -385,7 +385,7 @@ func TestFaultGiBStreamFlatMemory(t *testing.T) {
 					select {
 					case <-stop:
 						return
-					case <-time.After(100 * time.Millisecond):
+					case <-time.After(20 * time.Millisecond):
 					}
 					runtime.ReadMemStats(&ms)
 					if ms.HeapInuse > peak.Load() {
@@ -412,18 +412,22 @@ func TestFaultGiBStreamFlatMemory(t *testing.T) {
 				mode.name, before.HeapInuse>>20, growth>>20, alloc>>20)
 			// Both ends of the test run in this process, so the bounds
 			// cover the upstream and the client as well as credproxy.
-			if growth > 64<<20 {
+			// Heap in use holds under -race too: a body buffered whole
+			// would show as hundreds of MiB.
+			if growth > 32<<20 {
 				t.Errorf("heap in use grew by %d MiB while streaming 1 GiB", growth>>20)
 			}
-			// Under -race sync.Pool drops a share of what is put back, so
-			// copy buffers are reallocated: the bound is looser there.
-			// Measured: a few MiB without -race, 300-700 MiB with it.
-			limit := uint64(64 << 20)
+			// Allocation is measured without -race only: the race
+			// detector makes sync.Pool drop a random share of what is
+			// put back (300-700 MiB allocated here), so no bound there
+			// tells copying from pooling. CI runs this test once without
+			// -race for that (.ci/run).
 			if raceEnabled() {
-				limit = size
+				t.Logf("allocation bound not asserted under -race (%d MiB)", alloc>>20)
+				return
 			}
-			if alloc > limit {
-				t.Errorf("%d MiB allocated to stream 1 GiB (limit %d MiB): bodies are being copied into fresh buffers", alloc>>20, limit>>20)
+			if alloc > 64<<20 {
+				t.Errorf("%d MiB allocated to stream 1 GiB (limit 64 MiB): bodies are being copied into fresh buffers", alloc>>20)
 			}
 		})
 	}

@@ -63,6 +63,9 @@ type Forward struct {
 	// hosts maps an intercepted *tls.Conn to its CONNECT authority, for
 	// mitm's ConnContext.
 	hosts sync.Map
+	// self holds credproxy's own listener addresses, which the forward
+	// proxy never tunnels or forwards to.
+	self selfAddrs
 }
 
 // connectHostKey is the context key of an intercepted request's CONNECT
@@ -70,7 +73,11 @@ type Forward struct {
 type connectHostKey struct{}
 
 // NewForward returns the forward proxy for routes.
-func NewForward(routes []*Route, transport *Upstream, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
+//
+// transport carries the routes' requests; traffic to other hosts goes
+// through a copy of it whose connections may not reach credproxy's own
+// listeners (RefuseSelf).
+func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
 	log = log.Named("forward")
 	f := &Forward{
 		byHost: map[string]*routeProxy{},
@@ -96,7 +103,9 @@ func NewForward(routes []*Route, transport *Upstream, metrics *Metrics, opts For
 	gp := goproxy.NewProxyHttpServer()
 	// goproxy's defaults skip TLS verification and follow HTTPS_PROXY
 	// (a sidecar inheriting its own address would loop): replace both.
-	gp.Tr = transport.Transport
+	others := transport.Clone()
+	others.DialContext = f.self.guard(others.DialContext)
+	gp.Tr = others
 	gp.ConnectDial = nil
 	gp.ConnectDialWithReq = f.dialTunnel
 	gp.Logger = zap.NewStdLog(log.Named("goproxy"))
@@ -139,6 +148,10 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A plain-http request. To a route host it is sent upstream over
 	// https with the credential: the credential never travels in clear.
 	host := plainAuthority(r.URL)
+	if f.self.isSelfHost(r.URL.Host) {
+		f.refuseSelf(w, r.URL.Host)
+		return
+	}
 	if rp, ok := f.byHost[host]; ok && r.URL.Scheme == "http" {
 		ctx := context.WithValue(r.Context(), connectHostKey{}, host)
 		(&countingHandler{next: rp, metrics: rp.metrics}).ServeHTTP(w, r.WithContext(ctx))
@@ -164,6 +177,12 @@ func plainAuthority(u *url.URL) string {
 // the others.
 func (f *Forward) decide(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	auth := Authority("https", host)
+	if f.self.isSelfHost(host) {
+		f.m.connects.WithLabelValues("deny").Inc()
+		f.log.Warn("CONNECT to one of credproxy's own listeners refused", zap.String("host", host))
+		ctx.Resp = textResponse(http.StatusForbidden, selfRefusal+"\n")
+		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, host
+	}
 	if _, ok := f.byHost[auth]; ok {
 		f.m.connects.WithLabelValues("intercept").Inc()
 		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
@@ -173,18 +192,39 @@ func (f *Forward) decide(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAc
 	if f.deny {
 		f.m.connects.WithLabelValues("deny").Inc()
 		f.log.Info("CONNECT refused: not a route host", zap.String("host", host))
-		const msg = "credproxy forwards only to the hosts of its routes\n"
-		ctx.Resp = &http.Response{
-			StatusCode: http.StatusForbidden, ProtoMajor: 1, ProtoMinor: 1,
-			Header:        http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Connection": {"close"}},
-			Body:          io.NopCloser(strings.NewReader(msg)),
-			ContentLength: int64(len(msg)),
-		}
+		ctx.Resp = textResponse(http.StatusForbidden, "credproxy forwards only to the hosts of its routes\n")
 		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, host
 	}
 	f.m.connects.WithLabelValues("tunnel").Inc()
 	return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, host
 }
+
+// textResponse is a plain-text answer to a CONNECT that is refused.
+func textResponse(status int, msg string) *http.Response {
+	return &http.Response{
+		StatusCode: status, ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Connection": {"close"}},
+		Body:          io.NopCloser(strings.NewReader(msg)),
+		ContentLength: int64(len(msg)),
+	}
+}
+
+// selfRefusal says why a request to credproxy's own listener is refused.
+const selfRefusal = "credproxy does not proxy to its own listeners"
+
+// refuseSelf answers a plain request addressed to one of credproxy's own
+// listeners.
+func (f *Forward) refuseSelf(w http.ResponseWriter, host string) {
+	f.log.Warn("request to one of credproxy's own listeners refused", zap.String("host", host))
+	writeError(w, http.StatusForbidden, errorBody{Error: "loop_refused", Detail: selfRefusal})
+}
+
+// RefuseSelf adds one of credproxy's own listener addresses (admin,
+// reverse, forward) to those the forward proxy never tunnels or forwards
+// to: through the forward proxy, the token API would otherwise answer a
+// caller it cannot see is proxied, and a CONNECT to the forward proxy
+// itself would loop. Call it for every listener before serving.
+func (f *Forward) RefuseSelf(addr net.Addr) { f.self.add(addr) }
 
 // intercept answers the CONNECT and hands the client's TLS connection to
 // the mitm server.
@@ -228,7 +268,7 @@ func (f *Forward) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 func (f *Forward) dialTunnel(req *http.Request, network, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(req.Context(), tunnelDialTimeout)
 	defer cancel()
-	c, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, network, addr)
+	c, err := f.self.guard((&net.Dialer{KeepAlive: 30 * time.Second}).DialContext)(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}

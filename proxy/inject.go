@@ -49,13 +49,19 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !in.route.allows(req.URL) {
 		return nil, fmt.Errorf("route %s: %s: %w", in.route.Name, req.URL.Redacted(), errNotAllowed)
 	}
-	tok, err := in.route.Tokens.Token(req.Context())
-	if err != nil {
-		return nil, &errCredential{err}
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &clientBody{ReadCloser: req.Body}
 	}
+	// The body is buffered before the token is read: a client that
+	// trickles its body must never make credproxy send a token that
+	// expired while it waited.
 	replay, err := replayable(req)
 	if err != nil {
 		return nil, clientGone(req, err)
+	}
+	tok, err := in.route.Tokens.Token(req.Context())
+	if err != nil {
+		return nil, &errCredential{err}
 	}
 	req.Header[in.route.Header] = []string{in.route.headerValue(tok)}
 	resp, err := in.next.RoundTrip(req)
@@ -99,6 +105,27 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// clientBodyError is a failure to read the client's request body (a
+// malformed chunked encoding, a connection cut mid-upload): the client's
+// fault, answered 400, not an upstream failure.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "read request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+// clientBody marks the errors of reading a client's body, wherever it is
+// read: buffered here for a replay, or streamed by the transport, which
+// returns the body's own error.
+type clientBody struct{ io.ReadCloser }
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientBodyError{err}
+	}
+	return n, err
+}
+
 // clientGone adds the request context's error to err when the client has
 // gone away: a request body cut off by the client then reads as a
 // cancelled request (status 499, no log at warning level), not as an
@@ -123,7 +150,7 @@ func replayable(req *http.Request) (func() io.ReadCloser, error) {
 	}
 	buf, err := io.ReadAll(io.LimitReader(req.Body, MaxReplayBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("read request body: %w", err)
+		return nil, err
 	}
 	if len(buf) > MaxReplayBody {
 		// Unknown length and too long: send what was read, then the rest.

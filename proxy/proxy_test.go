@@ -94,8 +94,8 @@ func (u *upstream) url(t testing.TB) *url.URL {
 }
 
 // transport trusts the test upstream's certificate, and nothing else.
-func (u *upstream) transport() *Upstream {
-	tr := NewUpstreamTransport()
+func (u *upstream) transport() *http.Transport {
+	tr := NewTransport()
 	pool := x509.NewCertPool()
 	pool.AddCert(u.srv.Certificate())
 	tr.TLSClientConfig.RootCAs = pool
@@ -355,7 +355,7 @@ func TestUpstreamErrors(t *testing.T) {
 	// An upstream whose certificate is not trusted.
 	untrusted := newUpstream(t, "tok-errors-0001")
 	route := &Route{Name: "r", Upstream: untrusted.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
-	px := httptest.NewServer(NewReverse(route, NewUpstreamTransport(), m, log))
+	px := httptest.NewServer(NewReverse(route, NewTransport(), m, log))
 	defer px.Close()
 	assertError(t, px.URL, 502, "upstream_unavailable", "certificate")
 	if n := len(untrusted.seen()); n != 0 {
@@ -369,14 +369,14 @@ func TestUpstreamErrors(t *testing.T) {
 	defer plain.Close()
 	pu, _ := url.Parse(plain.URL)
 	route = &Route{Name: "r", Upstream: pu, Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
-	px2 := httptest.NewServer(NewReverse(route, NewUpstreamTransport(), m, log))
+	px2 := httptest.NewServer(NewReverse(route, NewTransport(), m, log))
 	defer px2.Close()
 	assertError(t, px2.URL, 502, "destination_not_allowed", "https")
 
 	// Nothing listening.
 	plain.Close()
 	route = &Route{Name: "r", Upstream: pu, Header: "Authorization", Prefix: "Bearer", Tokens: tokens, AllowInsecure: true}
-	px3 := httptest.NewServer(NewReverse(route, NewUpstreamTransport(), m, log))
+	px3 := httptest.NewServer(NewReverse(route, NewTransport(), m, log))
 	defer px3.Close()
 	assertError(t, px3.URL, 502, "upstream_unavailable", "connect")
 	logtest.AssertNoSecrets(t, "logs", logs.String(), "tok-errors-0001")

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,7 +29,7 @@ func NewReverse(route *Route, transport http.RoundTripper, metrics *Metrics, log
 	upstream := route.Upstream
 	rp := newRouteProxy(route, transport, metrics.forRoute(route.Name, "reverse"), log, func(*http.Request) *url.URL { return upstream })
 	rp.ModifyResponse = func(resp *http.Response) error { rewriteLocation(resp, upstream); return nil }
-	return &countingHandler{next: rp, metrics: rp.metrics}
+	return &countingHandler{next: &dotSegmentGuard{next: rp, route: route.Name}, metrics: rp.metrics}
 }
 
 // routeProxy is a route's httputil.ReverseProxy with its metrics.
@@ -47,8 +48,9 @@ func newRouteProxy(route *Route, transport http.RoundTripper, rm *routeMetrics, 
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target(pr.In))
 			// The client's own value must not reach the upstream, even
-			// if injection were skipped.
-			pr.Out.Header.Del(route.Header)
+			// if injection were skipped, nor a header that some server
+			// could take for it.
+			route.dropClientCredential(pr.Out.Header)
 		},
 		Transport:     &timedTransport{next: &injector{route: route, next: transport, metrics: rm, log: log}, metrics: rm},
 		FlushInterval: flushInterval,
@@ -104,11 +106,13 @@ func writeError(w http.ResponseWriter, status int, body errorBody) {
 
 // errorHandler answers for a request that got no upstream response: 503
 // when no credential could be had (fail closed), 499-like silence when the
-// client went away, 504 on a timeout, 502 otherwise.
+// client went away, 400 when its body could not be read, 504 on a
+// timeout, 502 otherwise.
 func errorHandler(route string, log *zap.Logger) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
 		var cred *errCredential
 		var ue *tokencache.UnavailableError
+		var body *clientBodyError
 		switch {
 		case errors.As(err, &cred) && errors.As(err, &ue):
 			log.Warn("request refused: no valid credential", zap.String("detail", ue.Detail))
@@ -119,6 +123,9 @@ func errorHandler(route string, log *zap.Logger) func(http.ResponseWriter, *http
 			if sw, ok := w.(*statusWriter); ok {
 				sw.status = statusClientClosed
 			}
+		case errors.As(err, &body):
+			log.Debug("request body unreadable", zap.Error(err))
+			writeError(w, http.StatusBadRequest, errorBody{Error: "bad_request", Route: route, Detail: err.Error()})
 		case errors.As(err, &cred):
 			writeError(w, http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: route, Detail: err.Error()})
 		case errors.Is(err, errNotAllowed):
@@ -195,3 +202,12 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// bufferPool recycles the 32 KiB copy buffers of httputil.ReverseProxy.
+type bufferPool struct{ p sync.Pool }
+
+// sharedBufferPool serves every route and mode.
+var sharedBufferPool = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }

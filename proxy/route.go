@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -84,6 +85,42 @@ func (r *Route) allows(u *url.URL) bool {
 		return true
 	}
 	return r.hosts[Authority(u.Scheme, u.Host)]
+}
+
+// dropClientCredential removes from h the route's header and every header
+// whose name differs from it only by case or by '_' for '-'
+// (X_SF_Token beside X-SF-Token): some servers treat them alike, and the
+// client's value must not reach the upstream beside the injected one.
+func (r *Route) dropClientCredential(h http.Header) {
+	delete(h, r.Header)
+	for k := range h {
+		if sameHeaderName(k, r.Header) {
+			delete(h, k)
+		}
+	}
+}
+
+// sameHeaderName compares header names ignoring case and '_' against '-'.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // headerValue is what goes into the route's header for tok.

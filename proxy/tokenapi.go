@@ -38,7 +38,7 @@ type TokenResponse struct {
 // from a browser or through a proxy by accident: the header
 // `Metadata: true` is required (a browser cannot add it cross-origin
 // without a preflight, which is never granted), and a request with
-// X-Forwarded-For, Forwarded, Origin or Sec-Fetch-* is refused, as is a
+// Via, Forwarded, X-Forwarded-*, X-Real-Ip, Origin or Sec-Fetch-* is refused, as is a
 // Host that is a name other than localhost (DNS rebinding needs one).
 // Every answer carries Cache-Control: no-store. The token appears in the
 // response body and nowhere else: logs show its fingerprint.
@@ -124,8 +124,8 @@ func refuse(r *http.Request) string {
 	if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
 		return "the header Metadata: true is required"
 	}
-	for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"} {
-		if _, ok := r.Header[h]; ok {
+	for h := range r.Header {
+		if h == "Via" || h == "Forwarded" || h == "X-Real-Ip" || strings.HasPrefix(h, "X-Forwarded-") {
 			return "requests that came through a proxy (" + h + ") are refused"
 		}
 	}

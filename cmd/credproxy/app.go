@@ -81,7 +81,7 @@ type app struct {
 	metrics   *proxy.Metrics
 	admin     *proxy.Admin
 	routes    []*liveRoute
-	transport *proxy.Upstream
+	transport *http.Transport
 	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is unset.
 	forward *proxy.Forward
 	// ca is the forward proxy's CA, nil without forward mode.
@@ -98,7 +98,7 @@ type liveRoute struct {
 }
 
 func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(), transport: proxy.NewUpstreamTransport()}
+	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(), transport: proxy.NewTransport()}
 	client := exchange.NewHTTPClient()
 	var statuses []func() tokencache.Status
 	for _, rc := range cfg.Routes {
@@ -250,6 +250,11 @@ func (a *app) serve(ctx context.Context) error {
 	all := routeLns
 	if admin != nil {
 		all = append(all[:len(all):len(all)], admin)
+	}
+	if a.forward != nil {
+		for _, l := range all {
+			a.forward.RefuseSelf(l.ln.Addr())
+		}
 	}
 	for _, l := range all {
 		a.log.Info("listening", zap.String("listener", l.name), zap.String("addr", l.ln.Addr().String()))
