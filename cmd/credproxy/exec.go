@@ -93,7 +93,45 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	if err != nil {
 		return &childExitError{code: 127, msg: fmt.Sprintf("exec: %v", err)}
 	}
+	cfg, level, err := execConfig(env)
+	if err != nil {
+		return err
+	}
+	a, log, err := newLoggedApp(cfg, level, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	px := startExecProxy(ctx, a)
+	defer func() { _ = px.shutdown() }()
+	addr, err := px.ready(ctx)
+	if err != nil {
+		return fmt.Errorf("exec: not starting %s: %w", args[0], err)
+	}
 
+	dir, err := os.MkdirTemp("", "credproxy-exec-")
+	if err != nil {
+		return fmt.Errorf("exec: temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	trust, err := writeTrustFiles(dir, env, a, log)
+	if err != nil {
+		return err
+	}
+	warnNoProxy(log, env, a)
+
+	cmd := exec.Command(path, args[1:]...)
+	cmd.Args[0] = args[0]
+	cmd.Env = envList(childEnv(env, "http://"+addr, trust))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	return runChild(cmd, px, log)
+}
+
+// execConfig loads the configuration for exec: a forward proxy on an
+// ephemeral loopback port, and the admin and reverse listeners only where
+// the environment asks for them. It returns the log level too: unless set,
+// only trouble is logged, so that the command's own output comes first.
+func execConfig(env map[string]string) (*config.Config, string, error) {
 	cenv := make(map[string]string, len(env)+1)
 	for k, v := range env {
 		cenv[k] = v
@@ -101,7 +139,7 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	cenv["CREDPROXY_FORWARD_ADDR"] = "127.0.0.1:0"
 	cfg, err := config.Load(cenv)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if _, asked := env["CREDPROXY_ADMIN_ADDR"]; !asked {
 		cfg.AdminAddr = ""
@@ -113,104 +151,121 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	}
 	level := cfg.LogLevel
 	if _, set := env["CREDPROXY_LOG_LEVEL"]; !set {
-		// The command's own output comes first: only trouble is logged.
 		level = "warn"
 	}
-	a, log, err := newLoggedApp(cfg, level, stderr)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	forwardAddr := make(chan string, 1)
+	return cfg, level, nil
+}
+
+// execProxy is the app that exec runs for its command.
+type execProxy struct {
+	a           *app
+	forwardAddr chan string
+	served      chan error
+	stop        context.CancelFunc
+	stopped     bool
+}
+
+// startExecProxy serves a. The app lives as long as the command, not as
+// long as ctx: a signal is the command's to handle, and credproxy stops
+// after it exits.
+func startExecProxy(ctx context.Context, a *app) *execProxy {
+	px := &execProxy{a: a, forwardAddr: make(chan string, 1), served: make(chan error, 1)}
 	a.onListen = func(name, addr string) {
 		if name == "forward" {
-			forwardAddr <- addr
+			px.forwardAddr <- addr
 		}
 	}
+	appCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	px.stop = stop
+	go func() { px.served <- a.serve(appCtx) }()
+	return px
+}
 
-	// The app lives as long as the command, not as long as ctx: a signal
-	// is the command's to handle, and credproxy stops after it exits.
-	appCtx, stopApp := context.WithCancel(context.WithoutCancel(ctx))
-	served := make(chan error, 1)
-	go func() { served <- a.serve(appCtx) }()
-	// One shutdown path whatever happens below: cancel, drain, end sessions.
-	stopped := false
-	shutdown := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		stopApp()
-		return <-served
-	}
-	defer func() { _ = shutdown() }()
-
+// ready waits for the forward proxy's address and for every route's first
+// token.
+func (px *execProxy) ready(ctx context.Context) (string, error) {
 	var addr string
 	select {
-	case addr = <-forwardAddr:
-	case err := <-served:
-		stopped = true
-		return err
+	case addr = <-px.forwardAddr:
+	case err := <-px.served:
+		px.stopped = true
+		return "", err
 	case <-ctx.Done():
-		return ctx.Err()
+		return "", ctx.Err()
 	}
-	if err := waitTokens(ctx, a); err != nil {
-		return fmt.Errorf("exec: not starting %s: %w", args[0], err)
-	}
+	return addr, waitTokens(ctx, px.a)
+}
 
-	dir, err := os.MkdirTemp("", "credproxy-exec-")
-	if err != nil {
-		return fmt.Errorf("exec: temp dir: %w", err)
+// shutdown is exec's one shutdown path, whatever happened: cancel, drain,
+// end sessions. It is safe to call twice.
+func (px *execProxy) shutdown() error {
+	if px.stopped {
+		return nil
 	}
-	defer os.RemoveAll(dir)
+	px.stopped = true
+	px.stop()
+	return <-px.served
+}
+
+// trustFiles are the CA files written for exec's command.
+type trustFiles struct {
+	// bundle is the system roots and credproxy's CA.
+	bundle string
+	// nodeExtra is credproxy's CA first, then the user's own
+	// NODE_EXTRA_CA_CERTS.
+	nodeExtra string
+}
+
+// writeTrustFiles writes the command's CA files into dir, readable by the
+// user alone.
+func writeTrustFiles(dir string, env map[string]string, a *app, log *zap.Logger) (trustFiles, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("exec: temp dir: %w", err)
+		return trustFiles{}, fmt.Errorf("exec: temp dir: %w", err)
 	}
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ca.Certificate().Raw})
 	roots, rootsFrom := systemRoots(env)
 	if rootsFrom == "" {
 		log.Warn("exec: no system CA bundle found; the command trusts only credproxy's CA through SSL_CERT_FILE")
 	}
-	bundle := filepath.Join(dir, "ca-bundle.pem")
-	if err := writePrivate(bundle, joinPEM(roots, caPEM)); err != nil {
-		return err
+	tf := trustFiles{bundle: filepath.Join(dir, "ca-bundle.pem"), nodeExtra: filepath.Join(dir, "node-extra-ca.pem")}
+	if err := writePrivate(tf.bundle, joinPEM(roots, caPEM)); err != nil {
+		return trustFiles{}, err
 	}
-	extra := filepath.Join(dir, "node-extra-ca.pem")
 	var userExtra []byte
 	if f := env["NODE_EXTRA_CA_CERTS"]; f != "" {
 		userExtra, _ = readCapped(f)
 	}
 	// credproxy's CA first: tools that read one certificate (keytool
 	// -importcert, see the README's Java note) take it.
-	if err := writePrivate(extra, joinPEM(caPEM, userExtra)); err != nil {
-		return err
+	if err := writePrivate(tf.nodeExtra, joinPEM(caPEM, userExtra)); err != nil {
+		return trustFiles{}, err
 	}
+	return tf, nil
+}
 
-	proxyURL := "http://" + addr
+// childEnv is the command's environment: credproxy's own without the
+// secrets it holds by value, with the proxy and CA variables set.
+func childEnv(env map[string]string, proxyURL string, trust trustFiles) map[string]string {
+	cenv := make(map[string]string, len(env)+8)
 	for k, v := range env {
-		if isSecretVar(k) {
-			delete(cenv, k)
-		} else {
+		if !isSecretVar(k) {
 			cenv[k] = v
 		}
-	}
-	delete(cenv, "CREDPROXY_FORWARD_ADDR")
-	if v, ok := env["CREDPROXY_FORWARD_ADDR"]; ok {
-		cenv["CREDPROXY_FORWARD_ADDR"] = v
 	}
 	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
 		cenv[k] = proxyURL
 	}
 	for _, k := range []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"} {
-		cenv[k] = bundle
+		cenv[k] = trust.bundle
 	}
-	cenv["NODE_EXTRA_CA_CERTS"] = extra
-	warnNoProxy(log, env, a)
+	cenv["NODE_EXTRA_CA_CERTS"] = trust.nodeExtra
+	return cenv
+}
 
-	cmd := exec.Command(path, args[1:]...)
-	cmd.Args[0] = args[0]
-	cmd.Env = envList(cenv)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+// runChild runs cmd with the signals credproxy receives passed on to it,
+// stops the proxy once it exits, and returns its exit code as
+// *childExitError (128+signal when a signal ended it).
+func runChild(cmd *exec.Cmd, px *execProxy, log *zap.Logger) error {
 	// Take the signals before the command exists, so that none ends
 	// credproxy (and leaves the command without its proxy) in between.
 	sigs := make(chan os.Signal, 8)
@@ -232,7 +287,7 @@ wait:
 		}
 	}
 	signal.Stop(sigs)
-	if err := shutdown(); err != nil {
+	if err := px.shutdown(); err != nil {
 		log.Error("exec: the proxy failed while the command ran", zap.Error(err))
 	}
 	var ee *exec.ExitError
