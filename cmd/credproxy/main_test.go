@@ -429,6 +429,19 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo did not print the curl command:\n%s", p.stdout)
 		}
 	})
+	// SIGHUP leaves the demo serving.
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.stderr.String(), `"msg":"SIGHUP received"`) && time.Now().Before(deadline) {
+		p.alive(t, "SIGHUP")
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.alive(t, "SIGHUP")
+	if body := get(t, "http://"+addrs["route default"]+"/api/v2/source"); !strings.Contains(body, `"authorized":true`) {
+		t.Errorf("demo proxy answered %s after SIGHUP", body)
+	}
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Errorf("demo exit code after SIGINT = %d", code)
