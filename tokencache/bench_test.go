@@ -18,8 +18,11 @@ func BenchmarkTokenHot(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
+			// b.Fatal would end only this worker goroutine, not the
+			// benchmark: report and stop the worker instead.
 			if _, err := c.Token(ctx); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -89,6 +90,10 @@ type app struct {
 	// onListen, when set, is told each listener's bound address (the demo
 	// prints them; a port of 0 becomes real here).
 	onListen func(name, addr string)
+	// hangup delivers the SIGHUPs of the run and demo commands; serve
+	// calls reload for each. Nil under exec, whose command gets the
+	// signal instead.
+	hangup <-chan os.Signal
 }
 
 type liveRoute struct {
@@ -203,41 +208,9 @@ type listener struct {
 // to the shutdown timeout, the caches stop (ending sessions), the admin
 // listener closes.
 func (a *app) serve(ctx context.Context) error {
-	var routeLns []*listener
-	closeAll := func() {
-		for _, l := range routeLns {
-			l.ln.Close()
-		}
-	}
-	for _, r := range a.routes {
-		if r.cfg.Listen == "" {
-			continue
-		}
-		ln, err := net.Listen("tcp", r.cfg.Listen)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("route %s: listen on %s (%sLISTEN): %w", r.cfg.Name, r.cfg.Listen, r.cfg.Prefix, err)
-		}
-		h := proxy.NewReverse(r.route, a.transport, a.metrics, a.log.Named("proxy"))
-		routeLns = append(routeLns, &listener{name: "route " + r.cfg.Name, ln: ln, srv: proxy.NewServer(h, a.log.Named("proxy"))})
-	}
-	if a.forward != nil {
-		ln, err := net.Listen("tcp", a.cfg.ForwardAddr)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("forward proxy: listen on %s (CREDPROXY_FORWARD_ADDR): %w", a.cfg.ForwardAddr, err)
-		}
-		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: proxy.NewServer(a.forward, a.log.Named("proxy"))})
-	}
-	// An empty admin address (only exec sets one) means no admin listener.
-	var admin *listener
-	if a.cfg.AdminAddr != "" {
-		adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("admin: listen on %s (CREDPROXY_ADMIN_ADDR): %w", a.cfg.AdminAddr, err)
-		}
-		admin = &listener{name: "admin", ln: adminLn, srv: proxy.NewServer(a.admin, a.log.Named("admin"))}
+	routeLns, admin, err := a.bind()
+	if err != nil {
+		return err
 	}
 
 	cacheCtx, stopCaches := context.WithCancel(context.WithoutCancel(ctx))
@@ -268,14 +241,72 @@ func (a *app) serve(ctx context.Context) error {
 		}()
 	}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-		a.log.Info("shutting down: readiness off, draining requests", zap.Duration("timeout", a.cfg.ShutdownTimeout))
-	case runErr = <-serveErr:
-		a.log.Error("listener failed; shutting down", zap.Error(runErr))
-	}
+	runErr := a.wait(ctx, serveErr)
+	a.shutdown(routeLns, admin, func() { stopCaches(); caches.Wait() })
+	return runErr
+}
 
+// bind listens on every configured address: the routes' reverse
+// listeners and the forward proxy, and the admin listener (nil when its
+// address is empty, which only exec sets). On an error nothing stays bound.
+func (a *app) bind() (routeLns []*listener, admin *listener, err error) {
+	closeAll := func() {
+		for _, l := range routeLns {
+			l.ln.Close()
+		}
+	}
+	for _, r := range a.routes {
+		if r.cfg.Listen == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", r.cfg.Listen)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("route %s: listen on %s (%sLISTEN): %w", r.cfg.Name, r.cfg.Listen, r.cfg.Prefix, err)
+		}
+		h := proxy.NewReverse(r.route, a.transport, a.metrics, a.log.Named("proxy"))
+		routeLns = append(routeLns, &listener{name: "route " + r.cfg.Name, ln: ln, srv: proxy.NewServer(h, a.log.Named("proxy"))})
+	}
+	if a.forward != nil {
+		ln, err := net.Listen("tcp", a.cfg.ForwardAddr)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("forward proxy: listen on %s (CREDPROXY_FORWARD_ADDR): %w", a.cfg.ForwardAddr, err)
+		}
+		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: proxy.NewServer(a.forward, a.log.Named("proxy"))})
+	}
+	if a.cfg.AdminAddr != "" {
+		adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("admin: listen on %s (CREDPROXY_ADMIN_ADDR): %w", a.cfg.AdminAddr, err)
+		}
+		admin = &listener{name: "admin", ln: adminLn, srv: proxy.NewServer(a.admin, a.log.Named("admin"))}
+	}
+	return routeLns, admin, nil
+}
+
+// wait serves until ctx ends or a listener fails (its error is returned),
+// handing each SIGHUP on a.hangup to reload meanwhile.
+func (a *app) wait(ctx context.Context, serveErr <-chan error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			a.log.Info("shutting down: readiness off, draining requests", zap.Duration("timeout", a.cfg.ShutdownTimeout))
+			return nil
+		case err := <-serveErr:
+			a.log.Error("listener failed; shutting down", zap.Error(err))
+			return err
+		case <-a.hangup:
+			a.reload()
+		}
+	}
+}
+
+// shutdown fails readiness, drains the route listeners and the forward
+// proxy up to the shutdown timeout, then calls stopCaches (which ends
+// sessions) and closes the admin listener last.
+func (a *app) shutdown(routeLns []*listener, admin *listener, stopCaches func()) {
 	a.admin.ShuttingDown()
 	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
@@ -297,7 +328,6 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	drained.Wait()
 	stopCaches()
-	caches.Wait()
 	if admin != nil {
 		adminCtx, cancelAdmin := context.WithTimeout(context.Background(), adminDrainTimeout)
 		defer cancelAdmin()
@@ -306,7 +336,6 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	}
 	a.log.Info("stopped")
-	return runErr
 }
 
 // newLoggedApp builds the logger at level, logs the configuration's
@@ -329,6 +358,8 @@ func newLoggedApp(cfg *config.Config, level string, stderr io.Writer) (*app, *za
 
 // runProxy is the run command.
 func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) error {
+	hangup, stopHangup := catchHangup()
+	defer stopHangup()
 	cfg, err := config.Load(env)
 	if err != nil {
 		return err
@@ -338,6 +369,7 @@ func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) erro
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	a.hangup = hangup
 	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)))
 	return a.serve(ctx)
 }

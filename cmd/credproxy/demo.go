@@ -29,6 +29,8 @@ const demoTTL = 30 * time.Second
 // valid tokens, and credproxy between them, configured exactly as a user
 // would configure it, through environment variables.
 func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Writer) error {
+	hangup, stopHangup := catchHangup()
+	defer stopHangup()
 	clientSecret := randomHex(16)
 	csp := demo.NewCSP(demo.CSPOptions{ClientID: "credproxy-demo", ClientSecret: clientSecret, TTL: demoTTL})
 	echo := demo.NewEcho(csp.Valid, demo.EchoOptions{})
@@ -70,6 +72,7 @@ func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	a.hangup = hangup
 
 	var mu sync.Mutex
 	addrs := map[string]string{}

@@ -93,7 +93,7 @@ func TestExecRealClients(t *testing.T) {
 	}
 	runExec := func(who string, args ...string) []byte {
 		t.Helper()
-		code, out, errOut := runBinary(withPath(env), append([]string{"exec", "--"}, args...)...)
+		code, out, errOut := runBinary(t, withPath(env), append([]string{"exec", "--"}, args...)...)
 		logs.WriteString(out + errOut)
 		if code != 0 {
 			t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", who, code, out, errOut)
@@ -190,7 +190,7 @@ func TestExecExitCode(t *testing.T) {
 	}
 	for _, tc := range tcs {
 		t.Run(tc.desc, func(t *testing.T) {
-			code, out, errOut := runBinary(env, tc.args...)
+			code, out, errOut := runBinary(t, env, tc.args...)
 			if code != tc.want {
 				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, out, errOut)
 			}
@@ -246,7 +246,7 @@ func TestExecTokenUnavailable(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "started")
 	env := withPath(execEnv(cspURL, wrongToken, echoURL, certFile))
 	env["CREDPROXY_TOKEN_WAIT"] = "2s"
-	code, out, errOut := runBinary(env, "exec", "--", "sh", "-c", "touch "+marker)
+	code, out, errOut := runBinary(t, env, "exec", "--", "sh", "-c", "touch "+marker)
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}

@@ -114,19 +114,18 @@ sys.stdout.write(r.text)`, echoURL+"/api/v2/python")
 
 func TestCAInit(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ca")
-	out, err := exec.Command(binary, "ca", "init", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ca init: %v %s", err, out)
+	if code, out, errOut := runBinary(t, nil, "ca", "init", dir); code != 0 {
+		t.Fatalf("ca init: exit %d %s%s", code, out, errOut)
 	}
 	st, err := os.Stat(filepath.Join(dir, "ca-key.pem"))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", st, err)
 	}
-	if out, err := exec.Command(binary, "ca", "init", dir).CombinedOutput(); err == nil {
+	if code, out, _ := runBinary(t, nil, "ca", "init", dir); code == 0 {
 		t.Errorf("second ca init overwrote the key: %s", out)
 	}
 	// The CA works as CREDPROXY_CA_CERT_FILE / _KEY_FILE.
-	code, _, errOut := runBinary(map[string]string{
+	code, _, errOut := runBinary(t, map[string]string{
 		"CREDPROXY_AUTH": "static", "CREDPROXY_TOKEN": "t", "CREDPROXY_UPSTREAM": "https://api.example",
 		"CREDPROXY_CA_CERT_FILE": filepath.Join(dir, "ca.pem"), "CREDPROXY_CA_KEY_FILE": "/nonexistent",
 		"CREDPROXY_FORWARD_ADDR": "127.0.0.1:0", "CREDPROXY_LISTEN": "127.0.0.1:0", "CREDPROXY_ADMIN_ADDR": "127.0.0.1:0",
@@ -134,20 +133,4 @@ func TestCAInit(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "CREDPROXY_CA_KEY_FILE") {
 		t.Errorf("bad CA key: exit %d %s", code, errOut)
 	}
-}
-
-// runBinary runs the binary to completion.
-func runBinary(env map[string]string, args ...string) (int, string, string) {
-	cmd := exec.Command(binary, args...)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	}
-	return code, stdout.String(), stderr.String()
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,7 +34,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "credproxy")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	// -race: the whole-process tests and the soak race-check credproxy
+	// itself, not only the test process (see raceEnv).
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building credproxy:", err)
@@ -53,14 +56,59 @@ type proc struct {
 	done   chan error
 }
 
-// start runs the binary with exactly env (plus PATH) and args.
-func start(t *testing.T, env map[string]string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+// raceEnv is in the environment of every run of the binary: a data race
+// ends it at once with exit code 66, so that a test expecting another exit
+// code fails, and the report on its stderr (raceReport) fails the test
+// even where the exit code is not looked at.
+const raceEnv = "GORACE=halt_on_error=1 exitcode=66"
+
+// raceReport starts every report of the race detector.
+const raceReport = "WARNING: DATA RACE"
+
+// command returns a command that runs bin with args and exactly env, plus
+// PATH and raceEnv.
+func command(bin string, env map[string]string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), raceEnv}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	return cmd
+}
+
+// checkNoRace fails t if stderr, a process's, holds a race report.
+func checkNoRace(t testing.TB, who, stderr string) {
+	t.Helper()
+	if i := strings.Index(stderr, raceReport); i >= 0 {
+		t.Errorf("%s: the race detector found a data race:\n%s", who, stderr[i:])
+	}
+}
+
+// runBinary runs the binary with args and exactly env (plus PATH and
+// raceEnv) to completion, and returns its exit code (-1 when a signal
+// ended it), stdout and stderr. A race report fails t.
+func runBinary(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := command(binary, env, args...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("credproxy %v: %v", args, err)
+	}
+	checkNoRace(t, fmt.Sprintf("credproxy %v", args), errOut.String())
+	return code, out.String(), errOut.String()
+}
+
+// start runs the binary with args and exactly env (plus PATH and raceEnv).
+// It is killed when the test ends; a race report on its stderr fails t.
+func start(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	cmd := command(binary, env, args...)
 	p := &proc{cmd: cmd, stderr: &logtest.Capture{}, stdout: &logtest.Capture{}, addrs: make(chan [2]string, 16), done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(p.stderr, pw)
@@ -82,6 +130,7 @@ func start(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-p.done
+		checkNoRace(t, fmt.Sprintf("credproxy %v", args), p.stderr.String())
 		if t.Failed() {
 			t.Logf("credproxy stderr:\n%s\nstdout:\n%s", p.stderr, p.stdout)
 		}
@@ -359,28 +408,13 @@ func TestCommands(t *testing.T) {
 	const apiToken = "cmdT3st-9c1e-77ab-f00d"
 	csp, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
 	env := cspEnv(cspURL, apiToken, echoURL, certFile)
-	run := func(env map[string]string, args ...string) (int, string, string) {
-		cmd := exec.Command(binary, args...)
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return code, stdout.String(), stderr.String()
-	}
-
-	code, out, errOut := run(env, "check")
+	code, out, errOut := runBinary(t, env, "check")
 	if code != 0 || !strings.Contains(out, "default") || !strings.Contains(out, "ok") {
 		t.Errorf("check: %d %s %s", code, out, errOut)
 	}
 	logtest.AssertNoSecrets(t, "check output", out+errOut, apiToken)
 
-	code, out, _ = run(env, "token")
+	code, out, _ = runBinary(t, env, "token")
 	if tok := strings.TrimSpace(out); code != 0 || !csp.Valid(tok) {
 		t.Errorf("token: exit %d, printed a token the CSP does not accept", code)
 	}
@@ -390,22 +424,22 @@ func TestCommands(t *testing.T) {
 		bad[k] = v
 	}
 	bad["CREDPROXY_CSP_API_TOKEN"] = "wr0ngT0k-42aa-1b2c-dd"
-	code, out, errOut = run(bad, "check")
+	code, out, errOut = runBinary(t, bad, "check")
 	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "HTTP 400") {
 		t.Errorf("check with a bad token: %d %s %s", code, out, errOut)
 	}
 	logtest.AssertNoSecrets(t, "check output", out+errOut, "wr0ngT0k-42aa-1b2c-dd")
 
-	if code, out, _ := run(nil, "version"); code != 0 || !strings.HasPrefix(out, "credproxy ") {
+	if code, out, _ := runBinary(t, nil, "version"); code != 0 || !strings.HasPrefix(out, "credproxy ") {
 		t.Errorf("version: %d %q", code, out)
 	}
-	if code, out, _ := run(nil, "--help"); code != 0 || !strings.Contains(out, "CREDPROXY_CSP_URL") && !strings.Contains(out, "CSP_URL") {
+	if code, out, _ := runBinary(t, nil, "--help"); code != 0 || !strings.Contains(out, "CREDPROXY_CSP_URL") && !strings.Contains(out, "CSP_URL") {
 		t.Errorf("--help: %d, lacks the variables:\n%s", code, out)
 	}
-	if code, _, errOut := run(nil, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+	if code, _, errOut := runBinary(t, nil, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("unknown command: %d %s", code, errOut)
 	}
-	if code, _, _ := run(env, "token", "nosuchroute"); code != 2 {
+	if code, _, _ := runBinary(t, env, "token", "nosuchroute"); code != 2 {
 		t.Errorf("token for an unknown route: exit %d, want 2", code)
 	}
 }
@@ -429,6 +463,19 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo did not print the curl command:\n%s", p.stdout)
 		}
 	})
+	// SIGHUP leaves the demo serving.
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.stderr.String(), `"msg":"SIGHUP received"`) && time.Now().Before(deadline) {
+		p.alive(t, "SIGHUP")
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.alive(t, "SIGHUP")
+	if body := get(t, "http://"+addrs["route default"]+"/api/v2/source"); !strings.Contains(body, `"authorized":true`) {
+		t.Errorf("demo proxy answered %s after SIGHUP", body)
+	}
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Errorf("demo exit code after SIGINT = %d", code)

@@ -74,7 +74,7 @@ func TestTokenAPIAndTokenCommand(t *testing.T) {
 	}
 	cmdEnv["CREDPROXY_CSP_API_TOKEN"] = wrongToken
 	cmdEnv["CREDPROXY_ADMIN_ADDR"] = admin
-	code, out, errOut := runBinary(cmdEnv, "token")
+	code, out, errOut := runBinary(t, cmdEnv, "token")
 	if code != 0 || strings.TrimSpace(out) != tr.AccessToken {
 		t.Errorf("credproxy token: exit %d, did not print the running credproxy's token (stderr %s)", code, errOut)
 	}
@@ -105,7 +105,7 @@ func TestTokenCommandFallsBack(t *testing.T) {
 		}
 		cmdEnv["CREDPROXY_ADMIN_ADDR"] = addr
 		before := csp.Exchanges()
-		code, out, errOut := runBinary(cmdEnv, "token")
+		code, out, errOut := runBinary(t, cmdEnv, "token")
 		if code != 0 || !csp.Valid(strings.TrimSpace(out)) || csp.Exchanges() != before+1 {
 			t.Errorf("admin %s: exit %d, exchanges %d -> %d, stderr %s", addr, code, before, csp.Exchanges(), errOut)
 		}
