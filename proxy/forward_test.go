@@ -210,24 +210,36 @@ func TestForwardHostSmuggling(t *testing.T) {
 // that trusts credproxy's CA.
 func connectThrough(t *testing.T, s *forwardSetup, addr string) *tls.Conn {
 	t.Helper()
-	raw, err := net.Dial("tcp", s.proxy.Host)
+	conn, err := tryConnectThrough(s, addr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return conn
+}
+
+// tryConnectThrough is connectThrough for goroutines other than the
+// test's: it returns its failure.
+func tryConnectThrough(s *forwardSetup, addr string) (*tls.Conn, error) {
+	raw, err := net.Dial("tcp", s.proxy.Host)
+	if err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(raw, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", addr, addr)
 	br := bufio.NewReader(raw)
 	resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
 	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT: %v %v", resp, err)
+		raw.Close()
+		return nil, fmt.Errorf("CONNECT: %v %v", resp, err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(s.ca.Certificate())
 	host, _, _ := net.SplitHostPort(addr)
 	conn := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: host, NextProtos: []string{"http/1.1"}})
 	if err := conn.Handshake(); err != nil {
-		t.Fatal(err)
+		raw.Close()
+		return nil, fmt.Errorf("TLS inside the tunnel: %w", err)
 	}
-	return conn
+	return conn, nil
 }
 
 // TestForwardIgnoresEnvironmentProxy: credproxy's own HTTPS_PROXY (here
@@ -303,7 +315,11 @@ func TestForwardOneSignaturePerHost(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			c := connectThrough(t, s, s.up.srv.Listener.Addr().String())
+			c, err := tryConnectThrough(s, s.up.srv.Listener.Addr().String())
+			if err != nil {
+				t.Error(err)
+				return
+			}
 			c.Close()
 		})
 	}

@@ -24,13 +24,9 @@ var endsGoroutine = []string{"Fatal", "Fatalf", "FailNow", "Skip", "Skipf", "Ski
 // time.AfterFunc, and http.HandlerFunc (a server's goroutine).
 var elsewhereCalls = []string{"Go", "RunParallel", "AfterFunc", "HandlerFunc"}
 
-// exempt are known occurrences in proxy/, whose tests are being
-// rewritten, by module-relative file and the top-level function that
-// holds them. Drop each entry once its test is fixed.
-var exempt = map[string][]string{
-	"proxy/forward_test.go":   {"TestForwardOneSignaturePerHost"},
-	"proxy/transport_test.go": {"TestUpstreamKeepsAtMostMaxIdleConnsPerHost"},
-}
+// exempt lists top-level functions, by module-relative file, allowed to
+// hold an occurrence. None is.
+var exempt = map[string][]string{}
 
 // TestNoFatalOffTestGoroutine reads every Go file of the module and fails
 // for each function literal that runs on a goroutine of its own (a go
