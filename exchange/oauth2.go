@@ -38,7 +38,9 @@ type OAuth2Client struct {
 	// Scopes and Audience are sent when set.
 	Scopes   []string
 	Audience string
-	// Client sends the requests; it must not follow redirects.
+	// Client sends the requests (exchange.NewHTTPClient()); it must be set
+	// and have a Transport. Redirects are never followed, whatever its
+	// CheckRedirect.
 	Client *http.Client
 	// DefaultTTL is the lifetime assumed when the answer has no expires_in.
 	DefaultTTL time.Duration
@@ -67,18 +69,16 @@ type exchangeCall struct {
 }
 
 // ctx passes credproxy's HTTP client to golang.org/x/oauth2, through a
-// transport that notes the status of the answer.
-func (c *OAuth2Client) ctx(ctx context.Context) *exchangeCall {
+// transport that notes the status of the answer. Without a client it is an
+// error: x/oauth2 would use http.DefaultClient, which follows redirects
+// and HTTPS_PROXY.
+func (c *OAuth2Client) ctx(ctx context.Context, op string) (*exchangeCall, error) {
+	cl, err := sender(op, c.Client)
+	if err != nil {
+		return nil, err
+	}
 	ec := &exchangeCall{}
-	client := http.DefaultClient
-	if c.Client != nil {
-		client = c.Client
-	}
-	cl := *client
 	base := cl.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
 	cl.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := base.RoundTrip(r)
 		if err == nil {
@@ -86,8 +86,8 @@ func (c *OAuth2Client) ctx(ctx context.Context) *exchangeCall {
 		}
 		return resp, err
 	})
-	ec.ctx = context.WithValue(ctx, oauth2.HTTPClient, &cl)
-	return ec
+	ec.ctx = context.WithValue(ctx, oauth2.HTTPClient, cl)
+	return ec, nil
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -180,7 +180,10 @@ func (s *OAuth2ClientCredentials) Fetch(ctx context.Context) (Token, error) {
 	if s.Audience != "" {
 		cfg.EndpointParams = url.Values{"audience": {s.Audience}}
 	}
-	ec := s.ctx(ctx)
+	ec, err := s.ctx(ctx, op)
+	if err != nil {
+		return Token{}, err
+	}
 	tok, err := cfg.Token(ec.ctx)
 	return s.token(op, ec, tok, err, sec)
 }
@@ -222,7 +225,10 @@ func (s *OAuth2TokenExchange) Fetch(ctx context.Context) (Token, error) {
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), TokenURL: s.TokenURL,
 		Scopes: s.Scopes, AuthStyle: s.authStyle(sec != ""), EndpointParams: params,
 	}
-	ec := s.ctx(ctx)
+	ec, err := s.ctx(ctx, op)
+	if err != nil {
+		return Token{}, err
+	}
 	tok, err := cfg.Token(ec.ctx)
 	return s.token(op, ec, tok, err, sec, subject)
 }
@@ -269,7 +275,10 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), Scopes: s.Scopes,
 		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: s.authStyle(sec != "")},
 	}
-	ec := s.ctx(ctx)
+	ec, err := s.ctx(ctx, op)
+	if err != nil {
+		return Token{}, err
+	}
 	tok, err := cfg.TokenSource(ec.ctx, &oauth2.Token{RefreshToken: rt.Reveal()}).Token()
 	out, err := s.token(op, ec, tok, err, sec, rt)
 	if err != nil {

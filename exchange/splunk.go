@@ -29,7 +29,9 @@ type SplunkSession struct {
 	Password secret.Ref
 	// OrgID, when set, selects the organization.
 	OrgID string
-	// Client sends the requests; it must not follow redirects.
+	// Client sends the requests (exchange.NewHTTPClient()); it must be set
+	// and have a Transport. Redirects are never followed, whatever its
+	// CheckRedirect.
 	Client *http.Client
 	// DefaultTTL is the lifetime assumed when the answer has no expiryMs.
 	DefaultTTL time.Duration
@@ -121,7 +123,11 @@ type answer struct {
 
 // doResponse is do for callers that need the status and Date too.
 func (c call) doResponse(req *http.Request) (answer, error) {
-	resp, err := c.client.Do(req)
+	client, err := sender(c.op, c.client)
+	if err != nil {
+		return answer{}, err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return answer{}, fmt.Errorf("%s: %w", c.op, err)
 	}
