@@ -2,6 +2,8 @@ package exchange
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -137,5 +139,55 @@ func TestHTTPClientIgnoresEnvironmentProxy(t *testing.T) {
 	tr, ok := NewHTTPClient().Transport.(*http.Transport)
 	if !ok || tr.Proxy != nil {
 		t.Fatalf("transport %T with Proxy set: the environment's proxy would be used", NewHTTPClient().Transport)
+	}
+}
+
+// paddedAnswer is a token answer every kind accepts (RFC 6749, CSP and
+// Splunk field names at once), padded to exactly n bytes.
+func paddedAnswer(n int) string {
+	const head = `{"access_token":"at-1","accessToken":"at-1","token_type":"bearer","expires_in":60,"pad":"`
+	return head + strings.Repeat("x", n-len(head)-2) + `"}`
+}
+
+// TestOversizedAnswers: for every kind, an answer over MaxResponseSize,
+// a token as well as an error, is refused with a message that says so, not
+// with a parse error about the truncated bytes. An answer of exactly
+// MaxResponseSize bytes is still read.
+func TestOversizedAnswers(t *testing.T) {
+	wantMsg := fmt.Sprintf("answer larger than %d bytes", MaxResponseSize)
+	tcs := []struct {
+		desc   string
+		status int
+		body   string
+		ok     bool
+	}{
+		{desc: "token answer at the cap", status: 200, body: paddedAnswer(MaxResponseSize), ok: true},
+		{desc: "token answer one byte over", status: 200, body: paddedAnswer(MaxResponseSize + 1)},
+		{desc: "token answer far over", status: 200, body: paddedAnswer(3 * MaxResponseSize)},
+		{desc: "error answer over", status: 400, body: `{"error":"invalid_grant","error_description":"` + strings.Repeat("e", MaxResponseSize) + `"}`},
+		{desc: "HTML error page over", status: 503, body: "<html>" + strings.Repeat("<p>down</p>", MaxResponseSize/10)},
+	}
+	for _, tc := range tcs {
+		base := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		for kind, src := range everySource(t, base, NewHTTPClient()) {
+			t.Run(tc.desc+"/"+kind, func(t *testing.T) {
+				_, err := src.Fetch(context.Background())
+				if tc.ok {
+					if err != nil {
+						t.Fatalf("answer of exactly MaxResponseSize bytes refused: %v", err)
+					}
+					return
+				}
+				e, isErr := err.(*Error)
+				if !isErr || e.Status != tc.status || !strings.Contains(e.Message, wantMsg) {
+					t.Errorf("err = %v, want an *Error with status %d saying %q", err, tc.status, wantMsg)
+				}
+			})
+		}
 	}
 }

@@ -1,9 +1,11 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -81,13 +83,34 @@ func (c *OAuth2Client) ctx(ctx context.Context, op string) (*exchangeCall, error
 	base := cl.Transport
 	cl.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := base.RoundTrip(r)
-		if err == nil {
-			ec.status.Store(int32(resp.StatusCode))
+		if err != nil {
+			return nil, err
 		}
-		return resp, err
+		ec.status.Store(int32(resp.StatusCode))
+		// x/oauth2 reads at most 1 MiB and parses what it got, so an
+		// answer over the cap would be reported as broken JSON. Read it
+		// here with the cap and say what is wrong instead.
+		body, err := readAnswer(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if len(body) > MaxResponseSize {
+			return nil, &oversizedError{status: resp.StatusCode}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return resp, nil
 	})
 	ec.ctx = context.WithValue(ctx, oauth2.HTTPClient, cl)
 	return ec, nil
+}
+
+// oversizedError is how the transport tells token that the answer was
+// over MaxResponseSize.
+type oversizedError struct{ status int }
+
+func (e *oversizedError) Error() string {
+	return fmt.Sprintf("HTTP %d answer larger than %d bytes", e.status, MaxResponseSize)
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -98,6 +121,9 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // *Error scrubbed of the credentials sent.
 func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err error, redact ...secret.Secret) (Token, error) {
 	cl := call{op: op, redact: redact}
+	if oe, ok := errors.AsType[*oversizedError](err); ok {
+		return Token{}, oversized(op, oe.status)
+	}
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -46,6 +47,19 @@ type call struct {
 func (c call) do(req *http.Request) ([]byte, error) {
 	a, err := c.doResponse(req)
 	return a.body, err
+}
+
+// readAnswer reads a body up to one byte over MaxResponseSize, so that the
+// caller can tell an answer at the cap from one over it.
+func readAnswer(body io.Reader) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(body, MaxResponseSize+1))
+}
+
+// oversized is the error for an answer over MaxResponseSize, whatever its
+// status: the service's bytes past the cap are not read, and what was read
+// is not parsed.
+func oversized(op string, status int) *Error {
+	return &Error{Op: op, Status: status, Message: fmt.Sprintf("answer larger than %d bytes", MaxResponseSize)}
 }
 
 // serviceError builds an *Error from a non-2xx answer. It understands the

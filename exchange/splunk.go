@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -132,12 +131,12 @@ func (c call) doResponse(req *http.Request) (answer, error) {
 		return answer{}, fmt.Errorf("%s: %w", c.op, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
+	body, err := readAnswer(resp.Body)
 	if err != nil {
 		return answer{}, fmt.Errorf("%s: read answer: %w", c.op, err)
 	}
 	if len(body) > MaxResponseSize {
-		return answer{}, &Error{Op: c.op, Status: resp.StatusCode, Message: fmt.Sprintf("answer larger than %d bytes", MaxResponseSize)}
+		return answer{}, oversized(c.op, resp.StatusCode)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return answer{}, c.serviceError(resp, body)
