@@ -37,14 +37,14 @@ func everySource(t *testing.T, base *url.URL, client *http.Client) map[string]So
 		t.Fatal(err)
 	}
 	oc := func() OAuth2Client {
-		return OAuth2Client{TokenURL: base.String() + "/token", ClientID: "c", ClientSecret: secret.Ref{Value: "client-s3cret-1"}, Client: client, DefaultTTL: time.Minute}
+		return OAuth2Client{TokenURL: base.String() + "/token", ClientID: "c", ClientSecret: secret.Ref{Value: secret.New("client-s3cret-1")}, Client: client, DefaultTTL: time.Minute}
 	}
 	return map[string]Source{
-		"csp api-token":             &CSPAPIToken{BaseURL: base, APIToken: secret.Ref{Value: "api-t0ken-1"}, Client: client, DefaultTTL: time.Minute},
-		"csp oauth-app":             &CSPOAuthApp{BaseURL: base, ClientID: "app", ClientSecret: secret.Ref{Value: "app-s3cret-1"}, Client: client, DefaultTTL: time.Minute},
-		"splunk session":            &SplunkSession{BaseURL: base, Email: "ops@example.com", Password: secret.Ref{Value: "pa55word-1"}, Client: client, DefaultTTL: time.Minute},
+		"csp api-token":             &CSPAPIToken{BaseURL: base, APIToken: secret.Ref{Value: secret.New("api-t0ken-1")}, Client: client, DefaultTTL: time.Minute},
+		"csp oauth-app":             &CSPOAuthApp{BaseURL: base, ClientID: "app", ClientSecret: secret.Ref{Value: secret.New("app-s3cret-1")}, Client: client, DefaultTTL: time.Minute},
+		"splunk session":            &SplunkSession{BaseURL: base, Email: "ops@example.com", Password: secret.Ref{Value: secret.New("pa55word-1")}, Client: client, DefaultTTL: time.Minute},
 		"oauth2 client-credentials": &OAuth2ClientCredentials{oc()},
-		"oauth2 refresh-token":      &OAuth2RefreshToken{OAuth2Client: oc(), RefreshToken: secret.Ref{Value: "refresh-t0ken-1"}},
+		"oauth2 refresh-token":      &OAuth2RefreshToken{OAuth2Client: oc(), RefreshToken: secret.Ref{Value: secret.New("refresh-t0ken-1")}},
 		"oauth2 token exchange":     &OAuth2TokenExchange{OAuth2Client: oc(), SubjectTokenFile: sub, SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt"},
 	}
 }

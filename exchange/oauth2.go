@@ -57,7 +57,7 @@ func (c *OAuth2Client) authStyle(secretSet bool) oauth2.AuthStyle {
 
 func (c *OAuth2Client) clientSecret() (secret.Secret, error) {
 	if !c.ClientSecret.IsSet() {
-		return "", nil
+		return secret.Secret{}, nil
 	}
 	return c.ClientSecret.Load()
 }
@@ -166,7 +166,7 @@ func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err
 	case expiry.Sub(now) > MaxLifetime:
 		expiry = now.Add(MaxLifetime)
 	}
-	return Token{Value: secret.Secret(tok.AccessToken), Expiry: expiry}, nil
+	return Token{Value: secret.New(tok.AccessToken), Expiry: expiry}, nil
 }
 
 // expiresInSeconds reads the raw expires_in x/oauth2 keeps: a JSON number
@@ -201,7 +201,7 @@ func (s *OAuth2ClientCredentials) Fetch(ctx context.Context) (Token, error) {
 	}
 	cfg := clientcredentials.Config{
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), TokenURL: s.TokenURL,
-		Scopes: s.Scopes, AuthStyle: s.authStyle(sec != ""),
+		Scopes: s.Scopes, AuthStyle: s.authStyle(!sec.Empty()),
 	}
 	if s.Audience != "" {
 		cfg.EndpointParams = url.Values{"audience": {s.Audience}}
@@ -249,7 +249,7 @@ func (s *OAuth2TokenExchange) Fetch(ctx context.Context) (Token, error) {
 	}
 	cfg := clientcredentials.Config{
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), TokenURL: s.TokenURL,
-		Scopes: s.Scopes, AuthStyle: s.authStyle(sec != ""), EndpointParams: params,
+		Scopes: s.Scopes, AuthStyle: s.authStyle(!sec.Empty()), EndpointParams: params,
 	}
 	ec, err := s.ctx(ctx, op)
 	if err != nil {
@@ -289,7 +289,7 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	}
 	s.mu.Lock()
 	rt := configured
-	if s.current != "" && configured == s.fromFile {
+	if !s.current.Empty() && configured.Equal(s.fromFile) {
 		rt = s.current
 	}
 	s.mu.Unlock()
@@ -299,7 +299,7 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	}
 	cfg := oauth2.Config{
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), Scopes: s.Scopes,
-		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: s.authStyle(sec != "")},
+		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: s.authStyle(!sec.Empty())},
 	}
 	ec, err := s.ctx(ctx, op)
 	if err != nil {
@@ -310,7 +310,7 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	if err != nil {
 		return out, err
 	}
-	if next := secret.Secret(tok.RefreshToken); next != "" && next != rt {
+	if next := secret.New(tok.RefreshToken); !next.Empty() && !next.Equal(rt) {
 		s.rotate(configured, next)
 	}
 	return out, nil

@@ -129,7 +129,7 @@ func (c call) parseToken(body []byte, issued time.Time, defaultTTL time.Duration
 	if err != nil {
 		return Token{}, &Error{Op: c.op, Status: http.StatusOK, Message: err.Error()}
 	}
-	return Token{Value: secret.Secret(r.AccessToken), Expiry: issued.Add(ttl)}, nil
+	return Token{Value: secret.New(r.AccessToken), Expiry: issued.Add(ttl)}, nil
 }
 
 // checkToken refuses tokens that cannot be put in a header safely.
@@ -211,7 +211,7 @@ func jsonProblem(err error) string {
 // length is bounded.
 func clean(s string, redact []secret.Secret) string {
 	for _, r := range redact {
-		if len(r) >= 4 {
+		if len(r.Reveal()) >= 4 {
 			s = strings.ReplaceAll(s, r.Reveal(), "[redacted]")
 		}
 	}

@@ -94,7 +94,7 @@ func (s *SplunkSession) Fetch(ctx context.Context) (Token, error) {
 		}
 		ttl = min(ttl, MaxLifetime)
 	}
-	return Token{Value: secret.Secret(r.AccessToken), Expiry: issued.Add(ttl)}, nil
+	return Token{Value: secret.New(r.AccessToken), Expiry: issued.Add(ttl)}, nil
 }
 
 // Release ends a session: DELETE /v2/session with its token. A session the
