@@ -83,7 +83,7 @@ func TestLoadValidKinds(t *testing.T) {
 			want: func(r *Route) {
 				*r = defaultRoute(KindCSPAPIToken, "https://example.wavefront.com")
 				r.CSPURL = mustURL("https://console.cloud.vmware.com")
-				r.CSPAPIToken = secret.Ref{Value: sentinel + "-api", Var: "CREDPROXY_CSP_API_TOKEN"}
+				r.CSPAPIToken = secret.Ref{Value: secret.New(sentinel + "-api"), Var: "CREDPROXY_CSP_API_TOKEN"}
 			},
 		},
 		{
@@ -120,7 +120,7 @@ func TestLoadValidKinds(t *testing.T) {
 			},
 			want: func(r *Route) {
 				*r = defaultRoute(KindStatic, "https://ingest.us1.signalfx.com")
-				r.Static = secret.Ref{Value: sentinel, Var: "CREDPROXY_TOKEN"}
+				r.Static = secret.Ref{Value: secret.New(sentinel), Var: "CREDPROXY_TOKEN"}
 				r.Header, r.HeaderPrefix = "X-Sf-Token", ""
 				r.Hosts = []string{"stream.us1.signalfx.com", "api.us1.signalfx.com:443", "[::1]:8443", "10.0.0.1"}
 			},
@@ -135,7 +135,7 @@ func TestLoadValidKinds(t *testing.T) {
 			},
 			want: func(r *Route) {
 				*r = defaultRoute(KindStatic, "http://127.0.0.1:9000")
-				r.Static = secret.Ref{Value: "t", Var: "CREDPROXY_TOKEN"}
+				r.Static = secret.Ref{Value: secret.New("t"), Var: "CREDPROXY_TOKEN"}
 				r.AllowInsecureUpstream, r.HeaderPrefix = true, "Token"
 				r.RefreshAt, r.ExpiryMargin, r.DefaultTTL, r.TokenWait, r.ExchangeTimeout = 0.5, 30*time.Second, time.Hour, 0, 5*time.Minute
 			},
@@ -150,7 +150,7 @@ func TestLoadValidKinds(t *testing.T) {
 				*r = defaultRoute(KindSplunkSession, "https://api.us1.signalfx.com")
 				r.Header, r.HeaderPrefix = "X-Sf-Token", ""
 				r.SplunkRealm, r.SplunkEmail, r.SplunkOrgID = "us1", "ops@example.com", "o1"
-				r.SplunkPassword = secret.Ref{Value: sentinel, Var: "CREDPROXY_SPLUNK_PASSWORD"}
+				r.SplunkPassword = secret.Ref{Value: secret.New(sentinel), Var: "CREDPROXY_SPLUNK_PASSWORD"}
 			},
 		},
 		{
@@ -176,7 +176,7 @@ func TestLoadValidKinds(t *testing.T) {
 				*r = defaultRoute(KindOAuth2ClientCredential, "https://api.example")
 				r.TokenURL = mustURL("https://idp.example/oauth2/token")
 				r.ClientID, r.Audience, r.AuthStyle = "c", "api.example", "body"
-				r.ClientSecret = secret.Ref{Value: sentinel, Var: "CREDPROXY_CLIENT_SECRET"}
+				r.ClientSecret = secret.Ref{Value: secret.New(sentinel), Var: "CREDPROXY_CLIENT_SECRET"}
 				r.Scopes = []string{"read:metrics", "write:events", "other"}
 			},
 		},
@@ -275,7 +275,7 @@ func TestLoadMultiRoute(t *testing.T) {
 	wf := defaultRoute(KindCSPOAuthApp, "https://w.example")
 	wf.Name, wf.Prefix = "wavefront", "CREDPROXY_WAVEFRONT_"
 	wf.CSPURL, wf.CSPClientID = mustURL("https://console.cloud.vmware.com"), "id"
-	wf.CSPClientSecret = secret.Ref{Value: sentinel, Var: "CREDPROXY_WAVEFRONT_CSP_CLIENT_SECRET"}
+	wf.CSPClientSecret = secret.Ref{Value: secret.New(sentinel), Var: "CREDPROXY_WAVEFRONT_CSP_CLIENT_SECRET"}
 	so := defaultRoute(KindStatic, "https://ingest.us1.signalfx.com")
 	so.Name, so.Prefix, so.Listen = "splunk-org", "CREDPROXY_SPLUNK_ORG_", "127.0.0.1:8081"
 	so.Header, so.HeaderPrefix = "X-Sf-Token", ""

@@ -539,7 +539,7 @@ func (l *loader) secret(prefix, name, value, file string, kind Kind, required bo
 	case file != "":
 		return secret.Ref{File: file, Var: fromFile}
 	case value != "":
-		return secret.Ref{Value: secret.Secret(value), Var: inline}
+		return secret.Ref{Value: secret.New(value), Var: inline}
 	case required:
 		l.problem(inline, "required (or %s) when %sAUTH=%s", fromFile, prefix, kind)
 	}

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -33,4 +34,22 @@ func NewHTTPClient() *http.Client {
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// sender returns the client an exchange is sent with: a shallow copy of
+// client that never follows a redirect, whatever client's own policy. A
+// nil client, or one without a Transport (which would mean
+// http.DefaultTransport and its proxy taken from the environment), is a
+// programming error and is reported as one; nothing falls back to
+// http.DefaultClient.
+func sender(op string, client *http.Client) (*http.Client, error) {
+	switch {
+	case client == nil:
+		return nil, fmt.Errorf("%s: no HTTP client given (a programming error: build the Source with exchange.NewHTTPClient())", op)
+	case client.Transport == nil:
+		return nil, fmt.Errorf("%s: the HTTP client has no Transport, and http.DefaultTransport takes a proxy from the environment (a programming error: use exchange.NewHTTPClient())", op)
+	}
+	cl := *client
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cl, nil
 }

@@ -26,7 +26,9 @@ type CSPAPIToken struct {
 	BaseURL *url.URL
 	// APIToken is the user API token, read at every exchange.
 	APIToken secret.Ref
-	// Client sends the request; it must not follow redirects.
+	// Client sends the request (exchange.NewHTTPClient()); it must be set
+	// and have a Transport. Redirects are never followed, whatever its
+	// CheckRedirect.
 	Client *http.Client
 	// DefaultTTL is the lifetime assumed when the answer has no expires_in.
 	DefaultTTL time.Duration
@@ -57,7 +59,9 @@ type CSPOAuthApp struct {
 	ClientSecret secret.Ref
 	// OrgID, when set, scopes the token to that organization.
 	OrgID string
-	// Client sends the request; it must not follow redirects.
+	// Client sends the request (exchange.NewHTTPClient()); it must be set
+	// and have a Transport. Redirects are never followed, whatever its
+	// CheckRedirect.
 	Client *http.Client
 	// DefaultTTL is the lifetime assumed when the answer has no expires_in.
 	DefaultTTL time.Duration

@@ -95,7 +95,7 @@ func TestCSPAPITokenRequest(t *testing.T) {
 			base := startFake(t, f)
 			src := &CSPAPIToken{
 				BaseURL:    withPath(base, tc.path),
-				APIToken:   secret.Ref{Value: "user-api-token+/=", Var: "CREDPROXY_CSP_API_TOKEN"},
+				APIToken:   secret.Ref{Value: secret.New("user-api-token+/="), Var: "CREDPROXY_CSP_API_TOKEN"},
 				Client:     NewHTTPClient(),
 				DefaultTTL: time.Minute,
 			}
@@ -112,7 +112,7 @@ func TestCSPAPITokenRequest(t *testing.T) {
 			if diff := cmp.Diff(want, f.requests()); diff != "" {
 				t.Errorf("request (-want +got):\n%s", diff)
 			}
-			if tok.Value != "at-123.abc" {
+			if tok.Value.Reveal() != "at-123.abc" {
 				t.Errorf("token = %s, want the access_token", tok.Value.Fingerprint())
 			}
 			if lo, hi := before.Add(1799*time.Second), time.Now().Add(1799*time.Second); tok.Expiry.Before(lo) || tok.Expiry.After(hi) {
@@ -152,7 +152,7 @@ func TestCSPOAuthAppRequest(t *testing.T) {
 			base := startFake(t, f)
 			src := &CSPOAuthApp{
 				BaseURL: withPath(base, "/"), ClientID: tc.id, OrgID: tc.org,
-				ClientSecret: secret.Ref{Value: secret.Secret(tc.secret), Var: "CREDPROXY_CSP_CLIENT_SECRET"},
+				ClientSecret: secret.Ref{Value: secret.New(tc.secret), Var: "CREDPROXY_CSP_CLIENT_SECRET"},
 				Client:       NewHTTPClient(), DefaultTTL: time.Minute,
 			}
 			if _, err := src.Fetch(context.Background()); err != nil {
@@ -213,7 +213,7 @@ func TestServiceErrors(t *testing.T) {
 	for _, tc := range tcs {
 		t.Run(tc.desc, func(t *testing.T) {
 			f := &fakeEndpoint{status: tc.status, header: tc.header, body: tc.body}
-			src := &CSPAPIToken{BaseURL: startFake(t, f), APIToken: secret.Ref{Value: apiToken}, Client: NewHTTPClient(), DefaultTTL: time.Minute}
+			src := &CSPAPIToken{BaseURL: startFake(t, f), APIToken: secret.Ref{Value: secret.New(apiToken)}, Client: NewHTTPClient(), DefaultTTL: time.Minute}
 			_, err := src.Fetch(context.Background())
 			var got *Error
 			if !errors.As(err, &got) {
@@ -282,7 +282,7 @@ func TestTokenResponses(t *testing.T) {
 
 func TestOversizedAnswer(t *testing.T) {
 	f := &fakeEndpoint{body: `{"access_token":"` + strings.Repeat("a", MaxResponseSize) + `"}`}
-	src := &CSPAPIToken{BaseURL: startFake(t, f), APIToken: secret.Ref{Value: "t"}, Client: NewHTTPClient(), DefaultTTL: time.Minute}
+	src := &CSPAPIToken{BaseURL: startFake(t, f), APIToken: secret.Ref{Value: secret.New("t")}, Client: NewHTTPClient(), DefaultTTL: time.Minute}
 	_, err := src.Fetch(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("err = %v, want a size error", err)
@@ -313,8 +313,8 @@ func TestSecretFileReadAtEveryExchange(t *testing.T) {
 }
 
 func TestStatic(t *testing.T) {
-	tok, err := (&Static{Token: secret.Ref{Value: "wf-token"}}).Fetch(context.Background())
-	if err != nil || tok.Value != "wf-token" || !tok.Expiry.IsZero() {
+	tok, err := (&Static{Token: secret.Ref{Value: secret.New("wf-token")}}).Fetch(context.Background())
+	if err != nil || tok.Value.Reveal() != "wf-token" || !tok.Expiry.IsZero() {
 		t.Fatalf("Fetch = %v, %v; want the token without expiry", tok, err)
 	}
 	if _, err := (&Static{Token: secret.Ref{Var: "CREDPROXY_TOKEN"}}).Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "CREDPROXY_TOKEN") {
@@ -336,7 +336,7 @@ func TestContextBoundsSlowAnswer(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
 	u, _ := url.Parse(srv.URL)
-	src := &CSPAPIToken{BaseURL: u, APIToken: secret.Ref{Value: "t"}, Client: NewHTTPClient(), DefaultTTL: time.Minute}
+	src := &CSPAPIToken{BaseURL: u, APIToken: secret.Ref{Value: secret.New("t")}, Client: NewHTTPClient(), DefaultTTL: time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := src.Fetch(ctx); !errors.Is(err, context.DeadlineExceeded) {

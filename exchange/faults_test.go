@@ -140,7 +140,7 @@ func TestTokenEndpointFaults(t *testing.T) {
 				t.Cleanup(srv.Close)
 				base, _ = url.Parse(srv.URL)
 			}
-			src := &CSPAPIToken{BaseURL: base, APIToken: secret.Ref{Value: faultAPIToken}, Client: NewHTTPClient(), DefaultTTL: defaultTTL}
+			src := &CSPAPIToken{BaseURL: base, APIToken: secret.Ref{Value: secret.New(faultAPIToken)}, Client: NewHTTPClient(), DefaultTTL: defaultTTL}
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			before := time.Now()
@@ -208,7 +208,7 @@ func TestOAuth2ExpiresInFaults(t *testing.T) {
 				ct = "application/json"
 			}
 			u := serve(t, canned(200, ct, tc.body))
-			src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: u.String(), ClientID: "c", ClientSecret: secret.Ref{Value: "oauth-Cl13nt-s3cret"},
+			src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: u.String(), ClientID: "c", ClientSecret: secret.Ref{Value: secret.New("oauth-Cl13nt-s3cret")},
 				Client: NewHTTPClient(), DefaultTTL: defaultTTL}}
 			before := time.Now()
 			tok, err := src.Fetch(context.Background())
@@ -354,7 +354,7 @@ func TestOAuth2EndpointFaults(t *testing.T) {
 			if tc.handler != nil {
 				tokenURL = serve(t, tc.handler).String() + "/token"
 			}
-			src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: tokenURL, ClientID: "c", ClientSecret: secret.Ref{Value: clientSecret},
+			src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: tokenURL, ClientID: "c", ClientSecret: secret.Ref{Value: secret.New(clientSecret)},
 				Client: NewHTTPClient(), DefaultTTL: time.Minute}}
 			_, err := src.Fetch(context.Background())
 			h.Err("error", err)

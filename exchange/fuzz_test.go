@@ -66,7 +66,7 @@ func checkFetch(t *testing.T, before time.Time, tok Token, err error) {
 	t.Helper()
 	after := time.Now()
 	if err != nil {
-		if tok != (Token{}) {
+		if !tok.Value.Empty() || !tok.Expiry.IsZero() {
 			t.Fatalf("both a token and an error: %v", err)
 		}
 		if strings.Contains(err.Error(), fuzzSecret) {
@@ -139,7 +139,7 @@ func FuzzCSPAPITokenResponse(f *testing.F) {
 		f.Add(s.status, s.contentType, s.retryAfter, []byte(s.body))
 	}
 	f.Fuzz(func(t *testing.T, status uint16, contentType, retryAfter string, body []byte) {
-		src := &CSPAPIToken{BaseURL: fuzzBase, APIToken: secret.Ref{Value: fuzzSecret},
+		src := &CSPAPIToken{BaseURL: fuzzBase, APIToken: secret.Ref{Value: secret.New(fuzzSecret)},
 			Client: cannedClient(fuzzStatus(status), http.Header{"Content-Type": {contentType}, "Retry-After": {retryAfter}}, body), DefaultTTL: fuzzDefaultTTL}
 		before := time.Now()
 		tok, err := src.Fetch(context.Background())
@@ -152,7 +152,7 @@ func FuzzCSPOAuthAppResponse(f *testing.F) {
 		f.Add(s.status, s.contentType, s.retryAfter, []byte(s.body))
 	}
 	f.Fuzz(func(t *testing.T, status uint16, contentType, retryAfter string, body []byte) {
-		src := &CSPOAuthApp{BaseURL: fuzzBase, ClientID: "app", ClientSecret: secret.Ref{Value: fuzzSecret}, OrgID: "org",
+		src := &CSPOAuthApp{BaseURL: fuzzBase, ClientID: "app", ClientSecret: secret.Ref{Value: secret.New(fuzzSecret)}, OrgID: "org",
 			Client: cannedClient(fuzzStatus(status), http.Header{"Content-Type": {contentType}, "Retry-After": {retryAfter}}, body), DefaultTTL: fuzzDefaultTTL}
 		before := time.Now()
 		tok, err := src.Fetch(context.Background())
@@ -165,7 +165,7 @@ func FuzzOAuth2TokenResponse(f *testing.F) {
 		f.Add(s.status, s.contentType, s.retryAfter, []byte(s.body))
 	}
 	f.Fuzz(func(t *testing.T, status uint16, contentType, retryAfter string, body []byte) {
-		src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: "https://idp.invalid/token", ClientID: "c", ClientSecret: secret.Ref{Value: fuzzSecret},
+		src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: "https://idp.invalid/token", ClientID: "c", ClientSecret: secret.Ref{Value: secret.New(fuzzSecret)},
 			Client: cannedClient(fuzzStatus(status), http.Header{"Content-Type": {contentType}, "Retry-After": {retryAfter}}, body), DefaultTTL: fuzzDefaultTTL}}
 		before := time.Now()
 		tok, err := src.Fetch(context.Background())
@@ -196,7 +196,7 @@ func FuzzSplunkSessionResponse(f *testing.F) {
 		f.Add(s.status, s.date, []byte(s.body))
 	}
 	f.Fuzz(func(t *testing.T, status uint16, date string, body []byte) {
-		src := &SplunkSession{BaseURL: fuzzBase, Email: "ops@example.com", Password: secret.Ref{Value: fuzzSecret},
+		src := &SplunkSession{BaseURL: fuzzBase, Email: "ops@example.com", Password: secret.Ref{Value: secret.New(fuzzSecret)},
 			Client: cannedClient(fuzzStatus(status), http.Header{"Content-Type": {"application/json"}, "Date": {date}}, body), DefaultTTL: fuzzDefaultTTL}
 		before := time.Now()
 		tok, err := src.Fetch(context.Background())
@@ -228,7 +228,7 @@ func FuzzServiceError(f *testing.F) {
 	f.Fuzz(func(t *testing.T, status uint16, retryAfter string, body []byte) {
 		st := 400 + int(status)%200
 		resp := &http.Response{StatusCode: st, Header: http.Header{"Retry-After": {retryAfter}, "Content-Type": {"application/json"}}}
-		e := call{op: "fuzz", redact: []secret.Secret{fuzzSecret}}.serviceError(resp, body)
+		e := call{op: "fuzz", redact: []secret.Secret{secret.New(fuzzSecret)}}.serviceError(resp, body)
 		if e.Status != st || e.Op != "fuzz" {
 			t.Fatalf("error %+v lost the status or op", e)
 		}

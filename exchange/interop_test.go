@@ -64,7 +64,7 @@ func TestInteropClientCredentials(t *testing.T) {
 	tokenURL := startInteropServer(t)
 	for _, body := range []bool{false, true} {
 		src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: tokenURL, ClientID: interopClient,
-			ClientSecret: secret.Ref{Value: interopSecret}, AuthStyleBody: body, Scopes: []string{"read"},
+			ClientSecret: secret.Ref{Value: secret.New(interopSecret)}, AuthStyleBody: body, Scopes: []string{"read"},
 			Client: NewHTTPClient(), DefaultTTL: time.Minute}}
 		tok, err := src.Fetch(context.Background())
 		if err != nil {
@@ -75,7 +75,7 @@ func TestInteropClientCredentials(t *testing.T) {
 		}
 	}
 	bad := &OAuth2ClientCredentials{OAuth2Client{TokenURL: tokenURL, ClientID: interopClient,
-		ClientSecret: secret.Ref{Value: "not-the-secret"}, Client: NewHTTPClient(), DefaultTTL: time.Minute}}
+		ClientSecret: secret.Ref{Value: secret.New("not-the-secret")}, Client: NewHTTPClient(), DefaultTTL: time.Minute}}
 	_, err := bad.Fetch(context.Background())
 	var e *Error
 	if !errors.As(err, &e) || e.Code != "invalid_client" || !e.Permanent() {
@@ -92,9 +92,9 @@ func TestInteropRefreshTokenRotation(t *testing.T) {
 		t.Fatalf("password grant: %v", err)
 	}
 	src := &OAuth2RefreshToken{
-		OAuth2Client: OAuth2Client{TokenURL: tokenURL, ClientID: interopClient, ClientSecret: secret.Ref{Value: interopSecret},
+		OAuth2Client: OAuth2Client{TokenURL: tokenURL, ClientID: interopClient, ClientSecret: secret.Ref{Value: secret.New(interopSecret)},
 			Client: NewHTTPClient(), DefaultTTL: time.Minute},
-		RefreshToken: secret.Ref{Value: secret.Secret(first.RefreshToken)},
+		RefreshToken: secret.Ref{Value: secret.New(first.RefreshToken)},
 	}
 	// The server revokes each refresh token once used: three refreshes
 	// in a row work only if the rotated token is used each time.
@@ -104,7 +104,7 @@ func TestInteropRefreshTokenRotation(t *testing.T) {
 		}
 	}
 	// And the original one is dead, as the server says.
-	stale := &OAuth2RefreshToken{OAuth2Client: src.OAuth2Client, RefreshToken: secret.Ref{Value: secret.Secret(first.RefreshToken)}}
+	stale := &OAuth2RefreshToken{OAuth2Client: src.OAuth2Client, RefreshToken: secret.Ref{Value: secret.New(first.RefreshToken)}}
 	_, err = stale.Fetch(context.Background())
 	var e *Error
 	if !errors.As(err, &e) || e.Code != "invalid_grant" {

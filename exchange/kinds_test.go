@@ -30,7 +30,7 @@ func serve(t *testing.T, h http.Handler) *url.URL {
 func TestSplunkSessionLoginAndLogout(t *testing.T) {
 	const password = "Spl-pa55-word-xyz"
 	fake := demo.NewSplunk(demo.SplunkOptions{Email: "ops@example.com", Password: password, OrgID: "org-9"})
-	src := &SplunkSession{BaseURL: serve(t, fake), Email: "ops@example.com", Password: secret.Ref{Value: password},
+	src := &SplunkSession{BaseURL: serve(t, fake), Email: "ops@example.com", Password: secret.Ref{Value: secret.New(password)},
 		OrgID: "org-9", Client: NewHTTPClient(), DefaultTTL: time.Minute}
 	before := time.Now()
 	tok, err := src.Fetch(context.Background())
@@ -65,7 +65,7 @@ func TestSplunkSessionLoginAndLogout(t *testing.T) {
 		t.Errorf("ending an unknown session (404) must count as ended: %v", err)
 	}
 
-	src.Password = secret.Ref{Value: "wrong-password-123"}
+	src.Password = secret.Ref{Value: secret.New("wrong-password-123")}
 	_, err = src.Fetch(context.Background())
 	var e *Error
 	if !errors.As(err, &e) || e.Status != 400 || e.Message != "Invalid email or password" || !e.Permanent() {
@@ -96,7 +96,7 @@ func TestOAuth2ClientCredentialsRequest(t *testing.T) {
 			fake := demo.NewOAuth2(demo.OAuth2Options{ClientID: "client-1", ClientSecret: sec, TTL: 10 * time.Minute})
 			u := serve(t, fake)
 			src := &OAuth2ClientCredentials{OAuth2Client{
-				TokenURL: u.String() + "/oauth2/token", ClientID: "client-1", ClientSecret: secret.Ref{Value: sec},
+				TokenURL: u.String() + "/oauth2/token", ClientID: "client-1", ClientSecret: secret.Ref{Value: secret.New(sec)},
 				AuthStyleBody: tc.body, Scopes: []string{"read", "write"}, Audience: "https://api.example",
 				Client: NewHTTPClient(), DefaultTTL: time.Minute,
 			}}
@@ -121,7 +121,7 @@ func TestOAuth2ClientCredentialsRequest(t *testing.T) {
 func TestOAuth2Errors(t *testing.T) {
 	fake := demo.NewOAuth2(demo.OAuth2Options{ClientID: "c", ClientSecret: "right-secret-1", OmitExpiresIn: true})
 	u := serve(t, fake)
-	src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: u.String(), ClientID: "c", ClientSecret: secret.Ref{Value: "wrong-secret-22"},
+	src := &OAuth2ClientCredentials{OAuth2Client{TokenURL: u.String(), ClientID: "c", ClientSecret: secret.Ref{Value: secret.New("wrong-secret-22")},
 		Client: NewHTTPClient(), DefaultTTL: 7 * time.Minute}}
 	_, err := src.Fetch(context.Background())
 	var e *Error
@@ -132,7 +132,7 @@ func TestOAuth2Errors(t *testing.T) {
 		t.Errorf("error leaks the secret")
 	}
 	// No expires_in: DEFAULT_TTL, never forever.
-	src.ClientSecret = secret.Ref{Value: "right-secret-1"}
+	src.ClientSecret = secret.Ref{Value: secret.New("right-secret-1")}
 	tok, err := src.Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 	// Read-only file (a mounted Secret): rotation lives in memory.
 	ro := &OAuth2RefreshToken{
 		OAuth2Client: OAuth2Client{TokenURL: u.String(), Client: NewHTTPClient(), DefaultTTL: time.Minute},
-		RefreshToken: secret.Ref{Value: secret.Secret(fake.CurrentRefreshToken())},
+		RefreshToken: secret.Ref{Value: secret.New(fake.CurrentRefreshToken())},
 	}
 	for i := range 2 {
 		if _, err := ro.Fetch(context.Background()); err != nil {

@@ -1,9 +1,11 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,7 +40,9 @@ type OAuth2Client struct {
 	// Scopes and Audience are sent when set.
 	Scopes   []string
 	Audience string
-	// Client sends the requests; it must not follow redirects.
+	// Client sends the requests (exchange.NewHTTPClient()); it must be set
+	// and have a Transport. Redirects are never followed, whatever its
+	// CheckRedirect.
 	Client *http.Client
 	// DefaultTTL is the lifetime assumed when the answer has no expires_in.
 	DefaultTTL time.Duration
@@ -53,7 +57,7 @@ func (c *OAuth2Client) authStyle(secretSet bool) oauth2.AuthStyle {
 
 func (c *OAuth2Client) clientSecret() (secret.Secret, error) {
 	if !c.ClientSecret.IsSet() {
-		return "", nil
+		return secret.Secret{}, nil
 	}
 	return c.ClientSecret.Load()
 }
@@ -67,27 +71,46 @@ type exchangeCall struct {
 }
 
 // ctx passes credproxy's HTTP client to golang.org/x/oauth2, through a
-// transport that notes the status of the answer.
-func (c *OAuth2Client) ctx(ctx context.Context) *exchangeCall {
+// transport that notes the status of the answer. Without a client it is an
+// error: x/oauth2 would use http.DefaultClient, which follows redirects
+// and HTTPS_PROXY.
+func (c *OAuth2Client) ctx(ctx context.Context, op string) (*exchangeCall, error) {
+	cl, err := sender(op, c.Client)
+	if err != nil {
+		return nil, err
+	}
 	ec := &exchangeCall{}
-	client := http.DefaultClient
-	if c.Client != nil {
-		client = c.Client
-	}
-	cl := *client
 	base := cl.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
 	cl.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := base.RoundTrip(r)
-		if err == nil {
-			ec.status.Store(int32(resp.StatusCode))
+		if err != nil {
+			return nil, err
 		}
-		return resp, err
+		ec.status.Store(int32(resp.StatusCode))
+		// x/oauth2 reads at most 1 MiB and parses what it got, so an
+		// answer over the cap would be reported as broken JSON. Read it
+		// here with the cap and say what is wrong instead.
+		body, err := readAnswer(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if len(body) > MaxResponseSize {
+			return nil, &oversizedError{status: resp.StatusCode}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return resp, nil
 	})
-	ec.ctx = context.WithValue(ctx, oauth2.HTTPClient, &cl)
-	return ec
+	ec.ctx = context.WithValue(ctx, oauth2.HTTPClient, cl)
+	return ec, nil
+}
+
+// oversizedError is how the transport tells token that the answer was
+// over MaxResponseSize.
+type oversizedError struct{ status int }
+
+func (e *oversizedError) Error() string {
+	return fmt.Sprintf("HTTP %d answer larger than %d bytes", e.status, MaxResponseSize)
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -98,6 +121,9 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // *Error scrubbed of the credentials sent.
 func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err error, redact ...secret.Secret) (Token, error) {
 	cl := call{op: op, redact: redact}
+	if oe, ok := errors.AsType[*oversizedError](err); ok {
+		return Token{}, oversized(op, oe.status)
+	}
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil {
@@ -140,7 +166,7 @@ func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err
 	case expiry.Sub(now) > MaxLifetime:
 		expiry = now.Add(MaxLifetime)
 	}
-	return Token{Value: secret.Secret(tok.AccessToken), Expiry: expiry}, nil
+	return Token{Value: secret.New(tok.AccessToken), Expiry: expiry}, nil
 }
 
 // expiresInSeconds reads the raw expires_in x/oauth2 keeps: a JSON number
@@ -175,12 +201,15 @@ func (s *OAuth2ClientCredentials) Fetch(ctx context.Context) (Token, error) {
 	}
 	cfg := clientcredentials.Config{
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), TokenURL: s.TokenURL,
-		Scopes: s.Scopes, AuthStyle: s.authStyle(sec != ""),
+		Scopes: s.Scopes, AuthStyle: s.authStyle(!sec.Empty()),
 	}
 	if s.Audience != "" {
 		cfg.EndpointParams = url.Values{"audience": {s.Audience}}
 	}
-	ec := s.ctx(ctx)
+	ec, err := s.ctx(ctx, op)
+	if err != nil {
+		return Token{}, err
+	}
 	tok, err := cfg.Token(ec.ctx)
 	return s.token(op, ec, tok, err, sec)
 }
@@ -220,9 +249,12 @@ func (s *OAuth2TokenExchange) Fetch(ctx context.Context) (Token, error) {
 	}
 	cfg := clientcredentials.Config{
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), TokenURL: s.TokenURL,
-		Scopes: s.Scopes, AuthStyle: s.authStyle(sec != ""), EndpointParams: params,
+		Scopes: s.Scopes, AuthStyle: s.authStyle(!sec.Empty()), EndpointParams: params,
 	}
-	ec := s.ctx(ctx)
+	ec, err := s.ctx(ctx, op)
+	if err != nil {
+		return Token{}, err
+	}
 	tok, err := cfg.Token(ec.ctx)
 	return s.token(op, ec, tok, err, sec, subject)
 }
@@ -257,7 +289,7 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	}
 	s.mu.Lock()
 	rt := configured
-	if s.current != "" && configured == s.fromFile {
+	if !s.current.Empty() && configured.Equal(s.fromFile) {
 		rt = s.current
 	}
 	s.mu.Unlock()
@@ -267,15 +299,18 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	}
 	cfg := oauth2.Config{
 		ClientID: s.ClientID, ClientSecret: sec.Reveal(), Scopes: s.Scopes,
-		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: s.authStyle(sec != "")},
+		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: s.authStyle(!sec.Empty())},
 	}
-	ec := s.ctx(ctx)
+	ec, err := s.ctx(ctx, op)
+	if err != nil {
+		return Token{}, err
+	}
 	tok, err := cfg.TokenSource(ec.ctx, &oauth2.Token{RefreshToken: rt.Reveal()}).Token()
 	out, err := s.token(op, ec, tok, err, sec, rt)
 	if err != nil {
 		return out, err
 	}
-	if next := secret.Secret(tok.RefreshToken); next != "" && next != rt {
+	if next := secret.New(tok.RefreshToken); !next.Empty() && !next.Equal(rt) {
 		s.rotate(configured, next)
 	}
 	return out, nil

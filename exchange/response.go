@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -46,6 +47,19 @@ type call struct {
 func (c call) do(req *http.Request) ([]byte, error) {
 	a, err := c.doResponse(req)
 	return a.body, err
+}
+
+// readAnswer reads a body up to one byte over MaxResponseSize, so that the
+// caller can tell an answer at the cap from one over it.
+func readAnswer(body io.Reader) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(body, MaxResponseSize+1))
+}
+
+// oversized is the error for an answer over MaxResponseSize, whatever its
+// status: the service's bytes past the cap are not read, and what was read
+// is not parsed.
+func oversized(op string, status int) *Error {
+	return &Error{Op: op, Status: status, Message: fmt.Sprintf("answer larger than %d bytes", MaxResponseSize)}
 }
 
 // serviceError builds an *Error from a non-2xx answer. It understands the
@@ -115,7 +129,7 @@ func (c call) parseToken(body []byte, issued time.Time, defaultTTL time.Duration
 	if err != nil {
 		return Token{}, &Error{Op: c.op, Status: http.StatusOK, Message: err.Error()}
 	}
-	return Token{Value: secret.Secret(r.AccessToken), Expiry: issued.Add(ttl)}, nil
+	return Token{Value: secret.New(r.AccessToken), Expiry: issued.Add(ttl)}, nil
 }
 
 // checkToken refuses tokens that cannot be put in a header safely.
@@ -197,7 +211,7 @@ func jsonProblem(err error) string {
 // length is bounded.
 func clean(s string, redact []secret.Secret) string {
 	for _, r := range redact {
-		if len(r) >= 4 {
+		if len(r.Reveal()) >= 4 {
 			s = strings.ReplaceAll(s, r.Reveal(), "[redacted]")
 		}
 	}

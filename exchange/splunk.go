@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -29,7 +28,9 @@ type SplunkSession struct {
 	Password secret.Ref
 	// OrgID, when set, selects the organization.
 	OrgID string
-	// Client sends the requests; it must not follow redirects.
+	// Client sends the requests (exchange.NewHTTPClient()); it must be set
+	// and have a Transport. Redirects are never followed, whatever its
+	// CheckRedirect.
 	Client *http.Client
 	// DefaultTTL is the lifetime assumed when the answer has no expiryMs.
 	DefaultTTL time.Duration
@@ -93,7 +94,7 @@ func (s *SplunkSession) Fetch(ctx context.Context) (Token, error) {
 		}
 		ttl = min(ttl, MaxLifetime)
 	}
-	return Token{Value: secret.Secret(r.AccessToken), Expiry: issued.Add(ttl)}, nil
+	return Token{Value: secret.New(r.AccessToken), Expiry: issued.Add(ttl)}, nil
 }
 
 // Release ends a session: DELETE /v2/session with its token. A session the
@@ -121,17 +122,21 @@ type answer struct {
 
 // doResponse is do for callers that need the status and Date too.
 func (c call) doResponse(req *http.Request) (answer, error) {
-	resp, err := c.client.Do(req)
+	client, err := sender(c.op, c.client)
+	if err != nil {
+		return answer{}, err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return answer{}, fmt.Errorf("%s: %w", c.op, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
+	body, err := readAnswer(resp.Body)
 	if err != nil {
 		return answer{}, fmt.Errorf("%s: read answer: %w", c.op, err)
 	}
 	if len(body) > MaxResponseSize {
-		return answer{}, &Error{Op: c.op, Status: resp.StatusCode, Message: fmt.Sprintf("answer larger than %d bytes", MaxResponseSize)}
+		return answer{}, oversized(c.op, resp.StatusCode)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return answer{}, c.serviceError(resp, body)

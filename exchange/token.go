@@ -16,6 +16,10 @@ type Token struct {
 	Expiry time.Time
 }
 
+// Equal reports whether t and o are the same token with the same expiry.
+// Tokens are not comparable with ==, as secret.Secret is not.
+func (t Token) Equal(o Token) bool { return t.Value.Equal(o.Value) && t.Expiry.Equal(o.Expiry) }
+
 // Source performs one exchange of a credential for an access token.
 //
 // Fetch does no caching and no retrying. It may be called concurrently,

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/secret"
 )
 
 // benchPath measures GET url through client: requests/s on one
@@ -72,7 +73,7 @@ func BenchmarkDirect(b *testing.B) {
 func BenchmarkReverse(b *testing.B) {
 	up := benchUpstream(b)
 	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: "bench-token"}}}
+		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
 	px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(), zap.NewNop()))
 	benchPath(b, &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}, px.URL+"/api/v2/x", "")
 }
@@ -115,7 +116,7 @@ func forwardBench(b *testing.B) *forwardSetup {
 		b.Fatal(err)
 	}
 	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: "bench-token"}}}
+		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
 	fwd := NewForward([]*Route{route}, up.transport(), NewMetrics(), ForwardOptions{CA: ca}, zap.NewNop())
 	b.Cleanup(func() { fwd.Close() })
 	px := newBenchServer(b, fwd)
@@ -146,7 +147,7 @@ func BenchmarkForwardInterceptNewConn(b *testing.B) {
 func BenchmarkReverseParallel(b *testing.B) {
 	up := benchUpstream(b)
 	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: "bench-token"}}}
+		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
 	px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(), zap.NewNop()))
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
@@ -181,7 +182,7 @@ func (okTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // would be fresh each time).
 func BenchmarkInjectorRoundTrip(b *testing.B) {
 	route := &Route{Name: "bench", Upstream: mustParse(b, "https://api.example.com:443"), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: "bench-token"}}}
+		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
 	route.init()
 	in := &injector{route: route, next: okTransport{}, metrics: NewMetrics().forRoute("bench", "reverse"), log: zap.NewNop()}
 	req := httptest.NewRequest("GET", "https://api.example.com:443/api/v2/x", nil)

@@ -32,6 +32,7 @@ import (
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/secret"
 )
 
 // faultTarget is one way in to a route: the client to use and the base
@@ -255,7 +256,7 @@ func TestFaultUpstreamResetMidResponse(t *testing.T) {
 				}
 				conn.Close()
 			}
-			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: "resettok-0001"}}, log)
+			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("resettok-0001")}}, log)
 			resp, err := target.client.Get(target.base + "/query")
 			if err != nil {
 				// Nothing was flushed yet: the proxy's own answer is fine
@@ -300,7 +301,7 @@ func TestFaultClientGivesUpOnSlowUpstream(t *testing.T) {
 				case <-time.After(time.Minute):
 				}
 			}
-			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: "slowtok-0001"}}, log)
+			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("slowtok-0001")}}, log)
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
 			go func() {
@@ -370,7 +371,7 @@ func TestFaultGiBStreamFlatMemory(t *testing.T) {
 				w.Header().Set("Content-Type", "application/octet-stream")
 				_, _ = io.CopyN(w, zeroReader{}, size) // no Content-Length: chunked, flushed
 			}
-			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: "bigtok-0001"}}, log)
+			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("bigtok-0001")}}, log)
 
 			runtime.GC()
 			var before runtime.MemStats
@@ -441,7 +442,7 @@ func TestFaultOversizedHeaders(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			log, _ := logtest.New(t)
 			up := newUpstream(t, "hdrtok-0001")
-			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: "hdrtok-0001"}}, log)
+			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("hdrtok-0001")}}, log)
 			req, _ := http.NewRequest("GET", target.base+"/x", nil)
 			req.Header.Set("X-Big", strings.Repeat("b", MaxHeaderBytes+4096))
 			resp, err := target.client.Do(req)
@@ -473,7 +474,7 @@ func TestFaultOversizedHeaders(t *testing.T) {
 	// The CONNECT request itself.
 	log, _ := logtest.New(t)
 	up := newUpstream(t, "hdrtok-0001")
-	_, srv, _, _ := startForward(t, up, &fakeTokens{tok: exchange.Token{Value: "hdrtok-0001"}}, log)
+	_, srv, _, _ := startForward(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("hdrtok-0001")}}, log)
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -497,7 +498,7 @@ func TestFaultOversizedHeaders(t *testing.T) {
 func TestFaultSlowloris(t *testing.T) {
 	log, _ := logtest.New(t)
 	up := newUpstream(t, "slowloris-0001")
-	tokens := &fakeTokens{tok: exchange.Token{Value: "slowloris-0001"}}
+	tokens := &fakeTokens{tok: exchange.Token{Value: secret.New("slowloris-0001")}}
 	rev := faultModes[0].setup(t, up, tokens, log)
 	_, fwdSrv, _, ca := startForward(t, up, tokens, log)
 	fwdAddr := fwdSrv.Listener.Addr().String()
@@ -590,7 +591,7 @@ func TestFaultIdleConnectionsBounded(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			log, _ := logtest.New(t)
 			up := newUpstream(t, "idletok-0001")
-			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: "idletok-0001"}}, log)
+			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("idletok-0001")}}, log)
 			// Forward mode: an absolute-form plain-http request to the
 			// route host, upgraded to https upstream; no client TLS, so
 			// that 10,000 connections stay cheap to open.
@@ -774,7 +775,7 @@ func TestFaultClientsCancelMidRequest(t *testing.T) {
 					}
 				}
 			}
-			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: "canceltok-0001"}}, log)
+			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("canceltok-0001")}}, log)
 			// Warm up: pooled connections and the forward leaf exist.
 			resp, err := target.client.Get(target.base + "/warm")
 			if err != nil {
@@ -858,7 +859,7 @@ func TestFaultIdleInterceptedTunnelsBounded(t *testing.T) {
 	const n = 1000
 	log, _ := logtest.New(t)
 	up := newUpstream(t, "tunneltok-0001")
-	_, srv, _, ca := startForward(t, up, &fakeTokens{tok: exchange.Token{Value: "tunneltok-0001"}}, log)
+	_, srv, _, ca := startForward(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("tunneltok-0001")}}, log)
 	u := up.url(t)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Certificate())

@@ -21,6 +21,7 @@ import (
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/secret"
 )
 
 const fwdToken = "forward-token-abc123"
@@ -45,7 +46,7 @@ func newForwardSetup(t *testing.T, opts ForwardOptions, log *zap.Logger) *forwar
 	opts.CA = ca
 	m := NewMetrics()
 	route := &Route{Name: "api", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: fwdToken}}}
+		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(fwdToken)}}}
 	fwd := NewForward([]*Route{route}, up.transport(), m, opts, log)
 	t.Cleanup(func() { fwd.Close() })
 	srv := httptest.NewUnstartedServer(fwd)

@@ -73,7 +73,7 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		if i == 3 {
 			return exchange.Token{}, &exchange.Error{Status: 503, Message: "identity service down"}
 		}
-		return exchange.Token{Value: secret.Secret(fmt.Sprintf("met-SECRET-%d", i)), Expiry: time.Now().Add(time.Hour)}, nil
+		return exchange.Token{Value: secret.New(fmt.Sprintf("met-SECRET-%d", i)), Expiry: time.Now().Add(time.Hour)}, nil
 	})
 	cache := tokencache.New(src, tokencache.Options{Route: "r", Kind: "oauth2-client-credentials", OnExchange: m.ObserveExchange("r", "oauth2-client-credentials")})
 	ctx, cancel := context.WithCancel(context.Background())

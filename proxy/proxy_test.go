@@ -126,7 +126,7 @@ func startReverse(t *testing.T, up *upstream, tokens Tokens, log *zap.Logger) (*
 func TestInjectionReplacesClientCredential(t *testing.T) {
 	log, logs := logtest.New(t)
 	up := newUpstream(t, "good-token-1234")
-	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: "good-token-1234"}}, log)
+	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("good-token-1234")}}, log)
 
 	req, _ := http.NewRequest("GET", px.URL+"/api/v2/source?q=1", nil)
 	req.Header.Set("Authorization", "Bearer client-own-token")
@@ -185,7 +185,7 @@ func cacheOver(t *testing.T, prefix string, exchanges *atomic.Int32) *tokencache
 	t.Helper()
 	src := exchange.SourceFunc(func(context.Context) (exchange.Token, error) {
 		n := exchanges.Add(1)
-		return exchange.Token{Value: secret.Secret(fmt.Sprintf("%s-%d", prefix, n)), Expiry: time.Now().Add(time.Hour)}, nil
+		return exchange.Token{Value: secret.New(fmt.Sprintf("%s-%d", prefix, n)), Expiry: time.Now().Add(time.Hour)}, nil
 	})
 	c := tokencache.New(src, tokencache.Options{Route: "r"})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -302,7 +302,7 @@ func TestStreamingFlushedAsItComes(t *testing.T) {
 		<-release
 		fmt.Fprintln(w, `{"n":2}`)
 	}
-	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: "tok-stream-0001"}}, log)
+	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("tok-stream-0001")}}, log)
 	resp, err := http.Get(px.URL + "/stream")
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +330,7 @@ func TestRedirectsHandedBack(t *testing.T) {
 			http.Redirect(w, r, "https://elsewhere.example/login", http.StatusFound)
 		}
 	}
-	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: "tok-redirect-01"}}, log)
+	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("tok-redirect-01")}}, log)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for path, want := range map[string]string{"/same": "/api/v2/target?x=1", "/other": "https://elsewhere.example/login"} {
 		resp, err := client.Get(px.URL + path)
@@ -349,7 +349,7 @@ func TestRedirectsHandedBack(t *testing.T) {
 
 func TestUpstreamErrors(t *testing.T) {
 	log, logs := logtest.New(t)
-	tokens := &fakeTokens{tok: exchange.Token{Value: "tok-errors-0001"}}
+	tokens := &fakeTokens{tok: exchange.Token{Value: secret.New("tok-errors-0001")}}
 	m := NewMetrics()
 
 	// An upstream whose certificate is not trusted.

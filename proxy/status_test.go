@@ -40,7 +40,7 @@ func TestStatusJSONShowsRoutesNeverTokens(t *testing.T) {
 	var n atomic.Int32
 	src := exchange.SourceFunc(func(context.Context) (exchange.Token, error) {
 		n.Add(1)
-		return exchange.Token{Value: secret.Secret(statusTestToken), Expiry: time.Now().Add(30 * time.Minute)}, nil
+		return exchange.Token{Value: secret.New(statusTestToken), Expiry: time.Now().Add(30 * time.Minute)}, nil
 	})
 	cache := tokencache.New(src, tokencache.Options{Route: "wavefront", Kind: "csp-oauth-app"})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/secret"
 	"github.com/credproxy/credproxy/tokencache"
 )
 
@@ -27,8 +28,8 @@ func startTokenAPI(t *testing.T) (*httptest.Server, *Metrics, *logtest.Capture) 
 	m := NewMetrics()
 	admin := NewAdmin(m, nil)
 	admin.EnableTokenAPI([]*Route{
-		{Name: "wf", Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: apiTestToken, Expiry: time.Now().Add(time.Hour)}}},
-		{Name: "sf", Header: "X-Sf-Token", Tokens: &fakeTokens{tok: exchange.Token{Value: apiTestToken + "-static"}}},
+		{Name: "wf", Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken), Expiry: time.Now().Add(time.Hour)}}},
+		{Name: "sf", Header: "X-Sf-Token", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken + "-static")}}},
 		{Name: "down", Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{err: &tokencache.UnavailableError{Route: "down", Detail: "csp: HTTP 400: invalid_grant"}}},
 	}, log)
 	srv := httptest.NewServer(admin)

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/secret"
 )
 
 // BenchmarkTokenHot measures Token with a valid token held: the cost every
 // proxied request pays. It must not allocate.
 func BenchmarkTokenHot(b *testing.B) {
 	c := New(&fakeSource{}, Options{Route: "bench"})
-	c.publish(c.schedule(exchange.Token{Value: "tok", Expiry: time.Now().Add(time.Hour)}, time.Now()))
+	c.publish(c.schedule(exchange.Token{Value: secret.New("tok"), Expiry: time.Now().Add(time.Hour)}, time.Now()))
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -32,7 +33,7 @@ func BenchmarkTokenHot(b *testing.B) {
 // request adds.
 func BenchmarkTokenHotSerial(b *testing.B) {
 	c := New(&fakeSource{}, Options{Route: "bench"})
-	c.publish(c.schedule(exchange.Token{Value: "tok", Expiry: time.Now().Add(time.Hour)}, time.Now()))
+	c.publish(c.schedule(exchange.Token{Value: secret.New("tok"), Expiry: time.Now().Add(time.Hour)}, time.Now()))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -44,7 +45,7 @@ func BenchmarkTokenHotSerial(b *testing.B) {
 
 func TestTokenHotPathDoesNotAllocate(t *testing.T) {
 	c := New(&fakeSource{}, Options{Route: "bench"})
-	c.publish(c.schedule(exchange.Token{Value: "tok", Expiry: time.Now().Add(time.Hour)}, time.Now()))
+	c.publish(c.schedule(exchange.Token{Value: secret.New("tok"), Expiry: time.Now().Add(time.Hour)}, time.Now()))
 	ctx := context.Background()
 	if n := testing.AllocsPerRun(1000, func() { _, _ = c.Token(ctx) }); n != 0 {
 		t.Errorf("Token allocates %v times per call, want 0", n)
@@ -59,7 +60,7 @@ func TestFreshPeriodEndsBeforeUsableUntil(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := New(&fakeSource{}, Options{Route: "r", ExpiryMargin: 10 * time.Second})
 		now := time.Now()
-		s := c.schedule(exchange.Token{Value: "tok", Expiry: now.Add(time.Minute)}, now)
+		s := c.schedule(exchange.Token{Value: secret.New("tok"), Expiry: now.Add(time.Minute)}, now)
 		c.publish(s)
 		if !s.fresh.Load() || !s.usableNow() {
 			t.Fatal("a new token is not fresh")
@@ -87,7 +88,7 @@ func TestFreshPeriodEndsBeforeUsableUntil(t *testing.T) {
 // read the clock: the timer that would end the fresh period is stopped.
 func TestStopEndsFreshPeriod(t *testing.T) {
 	c := New(&fakeSource{}, Options{Route: "r"})
-	s := c.schedule(exchange.Token{Value: "tok", Expiry: time.Now().Add(time.Hour)}, time.Now())
+	s := c.schedule(exchange.Token{Value: secret.New("tok"), Expiry: time.Now().Add(time.Hour)}, time.Now())
 	c.publish(s)
 	c.stop()
 	if s.fresh.Load() {

@@ -199,7 +199,7 @@ func (c *Cache) Token(ctx context.Context) (exchange.Token, error) {
 	if s := c.cur.Load(); s != nil && s.usableNow() {
 		return s.tok, nil
 	}
-	return c.wait(ctx, "")
+	return c.wait(ctx, secret.Secret{})
 }
 
 // Invalidate reports that an upstream answered 401 to rejected. If
@@ -209,7 +209,7 @@ func (c *Cache) Token(ctx context.Context) (exchange.Token, error) {
 // token keeps being served to other requests meanwhile: a spurious 401
 // must not take the route down when the identity service is out.
 func (c *Cache) Invalidate(ctx context.Context, rejected exchange.Token) (exchange.Token, error) {
-	if s := c.cur.Load(); s != nil && s.tok.Value == rejected.Value && s.invalidated.CompareAndSwap(false, true) {
+	if s := c.cur.Load(); s != nil && s.tok.Value.Equal(rejected.Value) && s.invalidated.CompareAndSwap(false, true) {
 		select {
 		case c.kick <- struct{}{}:
 		default: // a kick is already pending
@@ -237,7 +237,7 @@ func (c *Cache) wait(ctx context.Context, reject secret.Secret) (exchange.Token,
 		c.mu.Unlock()
 		// Load after taking changed: a publish between the two is seen
 		// either here or by the close of changed.
-		if s := c.cur.Load(); s != nil && s.usable(time.Now()) && (reject == "" || s.tok.Value != reject) {
+		if s := c.cur.Load(); s != nil && s.usable(time.Now()) && (reject.Empty() || !s.tok.Value.Equal(reject)) {
 			return s.tok, nil
 		}
 		if attempts != start || hopeless {
@@ -387,7 +387,7 @@ func (c *Cache) exchange(ctx context.Context) time.Duration {
 		zap.Stringer("token", tok.Value),
 	)
 	c.observe(Exchange{Result: "ok", Duration: took, Lifetime: lifetime, Trigger: trigger})
-	if old != nil && old.tok.Value != tok.Value {
+	if old != nil && !old.tok.Value.Equal(tok.Value) {
 		c.release(ctx, old.tok)
 	}
 	return time.Until(s.refreshAt)

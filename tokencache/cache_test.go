@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
 )
 
@@ -53,7 +54,7 @@ func (f *fakeSource) Fetch(ctx context.Context) (exchange.Token, error) {
 	if fail != nil {
 		return exchange.Token{}, fail
 	}
-	tok := exchange.Token{Value: secret.Secret(fmt.Sprintf("tok-%d", n))}
+	tok := exchange.Token{Value: secret.New(fmt.Sprintf("tok-%d", n))}
 	if life > 0 {
 		tok.Expiry = time.Now().Add(life)
 	}
@@ -121,7 +122,7 @@ func TestFirstExchangeAtStart(t *testing.T) {
 		if src.count() != 1 {
 			t.Fatalf("exchanges at start = %d, want 1", src.count())
 		}
-		if got := mustToken(t, c).Value; got != "tok-1" {
+		if got := mustToken(t, c).Value; got.Reveal() != "tok-1" {
 			t.Errorf("token = %s", got.Reveal())
 		}
 		if st := c.Status(); !st.Ready || st.State != "valid" {
@@ -275,7 +276,7 @@ func TestOutageServeOldThenFailClosedThenRecover(t *testing.T) {
 		// Margin: min(10 s, 10% of 30 min) = 10 s.
 		usableUntil := t0.Add(life - 10*time.Second)
 		time.Sleep(time.Until(usableUntil) - time.Nanosecond)
-		if got := mustToken(t, c); got != first {
+		if got := mustToken(t, c); !got.Equal(first) {
 			t.Fatalf("during the outage got %s, want the old token", got.Value)
 		}
 		if st := c.Status(); st.State != "degraded" || !st.Ready {
@@ -310,7 +311,7 @@ func TestOutageServeOldThenFailClosedThenRecover(t *testing.T) {
 			time.Sleep(time.Second)
 			tok, err = c.Token(context.Background())
 		}
-		if tok == first || !tok.Expiry.After(time.Now()) {
+		if tok.Equal(first) || !tok.Expiry.After(time.Now()) {
 			t.Errorf("after recovery got %v", tok)
 		}
 		if st := c.Status(); st.State != "valid" || st.LastError != "" {
@@ -328,7 +329,7 @@ func TestConcurrentDemandOneExchange(t *testing.T) {
 		for range 500 {
 			wg.Go(func() {
 				tok, err := c.Token(context.Background())
-				if err == nil && tok.Value != "tok-1" {
+				if err == nil && tok.Value.Reveal() != "tok-1" {
 					err = fmt.Errorf("got %s", tok.Value.Reveal())
 				}
 				errs <- err
@@ -368,7 +369,7 @@ func TestInvalidateDeduplicates(t *testing.T) {
 		wg.Wait()
 		close(got)
 		for tok := range got {
-			if tok.Value != "tok-2" {
+			if tok.Value.Reveal() != "tok-2" {
 				t.Fatalf("replacement = %s, want tok-2", tok.Value.Reveal())
 			}
 		}
@@ -379,7 +380,7 @@ func TestInvalidateDeduplicates(t *testing.T) {
 			t.Errorf("renewal %v after the first exchange, want >= %v", gaps[0], MinGap)
 		}
 		// A late report of the old token neither renews nor waits.
-		if tok, err := c.Invalidate(context.Background(), rejected); err != nil || tok.Value != "tok-2" {
+		if tok, err := c.Invalidate(context.Background(), rejected); err != nil || tok.Value.Reveal() != "tok-2" {
 			t.Errorf("late Invalidate = %v, %v", tok, err)
 		}
 		synctest.Wait()
@@ -391,13 +392,13 @@ func TestInvalidateDeduplicates(t *testing.T) {
 
 func TestInvalidateSameTokenBackGivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &fakeSource{answer: func(int) (exchange.Token, error) { return exchange.Token{Value: "same"}, nil }}
+		src := &fakeSource{answer: func(int) (exchange.Token, error) { return exchange.Token{Value: secret.New("same")}, nil }}
 		c := start(t, src, Options{Route: "r"})
 		_, err := c.Invalidate(context.Background(), mustToken(t, c))
 		if !errors.As(err, new(*UnavailableError)) {
 			t.Fatalf("err = %v, want UnavailableError when the renewal returns the rejected token", err)
 		}
-		if got := mustToken(t, c).Value; got != "same" {
+		if got := mustToken(t, c).Value; got.Reveal() != "same" {
 			t.Errorf("other requests must still get the token")
 		}
 	})
@@ -432,7 +433,7 @@ func TestStaticTokenRecheckedAndNeverExpires(t *testing.T) {
 		c := start(t, src, Options{Route: "r", RecheckEvery: time.Minute})
 		src.set(func(f *fakeSource) { f.fail = errors.New("file gone") })
 		time.Sleep(24 * time.Hour)
-		if got := mustToken(t, c).Value; got != "tok-1" {
+		if got := mustToken(t, c).Value; got.Reveal() != "tok-1" {
 			t.Errorf("token = %s", got.Reveal())
 		}
 		if n := src.count(); n < 20 {
@@ -444,7 +445,7 @@ func TestStaticTokenRecheckedAndNeverExpires(t *testing.T) {
 func TestAlreadyExpiredTokenIsAFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &fakeSource{answer: func(int) (exchange.Token, error) {
-			return exchange.Token{Value: "x", Expiry: time.Now()}, nil
+			return exchange.Token{Value: secret.New("x"), Expiry: time.Now()}, nil
 		}}
 		c := start(t, src, Options{Route: "r", TokenWait: time.Millisecond})
 		if _, err := c.Token(context.Background()); err == nil {
@@ -470,7 +471,7 @@ func TestShutdownReleasesAndWakesWaiters(t *testing.T) {
 		<-done
 		src.mu.Lock()
 		defer src.mu.Unlock()
-		if diff := cmp.Diff([]secret.Secret{"tok-1", "tok-2"}, src.released); diff != "" {
+		if diff := cmp.Diff([]secret.Secret{secret.New("tok-1"), secret.New("tok-2")}, src.released); diff != "" {
 			t.Errorf("released (-want +got):\n%s", diff)
 		}
 		if st := c.Status(); st.State != "stopped" || st.Ready {
@@ -498,4 +499,26 @@ func TestClassify(t *testing.T) {
 			t.Errorf("%s: classify = %q, want %q", tc.desc, got, tc.want)
 		}
 	}
+}
+
+// TestStateNeverPrintsTheToken: the published state holds the token in
+// unexported fields, which fmt prints by reflection without calling
+// String; a %+v of it in a debug line or a panic must still not show
+// the token.
+func TestStateNeverPrintsTheToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const tok = "st4te-T0ken-value-0042"
+		src := &fakeSource{answer: func(int) (exchange.Token, error) {
+			return exchange.Token{Value: secret.New(tok), Expiry: time.Now().Add(time.Hour)}, nil
+		}}
+		c := start(t, src, Options{Route: "r"})
+		s := c.cur.Load()
+		if s == nil {
+			t.Fatal("no token published")
+		}
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+			logtest.AssertNoSecrets(t, "state "+verb, fmt.Sprintf(verb, s), tok)
+			logtest.AssertNoSecrets(t, "state.tok "+verb, fmt.Sprintf(verb, struct{ tok exchange.Token }{s.tok}), tok)
+		}
+	})
 }

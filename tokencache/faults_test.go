@@ -178,7 +178,7 @@ func TestTokenEndpointFaultLifecycle(t *testing.T) {
 				h := logtest.NewHygiene(t, faultCredential)
 				log, logs := h.Logger("logs")
 				p := &idp{life: life, h: h}
-				src := &exchange.CSPAPIToken{BaseURL: &url.URL{Scheme: "https", Host: "csp.invalid"}, APIToken: secret.Ref{Value: faultCredential},
+				src := &exchange.CSPAPIToken{BaseURL: &url.URL{Scheme: "https", Host: "csp.invalid"}, APIToken: secret.Ref{Value: secret.New(faultCredential)},
 					Client: &http.Client{Transport: p}, DefaultTTL: time.Hour}
 				var mu sync.Mutex
 				var results []string
@@ -218,7 +218,7 @@ func TestTokenEndpointFaultLifecycle(t *testing.T) {
 
 				// The old token is served until the margin (10 s) before expiry.
 				time.Sleep(time.Until(first.Expiry.Add(-10*time.Second)) - time.Nanosecond)
-				if got := mustToken(t, c); got != first {
+				if got := mustToken(t, c); !got.Equal(first) {
 					t.Fatalf("old token not served while valid")
 				}
 				if st := c.Status(); st.State != "degraded" || !st.Ready || !strings.Contains(st.LastError, row.logged) {
@@ -244,7 +244,7 @@ func TestTokenEndpointFaultLifecycle(t *testing.T) {
 					time.Sleep(time.Second)
 					tok, err = c.Token(context.Background())
 				}
-				if err != nil || tok == first || !tok.Expiry.After(time.Now()) {
+				if err != nil || tok.Equal(first) || !tok.Expiry.After(time.Now()) {
 					t.Fatalf("no recovery within %v of the fault clearing: %v", 2*BackoffMax, err)
 				}
 				if st := c.Status(); st.State != "valid" || st.LastError != "" {
@@ -330,7 +330,7 @@ func TestRotatedSecretFile(t *testing.T) {
 			if p.count() != n {
 				t.Errorf("%s: a request was sent without a readable secret", bad.desc)
 			}
-			if got := mustToken(t, c); got != second {
+			if got := mustToken(t, c); !got.Equal(second) {
 				t.Errorf("%s: the current token was not kept", bad.desc)
 			}
 			st := c.Status()
@@ -344,7 +344,7 @@ func TestRotatedSecretFile(t *testing.T) {
 		swap(map[string]string{"api-token": v2})
 		time.Sleep(untilNextAttempt(c))
 		synctest.Wait()
-		if st := c.Status(); st.State != "valid" || mustToken(t, c) == second {
+		if st := c.Status(); st.State != "valid" || mustToken(t, c).Equal(second) {
 			t.Errorf("no recovery with the file back: %+v", st)
 		}
 	})

@@ -18,24 +18,53 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Secret is a credential or token value. Its zero value is the empty secret.
-type Secret string
+// Secret is a credential or token value. Its zero value is the empty
+// secret. Make one with New.
+//
+// The bytes sit behind a pointer, never in a field of string type: fmt
+// prints an unexported field by reflection without calling its String or
+// Format method, and a struct holding a Secret that way (tokencache's
+// state, say) printed with %+v then shows a nested pointer as an address,
+// not the value. A Secret is not comparable with == (the zero-length
+// array of funcs sees to that), since that would compare the pointers:
+// use Equal.
+type Secret struct {
+	_ [0]func()
+	v *string
+}
+
+// New returns a Secret holding s. New("") is the empty secret.
+func New(s string) Secret {
+	if s == "" {
+		return Secret{}
+	}
+	return Secret{v: &s}
+}
 
 // Reveal returns the value itself. Call it only where the value goes on the
 // wire to the service it belongs to.
-func (s Secret) Reveal() string { return string(s) }
+func (s Secret) Reveal() string {
+	if s.v == nil {
+		return ""
+	}
+	return *s.v
+}
 
 // Empty reports whether s holds no value.
-func (s Secret) Empty() bool { return s == "" }
+func (s Secret) Empty() bool { return s.Reveal() == "" }
+
+// Equal reports whether s and o hold the same value (the zero Secret and
+// New("") are equal).
+func (s Secret) Equal(o Secret) bool { return s.Reveal() == o.Reveal() }
 
 // Fingerprint returns "sha256:" and the first 4 hex digits of the SHA-256 of
 // the value: enough to tell two tokens apart in a log, far too little to
 // recover or brute-force one. The empty secret prints as "empty".
 func (s Secret) Fingerprint() string {
-	if s == "" {
+	if s.Empty() {
 		return "empty"
 	}
-	sum := sha256.Sum256([]byte(s))
+	sum := sha256.Sum256([]byte(s.Reveal()))
 	return "sha256:" + hex.EncodeToString(sum[:2])
 }
 
@@ -87,7 +116,7 @@ type Ref struct {
 }
 
 // IsSet reports whether the reference names any source.
-func (r Ref) IsSet() bool { return r.File != "" || r.Value != "" }
+func (r Ref) IsSet() bool { return r.File != "" || !r.Value.Empty() }
 
 // Load returns the secret, reading the file when one is configured. Leading
 // and trailing white space (the newline editors and `kubectl create secret
@@ -95,14 +124,14 @@ func (r Ref) IsSet() bool { return r.File != "" || r.Value != "" }
 // never the content.
 func (r Ref) Load() (Secret, error) {
 	if r.File == "" {
-		if r.Value == "" {
-			return "", fmt.Errorf("%s %w", r.Var, ErrEmpty)
+		if r.Value.Empty() {
+			return Secret{}, fmt.Errorf("%s %w", r.Var, ErrEmpty)
 		}
 		return r.Value, nil
 	}
 	v, err := readFile(r.File)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", r.Var, err)
+		return Secret{}, fmt.Errorf("%s: %w", r.Var, err)
 	}
 	return v, nil
 }
@@ -110,19 +139,19 @@ func (r Ref) Load() (Secret, error) {
 func readFile(path string) (Secret, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("read secret file: %w", err)
+		return Secret{}, fmt.Errorf("read secret file: %w", err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return "", fmt.Errorf("read secret file %s: %w", path, err)
+		return Secret{}, fmt.Errorf("read secret file %s: %w", path, err)
 	}
 	if len(b) > MaxFileSize {
-		return "", fmt.Errorf("secret file %s is larger than %d bytes", path, MaxFileSize)
+		return Secret{}, fmt.Errorf("secret file %s is larger than %d bytes", path, MaxFileSize)
 	}
 	v := strings.TrimSpace(string(b))
 	if v == "" {
-		return "", fmt.Errorf("secret file %s %w", path, ErrEmpty)
+		return Secret{}, fmt.Errorf("secret file %s %w", path, ErrEmpty)
 	}
-	return Secret(v), nil
+	return New(v), nil
 }

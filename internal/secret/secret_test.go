@@ -16,7 +16,7 @@ import (
 const value = "s3cr3t-V4lue-xyz"
 
 func TestSecretNeverFormatsItsValue(t *testing.T) {
-	s := Secret(value)
+	s := New(value)
 	b, _ := json.Marshal(map[string]any{"s": s})
 	outputs := []string{
 		fmt.Sprint(s), fmt.Sprintf("%v %s %q %x %X %#v %+v %d", s, s, s, s, s, s, s, s),
@@ -40,7 +40,7 @@ func TestSecretNeverFormatsItsValue(t *testing.T) {
 	if s.Reveal() != value {
 		t.Error("Reveal lost the value")
 	}
-	if Secret("").Fingerprint() != "empty" {
+	if New("").Fingerprint() != "empty" || (Secret{}).Fingerprint() != "empty" {
 		t.Error("empty fingerprint")
 	}
 }
@@ -69,7 +69,7 @@ func TestRefLoad(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != Secret(tc.want) {
+		if err != nil || !got.Equal(New(tc.want)) {
 			t.Errorf("Load = %v, %v", got, err)
 		}
 	}
