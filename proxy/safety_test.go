@@ -31,7 +31,7 @@ type expiringTokens struct{ life time.Duration }
 
 func (e *expiringTokens) Token(context.Context) (exchange.Token, error) {
 	exp := time.Now().Add(e.life)
-	return exchange.Token{Value: secret.Secret("exp-" + strconv.FormatInt(exp.UnixNano(), 10)), Expiry: exp}, nil
+	return exchange.Token{Value: secret.New("exp-" + strconv.FormatInt(exp.UnixNano(), 10)), Expiry: exp}, nil
 }
 
 func (e *expiringTokens) Invalidate(ctx context.Context, _ exchange.Token) (exchange.Token, error) {
@@ -109,7 +109,7 @@ func rawRequest(t *testing.T, addr, request string) (*http.Response, string) {
 func TestMalformedClientBodyIs400(t *testing.T) {
 	log, logs := logtest.New(t)
 	up := newUpstream(t, "body-tok-01")
-	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: "body-tok-01"}}, log)
+	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("body-tok-01")}}, log)
 	addr := strings.TrimPrefix(px.URL, "http://")
 	resp, body := rawRequest(t, addr, "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "bad_request") {
@@ -136,7 +136,7 @@ func TestLookalikeCredentialHeadersDropped(t *testing.T) {
 		mu.Unlock()
 	})
 	u, _ := url.Parse(api.srv.URL)
-	route := &Route{Name: "sf", Upstream: u, Header: "X-Sf-Token", Tokens: &fakeTokens{tok: exchange.Token{Value: "org-token-inj"}}}
+	route := &Route{Name: "sf", Upstream: u, Header: "X-Sf-Token", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("org-token-inj")}}}
 	px := serveReverse(t, NewReverse(route, api.transport(t), NewMetrics(), log), log)
 	addr := strings.TrimPrefix(px, "http://")
 	resp, _ := rawRequest(t, addr, "GET /v2/metric HTTP/1.1\r\nHost: a\r\nX_SF_Token: client-1\r\nx-sf_token: client-2\r\nX-SF-TOKEN: client-3\r\nX-Keep_Me: yes\r\n\r\n")
@@ -168,7 +168,7 @@ func TestUpstreamBasePathIsABoundary(t *testing.T) {
 		mu.Unlock()
 	})
 	u, _ := url.Parse(api.srv.URL + "/base")
-	route := &Route{Name: "r", Upstream: u, Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: "base-tok-01"}}}
+	route := &Route{Name: "r", Upstream: u, Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("base-tok-01")}}}
 	srv := httptest.NewServer(NewReverse(route, api.transport(t), NewMetrics(), log))
 	t.Cleanup(srv.Close)
 	addr := srv.Listener.Addr().String()

@@ -192,7 +192,7 @@ func wireTransport(t *testing.T, api *rawAPI) *http.Transport {
 // wireRoute is a route to api with its own token.
 func wireRoute(name, scheme string, api *rawAPI) *Route {
 	return &Route{Name: name, Upstream: &url.URL{Scheme: scheme, Host: api.addr}, Header: "Authorization", Prefix: "Bearer",
-		AllowInsecure: scheme == "http", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.Secret("tok-" + name)}}}
+		AllowInsecure: scheme == "http", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("tok-" + name)}}}
 }
 
 // serveReverse serves h as the app does, on loopback.
@@ -386,7 +386,7 @@ func TestEarlyHintsReachTheClient(t *testing.T) {
 				w.WriteHeader(http.StatusEarlyHints)
 				fmt.Fprint(w, "final")
 			}
-			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: "hint-tok-01"}}, log)
+			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("hint-tok-01")}}, log)
 			var hints []string
 			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 				hints = append(hints, fmt.Sprintf("%d %s", code, h.Get("Link")))
@@ -427,7 +427,7 @@ func TestTrailersAndUpgradesPassThrough(t *testing.T) {
 				fmt.Fprint(w, "part two")
 				w.Header().Set("X-Checksum", "c0ffee")
 			}
-			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: "trail-tok-1"}}, log)
+			target := mode.setup(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("trail-tok-1")}}, log)
 			resp, err := target.client.Get(target.base + "/trailer")
 			if err != nil {
 				t.Fatal(err)
