@@ -10,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/mitm"
 )
 
 // benchPath measures GET url through client: requests/s on one
@@ -74,7 +77,7 @@ func BenchmarkReverse(b *testing.B) {
 	up := benchUpstream(b)
 	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
 		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
-	px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(), zap.NewNop()))
+	px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(prometheus.NewRegistry()), zap.NewNop()))
 	benchPath(b, &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}, px.URL+"/api/v2/x", "")
 }
 
@@ -111,13 +114,13 @@ func mustParse(b *testing.B, s string) *url.URL {
 // forwardBench starts a forward proxy for one route over a fresh upstream.
 func forwardBench(b *testing.B) *forwardSetup {
 	up := benchUpstream(b)
-	ca, err := NewCA("bench")
+	ca, err := mitm.NewCA("bench")
 	if err != nil {
 		b.Fatal(err)
 	}
 	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
 		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
-	fwd := NewForward([]*Route{route}, up.transport(), NewMetrics(), ForwardOptions{CA: ca}, zap.NewNop())
+	fwd := NewForward([]*Route{route}, up.transport(), NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, zap.NewNop())
 	b.Cleanup(func() { fwd.Close() })
 	px := newBenchServer(b, fwd)
 	return &forwardSetup{up: up, fwd: fwd, ca: ca, proxy: mustParse(b, px.URL)}
@@ -148,7 +151,7 @@ func BenchmarkReverseParallel(b *testing.B) {
 	up := benchUpstream(b)
 	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
 		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
-	px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(), zap.NewNop()))
+	px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(prometheus.NewRegistry()), zap.NewNop()))
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
@@ -184,7 +187,7 @@ func BenchmarkInjectorRoundTrip(b *testing.B) {
 	route := &Route{Name: "bench", Upstream: mustParse(b, "https://api.example.com:443"), Header: "Authorization", Prefix: "Bearer",
 		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
 	route.init()
-	in := &injector{route: route, next: okTransport{}, metrics: NewMetrics().forRoute("bench", "reverse"), log: zap.NewNop()}
+	in := &injector{route: route, next: okTransport{}, metrics: NewMetrics(prometheus.NewRegistry()).forRoute("bench", "reverse"), log: zap.NewNop()}
 	req := httptest.NewRequest("GET", "https://api.example.com:443/api/v2/x", nil)
 	req.Body = nil
 	b.ReportAllocs()

@@ -1,10 +1,14 @@
-// Package proxy puts credentials on the wire: the reverse proxy (one
-// listener per route), the shared injection and 401-replay logic, the
-// upstream transport and the admin listener.
+// Package proxy puts credentials on the wire: a reverse proxy per route
+// (the app calls http://127.0.0.1:8080 instead of the API) and the forward
+// proxy for all routes (HTTPS_PROXY; TLS intercepted only for route hosts,
+// other hosts tunnelled untouched or refused), both through one injection
+// step and one upstream transport, net/http's own.
 //
 // The proxy knows a route's token supply (Tokens) and header rule, nothing
-// about how tokens are made. Injection is one function for every mode: it
-// refuses to put a route's credential on a request whose destination is
-// not one of the route's hosts over HTTPS, and it fails closed (503)
-// rather than send a request without a valid credential.
+// about how tokens are made. Injection refuses to put a route's
+// credential on a request whose destination is not one of the route's
+// hosts over HTTPS, replaces any credential the client sent, renews and
+// replays once on an upstream 401, and fails closed (503) rather than send
+// a request without a valid credential. The forward proxy never reaches
+// credproxy's own listeners.
 package proxy

@@ -28,11 +28,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/mitm"
 )
 
 // faultTarget is one way in to a route: the client to use and the base
@@ -54,7 +57,7 @@ type faultMode struct {
 var faultModes = []faultMode{
 	{"reverse", func(t *testing.T, up *upstream, tokens Tokens, log *zap.Logger) faultTarget {
 		// As the app serves it: NewServer's limits, not httptest's.
-		m := NewMetrics()
+		m := NewMetrics(prometheus.NewRegistry())
 		route := &Route{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
 		h := NewReverse(route, up.transport(), m, log)
 		px := httptest.NewUnstartedServer(h)
@@ -78,13 +81,13 @@ var faultModes = []faultMode{
 }
 
 // startForward serves a forward proxy whose one route is up, on loopback.
-func startForward(t *testing.T, up *upstream, tokens Tokens, log *zap.Logger) (*Forward, *httptest.Server, *Metrics, *CA) {
+func startForward(t *testing.T, up *upstream, tokens Tokens, log *zap.Logger) (*Forward, *httptest.Server, *Metrics, *mitm.CA) {
 	t.Helper()
-	ca, err := NewCA("credproxy faults CA")
+	ca, err := mitm.NewCA("credproxy faults CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewMetrics()
+	m := NewMetrics(prometheus.NewRegistry())
 	route := &Route{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
 	fwd := NewForward([]*Route{route}, up.transport(), m, ForwardOptions{CA: ca}, log)
 	srv := httptest.NewUnstartedServer(fwd)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
+
+	"github.com/credproxy/credproxy/mitm"
 )
 
 // Forward-proxy limits.
@@ -27,7 +29,7 @@ const (
 // ForwardOptions configures the forward proxy.
 type ForwardOptions struct {
 	// CA signs the leaf certificates of intercepted hosts.
-	CA *CA
+	CA *mitm.CA
 	// DenyOthers refuses CONNECTs and plain requests to hosts of no route
 	// (403) instead of tunnelling them untouched.
 	DenyOthers bool
@@ -51,7 +53,7 @@ type ForwardOptions struct {
 type Forward struct {
 	byHost map[string]*routeProxy // by Authority("https", host)
 	gp     *goproxy.ProxyHttpServer
-	store  *certStore
+	leaves *mitm.Leaves
 	deny   bool
 	idle   time.Duration
 	log    *zap.Logger
@@ -81,7 +83,7 @@ func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, op
 	log = log.Named("forward")
 	f := &Forward{
 		byHost: map[string]*routeProxy{},
-		store:  newCertStore(opts.CA),
+		leaves: mitm.NewLeaves(opts.CA, metrics.leafSigned.Inc),
 		deny:   opts.DenyOthers,
 		idle:   opts.TunnelIdleTimeout,
 		log:    log,
@@ -91,7 +93,6 @@ func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, op
 	if f.idle <= 0 {
 		f.idle = DefaultTunnelIdleTimeout
 	}
-	f.store.onSign = metrics.leafSigned.Inc
 	for _, r := range routes {
 		r.init()
 		rp := newRouteProxy(r, transport, metrics.forRoute(r.Name, "forward"), log, forwardTarget)
@@ -240,7 +241,7 @@ func (f *Forward) intercept(client net.Conn, host string) {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			// The certificate is for the CONNECT host whatever SNI says:
 			// that is the only host this tunnel may reach.
-			return f.store.get(hostname)
+			return f.leaves.Get(hostname)
 		},
 	})
 	f.hosts.Store(conn, host)
@@ -288,15 +289,7 @@ func (f *Forward) Close() error {
 }
 
 // SignedLeaves reports how many leaf certificates have been signed.
-func (f *Forward) SignedLeaves() int64 { return f.store.signed.Load() }
-
-// CAHandler serves the CA certificate (GET /ca.pem on the admin listener).
-func CAHandler(ca *CA) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		_, _ = w.Write(ca.CertPEM())
-	})
-}
+func (f *Forward) SignedLeaves() int64 { return f.leaves.Signed() }
 
 // idleConn closes a blind tunnel that has been silent in both directions
 // for timeout: each read or write pushes the deadline forward.

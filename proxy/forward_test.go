@@ -10,18 +10,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/mitm"
 )
 
 const fwdToken = "forward-token-abc123"
@@ -32,19 +34,19 @@ type forwardSetup struct {
 	fwd     *Forward
 	srv     *httptest.Server
 	proxy   *url.URL
-	ca      *CA
+	ca      *mitm.CA
 	metrics *Metrics
 }
 
 func newForwardSetup(t *testing.T, opts ForwardOptions, log *zap.Logger) *forwardSetup {
 	t.Helper()
 	up := newUpstream(t, fwdToken)
-	ca, err := NewCA("credproxy test CA")
+	ca, err := mitm.NewCA("credproxy test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.CA = ca
-	m := NewMetrics()
+	m := NewMetrics(prometheus.NewRegistry())
 	route := &Route{Name: "api", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer",
 		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(fwdToken)}}}
 	fwd := NewForward([]*Route{route}, up.transport(), m, opts, log)
@@ -333,28 +335,6 @@ func TestForwardOneSignaturePerHost(t *testing.T) {
 	}
 }
 
-func TestLeafReSignedBeforeExpiry(t *testing.T) {
-	ca, err := NewCA("t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := newCertStore(ca)
-	now := time.Now()
-	st.now = func() time.Time { return now }
-	first, _ := st.get("api.example.com")
-	now = now.Add(leafLifetime - leafRenewal - time.Minute)
-	if again, _ := st.get("api.example.com"); again != first {
-		t.Errorf("re-signed too early")
-	}
-	now = now.Add(2 * time.Minute)
-	if again, _ := st.get("api.example.com"); again == first || st.signed.Load() != 2 {
-		t.Errorf("not re-signed within %v of expiry", leafRenewal)
-	}
-	if err := first.Leaf.CheckSignatureFrom(ca.Certificate()); err != nil {
-		t.Error(err)
-	}
-}
-
 // TestForwardConnectionCloseReusesUpstream: single-shot clients that send
 // Connection: close do not each open an upstream TLS connection.
 func TestForwardConnectionCloseReusesUpstream(t *testing.T) {
@@ -455,42 +435,3 @@ func TestForwardHTTP2InsideTunnel(t *testing.T) {
 		t.Errorf("upstream saw %q", got)
 	}
 }
-
-func TestCALoadAndWrite(t *testing.T) {
-	ca, err := NewCA("written")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := ca.WriteFiles(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.WriteFiles(dir); err == nil {
-		t.Error("overwrote an existing CA key")
-	}
-	loaded, err := LoadCA(dir+"/ca.pem", dir+"/ca-key.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !loaded.Certificate().Equal(ca.Certificate()) {
-		t.Error("loaded a different CA")
-	}
-	other, _ := NewCA("other")
-	if _, err := parseCA(ca.CertPEM(), mustKeyPEM(t, other)); err == nil || !strings.Contains(err.Error(), "does not match") {
-		t.Errorf("mismatched key: %v", err)
-	}
-}
-
-func mustKeyPEM(t *testing.T, ca *CA) []byte {
-	dir := t.TempDir()
-	if err := ca.WriteFiles(dir); err != nil {
-		t.Fatal(err)
-	}
-	b, err := readFile(dir + "/ca-key.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func readFile(p string) ([]byte, error) { return os.ReadFile(p) }

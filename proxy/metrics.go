@@ -5,42 +5,25 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/credproxy/credproxy/tokencache"
 )
 
-// Metrics are credproxy's Prometheus metrics. They are registered on a
-// registry of credproxy's own (no global state), served at /metrics. No
-// label ever holds a token, a secret or a request path.
+// Metrics are the metrics of what the proxy puts on the wire: requests
+// by route, mode and status, upstream latency, 401 replays, CONNECT
+// decisions and leaf signatures. They are registered on the registry the
+// caller passes (no global state). No label ever holds a token, a secret
+// or a request path.
 type Metrics struct {
-	reg *prometheus.Registry
-
-	exchanges        *prometheus.CounterVec
-	exchangeDuration *prometheus.HistogramVec
 	requests         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	replayCount      *prometheus.CounterVec
-	renewals         *prometheus.CounterVec
 	connects         *prometheus.CounterVec
 	leafSigned       prometheus.Counter
-	tokenAPI         *prometheus.CounterVec
 }
 
-// NewMetrics creates the metrics on a new registry, with the Go runtime and
-// process collectors.
-func NewMetrics() *Metrics {
+// NewMetrics creates the proxy's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "credproxy_exchanges_total",
-			Help: "Token exchanges by route, credential kind and result (ok, rejected, unavailable, timeout, invalid_response, config).",
-		}, []string{"route", "kind", "result"}),
-		exchangeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "credproxy_exchange_duration_seconds",
-			Help:    "Duration of token exchanges with the identity service.",
-			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"route", "kind"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credproxy_requests_total",
 			Help: "Proxied requests by route, mode (reverse, forward) and the status returned to the client (499: the client went away).",
@@ -54,14 +37,6 @@ func NewMetrics() *Metrics {
 			Name: "credproxy_upstream_401_total",
 			Help: "Upstream 401 answers to a request with a replayable body, by outcome: replayed with a renewed token, or failed (the 401 went back to the client).",
 		}, []string{"route", "outcome"}),
-		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "credproxy_token_renewals_total",
-			Help: "Exchanges that renew a held token, by route, trigger (scheduled: ahead of expiry or a retry; upstream_401: the upstream rejected the token) and result (ok or the failure reason, as in credproxy_exchanges_total).",
-		}, []string{"route", "trigger", "result"}),
-		tokenAPI: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "credproxy_token_api_requests_total",
-			Help: "Requests to the token API (GET /v1/token/<route>) by route (empty for an unknown route) and status code.",
-		}, []string{"route", "status"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credproxy_forward_connects_total",
 			Help: "CONNECT requests to the forward proxy by decision: intercept (a route host), tunnel (passed through untouched) or deny.",
@@ -71,54 +46,8 @@ func NewMetrics() *Metrics {
 			Help: "Leaf certificates signed by the forward-proxy CA for intercepted hosts.",
 		}),
 	}
-	m.reg.MustRegister(m.exchanges, m.exchangeDuration, m.requests, m.upstreamDuration, m.replayCount, m.renewals, m.tokenAPI, m.connects, m.leafSigned,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m.requests, m.upstreamDuration, m.replayCount, m.connects, m.leafSigned)
 	return m
-}
-
-// Registry returns the registry, for /metrics and for further collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
-// ObserveExchange returns a tokencache.Options.OnExchange hook for a route:
-// every exchange is counted by result and timed; one that renews a held
-// token is also counted by what triggered it.
-func (m *Metrics) ObserveExchange(route, kind string) func(tokencache.Exchange) {
-	dur := m.exchangeDuration.WithLabelValues(route, kind)
-	return func(e tokencache.Exchange) {
-		m.exchanges.WithLabelValues(route, kind, e.Result).Inc()
-		dur.Observe(e.Duration.Seconds())
-		if e.Trigger != "" && e.Trigger != "initial" {
-			m.renewals.WithLabelValues(route, e.Trigger, e.Result).Inc()
-		}
-	}
-}
-
-// WatchRoute registers the gauges that read a route's state when scraped:
-// seconds until its token expires and whether it holds a valid token.
-func (m *Metrics) WatchRoute(route string, status func() tokencache.Status) {
-	labels := prometheus.Labels{"route": route}
-	m.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "credproxy_token_expiry_seconds",
-			Help:        "Seconds until the route's current token expires (0 when none is held or it has no expiry, as static tokens).",
-			ConstLabels: labels,
-		}, func() float64 { return max(0, status().ExpiresIn) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "credproxy_exchange_consecutive_failures",
-			Help:        "Exchanges of the route that failed in a row since its last success (0 when the last one succeeded).",
-			ConstLabels: labels,
-		}, func() float64 { return float64(status().ConsecutiveFailures) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "credproxy_route_ready",
-			Help:        "1 when the route holds a valid token.",
-			ConstLabels: labels,
-		}, func() float64 {
-			if status().Ready {
-				return 1
-			}
-			return 0
-		}),
-	)
 }
 
 // routeMetrics are the per-request metrics of one route and mode, with

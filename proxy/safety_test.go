@@ -18,11 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/mitm"
 )
 
 // expiringTokens hands out a token that expires life after it is taken;
@@ -57,7 +60,7 @@ func TestTokenReadAfterTheBodyIsBuffered(t *testing.T) {
 	})
 	u, _ := url.Parse(api.srv.URL)
 	route := &Route{Name: "r", Upstream: u, Header: "Authorization", Prefix: "Bearer", Tokens: &expiringTokens{life: 300 * time.Millisecond}}
-	px := serveReverse(t, NewReverse(route, api.transport(t), NewMetrics(), log), log)
+	px := serveReverse(t, NewReverse(route, api.transport(t), NewMetrics(prometheus.NewRegistry()), log), log)
 
 	pr, pw := io.Pipe()
 	go func() {
@@ -137,7 +140,7 @@ func TestLookalikeCredentialHeadersDropped(t *testing.T) {
 	})
 	u, _ := url.Parse(api.srv.URL)
 	route := &Route{Name: "sf", Upstream: u, Header: "X-Sf-Token", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("org-token-inj")}}}
-	px := serveReverse(t, NewReverse(route, api.transport(t), NewMetrics(), log), log)
+	px := serveReverse(t, NewReverse(route, api.transport(t), NewMetrics(prometheus.NewRegistry()), log), log)
 	addr := strings.TrimPrefix(px, "http://")
 	resp, _ := rawRequest(t, addr, "GET /v2/metric HTTP/1.1\r\nHost: a\r\nX_SF_Token: client-1\r\nx-sf_token: client-2\r\nX-SF-TOKEN: client-3\r\nX-Keep_Me: yes\r\n\r\n")
 	if resp.StatusCode != 200 {
@@ -169,7 +172,7 @@ func TestUpstreamBasePathIsABoundary(t *testing.T) {
 	})
 	u, _ := url.Parse(api.srv.URL + "/base")
 	route := &Route{Name: "r", Upstream: u, Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("base-tok-01")}}}
-	srv := httptest.NewServer(NewReverse(route, api.transport(t), NewMetrics(), log))
+	srv := httptest.NewServer(NewReverse(route, api.transport(t), NewMetrics(prometheus.NewRegistry()), log))
 	t.Cleanup(srv.Close)
 	addr := srv.Listener.Addr().String()
 	for _, c := range []struct{ path, want string }{
@@ -208,16 +211,22 @@ func TestUpstreamBasePathIsABoundary(t *testing.T) {
 
 // TestTokenAPINotReachableThroughTheForwardProxy: a caller that reaches
 // the token API through credproxy's own forward proxy, by plain request or
-// CONNECT, by IP or as localhost, gets no token; nor does a request that
-// says it came through a proxy (Via).
+// CONNECT, by IP or as localhost, gets no token. (The token API's own
+// refusal of Via and X-Forwarded-* is tested in admin.)
 func TestTokenAPINotReachableThroughTheForwardProxy(t *testing.T) {
 	log, logs := logtest.New(t)
-	admin, _, _ := startTokenAPI(t)
-	ca, err := NewCA("credproxy self CA")
+	// A stand-in for the admin listener that hands its token to anyone:
+	// only the forward proxy's refusal keeps it from the caller.
+	const apiTestToken = "selfguard-SECRET-41c7"
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"access_token":%q}`, apiTestToken)
+	}))
+	t.Cleanup(admin.Close)
+	ca, err := mitm.NewCA("credproxy self CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd := NewForward(nil, NewTransport(), NewMetrics(), ForwardOptions{CA: ca}, log)
+	fwd := NewForward(nil, NewTransport(), NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
 	t.Cleanup(func() { fwd.Close() })
 	px := httptest.NewUnstartedServer(fwd)
 	px.Config = NewServer(fwd, log)
@@ -246,14 +255,6 @@ func TestTokenAPINotReachableThroughTheForwardProxy(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden || strings.Contains(string(body), apiTestToken) {
 			t.Errorf("GET %s through the forward proxy = %d %q, want 403 and no token", target, resp.StatusCode, body)
 		}
-	}
-	a := callTokenAPI(t, "GET", admin.URL+"/v1/token/wf", map[string]string{"Metadata": "true", "Via": "1.1 squid"}, "")
-	if a.status != http.StatusForbidden || strings.Contains(a.body, apiTestToken) {
-		t.Errorf("token API with Via = %d %q, want 403", a.status, a.body)
-	}
-	a = callTokenAPI(t, "GET", admin.URL+"/v1/token/wf", map[string]string{"Metadata": "true", "X-Forwarded-Host": "h"}, "")
-	if a.status != http.StatusForbidden {
-		t.Errorf("token API with X-Forwarded-Host = %d, want 403", a.status)
 	}
 	logtest.AssertNoSecrets(t, "logs", logs.String(), apiTestToken)
 }

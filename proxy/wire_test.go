@@ -24,11 +24,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/mitm"
 )
 
 // strayAnswer is a whole HTTP answer an upstream sends where none belongs.
@@ -72,11 +75,11 @@ func newRawAPI(t *testing.T, mode string, answer func(*http.Request) string) *ra
 	}
 	a := &rawAPI{ln: ln, addr: ln.Addr().String(), answer: answer}
 	if mode != "http" {
-		ca, err := NewCA("credproxy raw upstream CA")
+		ca, err := mitm.NewCA("credproxy raw upstream CA")
 		if err != nil {
 			t.Fatal(err)
 		}
-		leaf, err := newCertStore(ca).get("127.0.0.1")
+		leaf, err := mitm.NewLeaves(ca, nil).Get("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +246,7 @@ func TestStrayUpstreamBytesNeverReachAnotherClient(t *testing.T) {
 				log, _ := logtest.New(t)
 				api := newRawAPI(t, scheme, strayOrOwn)
 				tr := wireTransport(t, api)
-				m := NewMetrics()
+				m := NewMetrics(prometheus.NewRegistry())
 				a := serveReverse(t, NewReverse(wireRoute("a", scheme, api), tr, m, log), log)
 				b := serveReverse(t, NewReverse(wireRoute("b", scheme, api), tr, m, log), log)
 
@@ -271,11 +274,11 @@ func TestStrayUpstreamBytesForwardMode(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			log, _ := logtest.New(t)
 			api := newRawAPI(t, "https", strayOrOwn)
-			ca, err := NewCA("credproxy wire CA")
+			ca, err := mitm.NewCA("credproxy wire CA")
 			if err != nil {
 				t.Fatal(err)
 			}
-			fwd := NewForward([]*Route{wireRoute("a", "https", api)}, wireTransport(t, api), NewMetrics(), ForwardOptions{CA: ca}, log)
+			fwd := NewForward([]*Route{wireRoute("a", "https", api)}, wireTransport(t, api), NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
 			t.Cleanup(func() { fwd.Close() })
 			px := serveReverse(t, fwd, log)
 			pool := x509.NewCertPool()
@@ -304,7 +307,7 @@ func TestUpstreamPoolKeepsSchemesApart(t *testing.T) {
 	log, _ := logtest.New(t)
 	api := newRawAPI(t, "both", ownAnswer)
 	tr := wireTransport(t, api)
-	m := NewMetrics()
+	m := NewMetrics(prometheus.NewRegistry())
 	plain := serveReverse(t, NewReverse(wireRoute("plain", "http", api), tr, m, log), log)
 	secure := serveReverse(t, NewReverse(wireRoute("secure", "https", api), tr, m, log), log)
 	for _, base := range []string{plain, secure, plain, secure} {
@@ -338,13 +341,13 @@ func TestSilentUpstreamOneRequestOne504(t *testing.T) {
 			route := wireRoute("a", "https", api)
 			client, base := &http.Client{}, ""
 			if mode == "reverse" {
-				base = serveReverse(t, NewReverse(route, tr, NewMetrics(), log), log)
+				base = serveReverse(t, NewReverse(route, tr, NewMetrics(prometheus.NewRegistry()), log), log)
 			} else {
-				ca, err := NewCA("credproxy wire CA")
+				ca, err := mitm.NewCA("credproxy wire CA")
 				if err != nil {
 					t.Fatal(err)
 				}
-				fwd := NewForward([]*Route{route}, tr, NewMetrics(), ForwardOptions{CA: ca}, log)
+				fwd := NewForward([]*Route{route}, tr, NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
 				t.Cleanup(func() { fwd.Close() })
 				pu, _ := url.Parse(serveReverse(t, fwd, log))
 				pool := x509.NewCertPool()

@@ -11,11 +11,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
 	"github.com/credproxy/credproxy/tokencache"
 )
@@ -80,13 +84,13 @@ type app struct {
 	cfg       *config.Config
 	log       *zap.Logger
 	metrics   *proxy.Metrics
-	admin     *proxy.Admin
+	admin     *admin.Admin
 	routes    []*liveRoute
 	transport *http.Transport
 	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is unset.
 	forward *proxy.Forward
 	// ca is the forward proxy's CA, nil without forward mode.
-	ca *proxy.CA
+	ca *mitm.CA
 	// onListen, when set, is told each listener's bound address (the demo
 	// prints them; a port of 0 becomes real here).
 	onListen func(name, addr string)
@@ -103,64 +107,22 @@ type liveRoute struct {
 }
 
 func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(), transport: proxy.NewTransport()}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(reg), transport: proxy.NewTransport()}
+	tokenMetrics := admin.NewMetrics(reg)
 	client := exchange.NewHTTPClient()
 	var statuses []func() tokencache.Status
 	for _, rc := range cfg.Routes {
-		src, err := newSource(rc, client)
+		r, err := newLiveRoute(rc, client, tokenMetrics, log)
 		if err != nil {
 			return nil, err
 		}
-		if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
-			rlog := log.Named("exchange").With(zap.String("route", rc.Name))
-			rt.OnRotate = func(written bool, err error) {
-				switch {
-				case err != nil:
-					rlog.Warn("refresh token rotated; kept in memory only, a restart will reuse the old one", zap.String("file", rc.RefreshToken.File), zap.Error(err))
-				case written:
-					rlog.Info("refresh token rotated and written back", zap.String("file", rc.RefreshToken.File))
-				default:
-					rlog.Info("refresh token rotated; kept in memory (set REFRESH_TOKEN_FILE to persist it)")
-				}
-			}
-		}
-		cache := tokencache.New(src, tokencache.Options{
-			Route:           rc.Name,
-			Kind:            string(rc.Auth),
-			RefreshAt:       rc.RefreshAt,
-			ExpiryMargin:    rc.ExpiryMargin,
-			TokenWait:       rc.TokenWait,
-			ExchangeTimeout: rc.ExchangeTimeout,
-			Logger:          log.Named("tokencache"),
-			OnExchange:      a.metrics.ObserveExchange(rc.Name, string(rc.Auth)),
-		})
-		a.metrics.WatchRoute(rc.Name, cache.Status)
-		statuses = append(statuses, cache.Status)
-		a.routes = append(a.routes, &liveRoute{cfg: rc, cache: cache, route: &proxy.Route{
-			Name:          rc.Name,
-			Upstream:      rc.Upstream,
-			Hosts:         rc.Hosts,
-			Header:        rc.Header,
-			Prefix:        rc.HeaderPrefix,
-			AllowInsecure: rc.AllowInsecureUpstream,
-			Tokens:        cache,
-		}})
+		a.routes = append(a.routes, r)
+		statuses = append(statuses, r.cache.Status)
 	}
-	a.admin = proxy.NewAdmin(a.metrics, statuses)
-	var page []proxy.StatusRoute
-	var routes []*proxy.Route
-	for _, r := range a.routes {
-		upstream := ""
-		if r.cfg.Upstream != nil {
-			upstream = r.cfg.Upstream.Redacted()
-		}
-		page = append(page, proxy.StatusRoute{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen, Status: r.cache.Status})
-		routes = append(routes, r.route)
-	}
-	a.admin.EnableStatusPage(page)
-	if cfg.TokenAPI {
-		a.admin.EnableTokenAPI(routes, log.Named("admin"))
-	}
+	a.admin = admin.New(reg, statuses)
+	a.serveAdminPages(log)
 	if cfg.ForwardAddr != "" {
 		ca, err := loadCA(cfg, log)
 		if err != nil {
@@ -172,23 +134,88 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		}
 		a.ca = ca
 		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{CA: ca, DenyOthers: cfg.ForwardDenyOthers}, log.Named("proxy"))
-		a.admin.Handle("GET /ca.pem", proxy.CAHandler(ca))
+		a.admin.ServeCA(ca.CertPEM())
 	}
 	return a, nil
 }
 
+// newLiveRoute builds a route's exchange, its token cache (with its
+// metrics) and what the proxy needs of it.
+func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *zap.Logger) (*liveRoute, error) {
+	src, err := newSource(rc, client)
+	if err != nil {
+		return nil, err
+	}
+	if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
+		rt.OnRotate = logRotation(rc, log.Named("exchange").With(zap.String("route", rc.Name)))
+	}
+	cache := tokencache.New(src, tokencache.Options{
+		Route:           rc.Name,
+		Kind:            string(rc.Auth),
+		RefreshAt:       rc.RefreshAt,
+		ExpiryMargin:    rc.ExpiryMargin,
+		TokenWait:       rc.TokenWait,
+		ExchangeTimeout: rc.ExchangeTimeout,
+		Logger:          log.Named("tokencache"),
+		OnExchange:      m.ObserveExchange(rc.Name, string(rc.Auth)),
+	})
+	m.WatchRoute(rc.Name, cache.Status)
+	return &liveRoute{cfg: rc, cache: cache, route: &proxy.Route{
+		Name:          rc.Name,
+		Upstream:      rc.Upstream,
+		Hosts:         rc.Hosts,
+		Header:        rc.Header,
+		Prefix:        rc.HeaderPrefix,
+		AllowInsecure: rc.AllowInsecureUpstream,
+		Tokens:        cache,
+	}}, nil
+}
+
+// logRotation reports a rotated refresh token: written back to its file,
+// kept in memory, or kept in memory because writing it failed.
+func logRotation(rc config.Route, log *zap.Logger) func(written bool, err error) {
+	return func(written bool, err error) {
+		switch {
+		case err != nil:
+			log.Warn("refresh token rotated; kept in memory only, a restart will reuse the old one", zap.String("file", rc.RefreshToken.File), zap.Error(err))
+		case written:
+			log.Info("refresh token rotated and written back", zap.String("file", rc.RefreshToken.File))
+		default:
+			log.Info("refresh token rotated; kept in memory (set REFRESH_TOKEN_FILE to persist it)")
+		}
+	}
+}
+
+// serveAdminPages adds the status page, and the token API when it is on.
+func (a *app) serveAdminPages(log *zap.Logger) {
+	var page []admin.StatusRoute
+	var routes []admin.TokenRoute
+	for _, r := range a.routes {
+		upstream := ""
+		if r.cfg.Upstream != nil {
+			upstream = r.cfg.Upstream.Redacted()
+		}
+		page = append(page, admin.StatusRoute{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen, Status: r.cache.Status})
+		routes = append(routes, admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache})
+	}
+	a.admin.EnableStatusPage(page)
+	if a.cfg.TokenAPI {
+		a.admin.EnableTokenAPI(routes, log.Named("admin"))
+	}
+}
+
 // loadCA loads the configured forward-proxy CA, or makes an ephemeral one
 // whose certificate is served at /ca.pem.
-func loadCA(cfg *config.Config, log *zap.Logger) (*proxy.CA, error) {
+func loadCA(cfg *config.Config, log *zap.Logger) (*mitm.CA, error) {
 	if cfg.CACertFile != "" {
-		ca, err := proxy.LoadCA(cfg.CACertFile, cfg.CAKeyFile)
+		ca, err := mitm.LoadCA(cfg.CACertFile, cfg.CAKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("CREDPROXY_CA_CERT_FILE, CREDPROXY_CA_KEY_FILE: %w", err)
 		}
 		log.Info("forward-proxy CA loaded", zap.String("subject", ca.Certificate().Subject.String()))
 		return ca, nil
 	}
-	ca, err := proxy.NewCA("credproxy ephemeral CA " + time.Now().UTC().Format(time.RFC3339))
+	ca, err := mitm.NewCA("credproxy ephemeral CA " + time.Now().UTC().Format(time.RFC3339))
 	if err != nil {
 		return nil, fmt.Errorf("create ephemeral CA: %w", err)
 	}

@@ -15,9 +15,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/exchange"
-	"github.com/credproxy/credproxy/proxy"
+	"github.com/credproxy/credproxy/mitm"
 )
 
 // check validates the configuration and does one exchange per route,
@@ -128,7 +129,7 @@ func tokenFromAPI(ctx context.Context, adminAddr, route string) (tok, why string
 	}
 	ctx, cancel := context.WithTimeout(ctx, tokenAPITimeout)
 	defer cancel()
-	u := "http://" + net.JoinHostPort(host, port) + proxy.TokenAPIPath + url.PathEscape(route)
+	u := "http://" + net.JoinHostPort(host, port) + admin.TokenAPIPath + url.PathEscape(route)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", ""
@@ -150,7 +151,7 @@ func tokenFromAPI(ctx context.Context, adminAddr, route string) (tok, why string
 	case err != nil:
 		return "", "reading the token API's answer at " + adminAddr + " failed"
 	case resp.StatusCode == http.StatusOK:
-		var tr proxy.TokenResponse
+		var tr admin.TokenResponse
 		if json.Unmarshal(body, &tr) != nil || tr.AccessToken == "" {
 			return "", "the token API at " + adminAddr + " gave no token"
 		}
@@ -186,7 +187,7 @@ func caInit(args []string, stdout io.Writer) error {
 		return err
 	}
 	host, _ := os.Hostname()
-	ca, err := proxy.NewCA(fmt.Sprintf("credproxy CA %s %s", host, time.Now().UTC().Format("2006-01-02")))
+	ca, err := mitm.NewCA(fmt.Sprintf("credproxy CA %s %s", host, time.Now().UTC().Format("2006-01-02")))
 	if err != nil {
 		return err
 	}

@@ -16,17 +16,32 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// registeredMetrics parses proxy/metrics.go and returns the metric names
-// it registers, with the series names of histograms (_bucket, _sum,
-// _count) added.
+// metricsFiles are the files that register credproxy's metrics: the
+// proxy's (requests, upstream) and the admin listener's (tokens, token API).
+var metricsFiles = [][]string{{"proxy", "metrics.go"}, {"admin", "metrics.go"}, {"admin", "admin.go"}}
+
+// registeredMetrics parses metricsFiles and returns the metric names they
+// register, with the series names of histograms (_bucket, _sum, _count)
+// added.
 func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, filepath.Join("..", "..", "proxy", "metrics.go"), nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	names := map[string]bool{}
+	for _, p := range metricsFiles {
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, filepath.Join(append([]string{"..", ".."}, p...)...), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addMetricNames(t, f, names)
+	}
+	if len(names) < 9 {
+		t.Fatalf("found only %d metric names in %v: %v", len(names), metricsFiles, names)
+	}
+	return names
+}
+
+// addMetricNames adds the Name of every prometheus.*Opts literal in f.
+func addMetricNames(t *testing.T, f *ast.File, names map[string]bool) {
 	ast.Inspect(f, func(n ast.Node) bool {
 		lit, ok := n.(*ast.CompositeLit)
 		if !ok {
@@ -58,10 +73,6 @@ func registeredMetrics(t *testing.T) map[string]bool {
 		}
 		return true
 	})
-	if len(names) < 9 {
-		t.Fatalf("found only %d metric names in proxy/metrics.go: %v", len(names), names)
-	}
-	return names
 }
 
 var (
@@ -73,7 +84,7 @@ var (
 )
 
 // checkPromQL checks that an expression reads at least one credproxy
-// metric and names no metric that proxy/metrics.go does not register.
+// metric and names no metric that credproxy does not register.
 func checkPromQL(t *testing.T, where, expr string, known map[string]bool) {
 	t.Helper()
 	used := credproxyName.FindAllString(expr, -1)
@@ -82,7 +93,7 @@ func checkPromQL(t *testing.T, where, expr string, known map[string]bool) {
 	}
 	for _, n := range used {
 		if !known[n] {
-			t.Errorf("%s: %s is not registered in proxy/metrics.go", where, n)
+			t.Errorf("%s: %s is not registered in proxy/ or admin/", where, n)
 		}
 	}
 	for _, m := range selectorName.FindAllStringSubmatch(quoted.ReplaceAllString(expr, `""`), -1) {

@@ -1,6 +1,7 @@
-package proxy
+package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -9,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/tokencache"
 )
 
@@ -21,9 +24,7 @@ const TokenAPIPath = "/v1/token/"
 // ever leaves credproxy other than in a proxied request's header.
 type TokenResponse struct {
 	AccessToken string `json:"access_token"`
-	// TokenType is the route's header prefix ("Bearer" by default); a
-	// route that sends the bare token (Splunk's X-SF-Token) says "Bearer"
-	// too, as OAuth 2.0 clients expect a type.
+	// TokenType is the route's TokenType.
 	TokenType string `json:"token_type"`
 	// ExpiresIn is the whole seconds left; 0 with ExpiresAt omitted for a
 	// token without expiry (static).
@@ -42,18 +43,37 @@ type TokenResponse struct {
 // Host that is a name other than localhost (DNS rebinding needs one).
 // Every answer carries Cache-Control: no-store. The token appears in the
 // response body and nowhere else: logs show its fingerprint.
-func (a *Admin) EnableTokenAPI(routes []*Route, log *zap.Logger) {
-	byName := make(map[string]*Route, len(routes))
-	for _, r := range routes {
-		byName[r.Name] = r
+func (a *Admin) EnableTokenAPI(routes []TokenRoute, log *zap.Logger) {
+	byName := make(map[string]*TokenRoute, len(routes))
+	for i := range routes {
+		byName[routes[i].Name] = &routes[i]
 	}
-	a.mux.Handle(TokenAPIPath, &tokenAPI{routes: byName, metrics: a.metrics, log: log.Named("tokenapi")})
+	a.mux.Handle(TokenAPIPath, &tokenAPI{routes: byName, requests: a.tokenRequests, log: log.Named("tokenapi")})
+}
+
+// Tokens supplies a route's current token; *tokencache.Cache implements
+// it. It is called concurrently by every request.
+type Tokens interface {
+	// Token returns a valid token, or an error when none can be had.
+	Token(ctx context.Context) (exchange.Token, error)
+}
+
+// TokenRoute is a route whose token the token APIs hand out.
+type TokenRoute struct {
+	// Name is the route's name, the last element of the token API's path.
+	Name string
+	// TokenType is the route's header prefix; "Bearer" when it has none
+	// (Splunk's X-SF-Token takes the bare token), as OAuth 2.0 clients
+	// expect a type.
+	TokenType string
+	// Tokens supplies the token.
+	Tokens Tokens
 }
 
 type tokenAPI struct {
-	routes  map[string]*Route
-	metrics *Metrics
-	log     *zap.Logger
+	routes   map[string]*TokenRoute
+	requests *prometheus.CounterVec
+	log      *zap.Logger
 }
 
 func (t *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,9 +84,7 @@ func (t *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		label = name
 	}
 	status, body, resp := t.answer(r, name, route)
-	if t.metrics != nil {
-		t.metrics.tokenAPI.WithLabelValues(label, strconv.Itoa(status)).Inc()
-	}
+	t.requests.WithLabelValues(label, strconv.Itoa(status)).Inc()
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -86,7 +104,7 @@ func (t *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // answer decides the response: a token, or a status and error body.
-func (t *tokenAPI) answer(r *http.Request, name string, route *Route) (int, errorBody, *TokenResponse) {
+func (t *tokenAPI) answer(r *http.Request, name string, route *TokenRoute) (int, errorBody, *TokenResponse) {
 	if reason := refuse(r); reason != "" {
 		return http.StatusForbidden, errorBody{Error: "forbidden", Route: name, Detail: reason}, nil
 	}
@@ -105,7 +123,7 @@ func (t *tokenAPI) answer(r *http.Request, name string, route *Route) (int, erro
 		}
 		return http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: name, Detail: detail}, nil
 	}
-	typ := route.Prefix
+	typ := route.TokenType
 	if typ == "" {
 		typ = "Bearer"
 	}

@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
@@ -22,15 +23,15 @@ const apiTestToken = "tokapi-SECRET-7f3a9c"
 // startTokenAPI serves an admin listener with the token API over routes
 // "wf" (a token expiring in an hour, Bearer), "sf" (no prefix, no expiry)
 // and "down" (no token to be had).
-func startTokenAPI(t *testing.T) (*httptest.Server, *Metrics, *logtest.Capture) {
+func startTokenAPI(t *testing.T) (*httptest.Server, *prometheus.Registry, *logtest.Capture) {
 	t.Helper()
 	log, logs := logtest.New(t)
-	m := NewMetrics()
-	admin := NewAdmin(m, nil)
-	admin.EnableTokenAPI([]*Route{
-		{Name: "wf", Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken), Expiry: time.Now().Add(time.Hour)}}},
-		{Name: "sf", Header: "X-Sf-Token", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken + "-static")}}},
-		{Name: "down", Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{err: &tokencache.UnavailableError{Route: "down", Detail: "csp: HTTP 400: invalid_grant"}}},
+	m := prometheus.NewRegistry()
+	admin := New(m, nil)
+	admin.EnableTokenAPI([]TokenRoute{
+		{Name: "wf", TokenType: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken), Expiry: time.Now().Add(time.Hour)}}},
+		{Name: "sf", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken + "-static")}}},
+		{Name: "down", TokenType: "Bearer", Tokens: &fakeTokens{err: &tokencache.UnavailableError{Route: "down", Detail: "csp: HTTP 400: invalid_grant"}}},
 	}, log)
 	srv := httptest.NewServer(admin)
 	t.Cleanup(srv.Close)
@@ -171,11 +172,24 @@ func TestTokenAPIRefusals(t *testing.T) {
 }
 
 func TestTokenAPIOffByDefault(t *testing.T) {
-	admin := NewAdmin(NewMetrics(), nil)
+	admin := New(prometheus.NewRegistry(), nil)
 	srv := httptest.NewServer(admin)
 	defer srv.Close()
 	got := callTokenAPI(t, "GET", srv.URL+"/v1/token/default", map[string]string{"Metadata": "true"}, "")
 	if got.status != 404 {
 		t.Errorf("token API without EnableTokenAPI: %d %s", got.status, got.body)
 	}
+}
+
+// TestTokenAPIRefusesProxiedRequests: a request that says it came through
+// a proxy (Via, Forwarded, any X-Forwarded-*, X-Real-Ip) gets no token.
+func TestTokenAPIRefusesProxiedRequests(t *testing.T) {
+	srv, _, logs := startTokenAPI(t)
+	for _, h := range []string{"Via", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"} {
+		a := callTokenAPI(t, "GET", srv.URL+"/v1/token/wf", map[string]string{"Metadata": "true", h: "1.1 other"}, "")
+		if a.status != http.StatusForbidden || strings.Contains(a.body, apiTestToken) {
+			t.Errorf("token API with %s = %d %q, want 403", h, a.status, a.body)
+		}
+	}
+	logtest.AssertNoSecrets(t, "logs", logs.String(), apiTestToken)
 }

@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/secret"
 	"github.com/credproxy/credproxy/tokencache"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const statusTestToken = "status-SECRET-b81e44"
@@ -51,7 +52,7 @@ func TestStatusJSONShowsRoutesNeverTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	admin := NewAdmin(NewMetrics(), nil)
+	admin := New(prometheus.NewRegistry(), nil)
 	admin.EnableStatusPage([]StatusRoute{{Name: "wavefront", Upstream: "https://example.wavefront.com", Listen: "127.0.0.1:8080", Status: cache.Status}})
 	srv := httptest.NewServer(admin)
 	defer srv.Close()
@@ -95,7 +96,7 @@ func TestStatusJSONShowsRoutesNeverTokens(t *testing.T) {
 var externalRef = regexp.MustCompile(`(?i)(src|href|action)\s*=\s*["']?(https?:)?//|url\(|@import|<script>|<style|\sstyle=|\son[a-z]+=|innerHTML|eval\(`)
 
 func TestStatusPageSelfContained(t *testing.T) {
-	admin := NewAdmin(NewMetrics(), nil)
+	admin := New(prometheus.NewRegistry(), nil)
 	admin.EnableStatusPage(nil)
 	srv := httptest.NewServer(admin)
 	defer srv.Close()
@@ -184,7 +185,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 		t.Skipf("%s not installed; CI installs it and sets CREDPROXY_REQUIRE_CHROMIUM=1", chromiumPath)
 	}
-	admin := NewAdmin(NewMetrics(), nil)
+	admin := New(prometheus.NewRegistry(), nil)
 	admin.EnableStatusPage(demoStatusRoutes())
 	srv := httptest.NewServer(admin) // 127.0.0.1
 	defer srv.Close()

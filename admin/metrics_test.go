@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"context"
@@ -17,9 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/mitm"
+	"github.com/credproxy/credproxy/proxy"
 	"github.com/credproxy/credproxy/tokencache"
 )
 
@@ -64,7 +68,9 @@ func readmeMetrics(t *testing.T) []documentedMetric {
 // documented.
 func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	log, logs := logtest.New(t)
-	m := NewMetrics()
+	reg := prometheus.NewRegistry()
+	m := proxy.NewMetrics(reg)
+	tm := NewMetrics(reg)
 
 	// A source issuing met-1, met-2, ...; the third exchange fails.
 	var n atomic.Int32
@@ -75,18 +81,18 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		}
 		return exchange.Token{Value: secret.New(fmt.Sprintf("met-SECRET-%d", i)), Expiry: time.Now().Add(time.Hour)}, nil
 	})
-	cache := tokencache.New(src, tokencache.Options{Route: "r", Kind: "oauth2-client-credentials", OnExchange: m.ObserveExchange("r", "oauth2-client-credentials")})
+	cache := tokencache.New(src, tokencache.Options{Route: "r", Kind: "oauth2-client-credentials", OnExchange: tm.ObserveExchange("r", "oauth2-client-credentials")})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); cache.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	m.WatchRoute("r", cache.Status)
+	tm.WatchRoute("r", cache.Status)
 
 	// The upstream accepts only met-SECRET-2: the first request gets a
 	// 401, a renewal and a replay.
-	up := newUpstream(t, "met-SECRET-2")
-	route := &Route{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: cache}
-	rev := httptest.NewServer(NewReverse(route, up.transport(), m, log))
+	up := newUpstream(t, "Bearer met-SECRET-2")
+	route := &proxy.Route{Name: "r", Upstream: up.url, Header: "Authorization", Prefix: "Bearer", Tokens: cache}
+	rev := httptest.NewServer(proxy.NewReverse(route, up.transport(), m, log))
 	defer rev.Close()
 	resp, err := http.Get(rev.URL + "/api/v2/x")
 	if err != nil {
@@ -100,12 +106,12 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 
 	// Forward mode: an intercepted CONNECT (a leaf certificate signed)
 	// and a tunnelled one.
-	ca, err := NewCA("credproxy metrics test CA")
+	ca, err := mitm.NewCA("credproxy metrics test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwdRoute := &Route{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: cache}
-	fwd := NewForward([]*Route{fwdRoute}, up.transport(), m, ForwardOptions{CA: ca}, log)
+	fwdRoute := &proxy.Route{Name: "r", Upstream: up.url, Header: "Authorization", Prefix: "Bearer", Tokens: cache}
+	fwd := proxy.NewForward([]*proxy.Route{fwdRoute}, up.transport(), m, proxy.ForwardOptions{CA: ca}, log)
 	t.Cleanup(func() { fwd.Close() })
 	fsrv := httptest.NewServer(fwd)
 	defer fsrv.Close()
@@ -130,9 +136,9 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 
 	// The token API.
-	admin := NewAdmin(m, []func() tokencache.Status{cache.Status})
-	admin.EnableTokenAPI([]*Route{route}, log)
-	asrv := httptest.NewServer(admin)
+	adm := New(reg, []func() tokencache.Status{cache.Status})
+	adm.EnableTokenAPI([]TokenRoute{{Name: "r", TokenType: "Bearer", Tokens: cache}}, log)
+	asrv := httptest.NewServer(adm)
 	defer asrv.Close()
 	req, _ := http.NewRequest("GET", asrv.URL+"/v1/token/r", nil)
 	req.Header.Set("Metadata", "true")
@@ -153,14 +159,14 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 	// Invalidate returns once the exchange is recorded; the metrics hook
 	// runs just after, on the loop's goroutine.
-	for deadline := time.Now().Add(10 * time.Second); counterValue(t, m, "credproxy_exchanges_total", "result", "unavailable") == 0; {
+	for deadline := time.Now().Add(10 * time.Second); counterValue(t, reg, "credproxy_exchanges_total", "result", "unavailable") == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("the failed exchange was never counted")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	mfs, err := m.Registry().Gather()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +217,7 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		{"credproxy_requests_total", "mode", "forward", 1},
 		{"credproxy_token_api_requests_total", "status", "200", 1},
 	} {
-		if got := counterValue(t, m, c.name, c.label, c.value); got != c.want {
+		if got := counterValue(t, reg, c.name, c.label, c.value); got != c.want {
 			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, got, c.want)
 		}
 	}
@@ -229,4 +235,34 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 	logtest.AssertNoSecrets(t, "metrics", text.String(), "met-SECRET-1", "met-SECRET-2")
 	logtest.AssertNoSecrets(t, "logs", logs.String(), "met-SECRET-1", "met-SECRET-2")
+}
+
+// apiUpstream is a TLS test API that answers 200 to one Authorization
+// value and 401 to any other.
+type apiUpstream struct {
+	srv *httptest.Server
+	url *url.URL
+}
+
+func newUpstream(t *testing.T, valid string) *apiUpstream {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != valid {
+			http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return &apiUpstream{srv: srv, url: u}
+}
+
+// transport is credproxy's upstream transport trusting the test API.
+func (u *apiUpstream) transport() *http.Transport {
+	tr := proxy.NewTransport()
+	pool := x509.NewCertPool()
+	pool.AddCert(u.srv.Certificate())
+	tr.TLSClientConfig.RootCAs = pool
+	return tr
 }

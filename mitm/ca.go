@@ -1,4 +1,4 @@
-package proxy
+package mitm
 
 import (
 	"crypto"
@@ -185,10 +185,11 @@ func keyID(pub crypto.PublicKey) []byte {
 	return sum[:20]
 }
 
-// certStore signs and caches one leaf certificate per host name. Racing
+// Leaves signs and caches one leaf certificate per host name. Racing
 // connections to a new host wait for one signature; a leaf is re-signed
-// when less than leafRenewal of its life is left.
-type certStore struct {
+// when less than leafRenewal of its life is left. It is safe for
+// concurrent use.
+type Leaves struct {
 	ca  *CA
 	now func() time.Time
 	// signed counts signatures, for metrics and tests.
@@ -210,12 +211,17 @@ type leafEntry struct {
 // something is wrong, and the cache is simply emptied.
 const maxLeaves = 4096
 
-func newCertStore(ca *CA) *certStore {
-	return &certStore{ca: ca, now: time.Now, leaves: map[string]*leafEntry{}}
+// NewLeaves returns an empty leaf cache signing with ca; onSign, when not
+// nil, is called after each signature (a metric).
+func NewLeaves(ca *CA, onSign func()) *Leaves {
+	return &Leaves{ca: ca, now: time.Now, onSign: onSign, leaves: map[string]*leafEntry{}}
 }
 
-// get returns the leaf for host, signing it at most once per renewal.
-func (s *certStore) get(host string) (*tls.Certificate, error) {
+// Signed reports how many leaves have been signed.
+func (s *Leaves) Signed() int64 { return s.signed.Load() }
+
+// Get returns the leaf for host, signing it at most once per renewal.
+func (s *Leaves) Get(host string) (*tls.Certificate, error) {
 	s.mu.Lock()
 	e := s.leaves[host]
 	if e != nil && e.cert != nil && s.now().Add(leafRenewal).After(e.cert.Leaf.NotAfter) {
@@ -247,7 +253,7 @@ func (s *certStore) get(host string) (*tls.Certificate, error) {
 	return e.cert, e.err
 }
 
-func (s *certStore) sign(host string) (*tls.Certificate, error) {
+func (s *Leaves) sign(host string) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
