@@ -12,7 +12,7 @@
 // support ticket) and whether retrying with the same credential can help.
 // Neither errors nor Tokens ever format a secret: tokens travel as
 // secret.Secret, and everything a service sent that goes into an error
-// (its message, codes, request ID, headers) is scrubbed, as it is taken,
-// of every credential the exchange sent, in any encoding, case or 8-byte
-// piece (see redactor).
+// (its message, codes, request ID, headers, and net/http's own text about
+// a broken answer) is scrubbed, as it is taken, of every credential the
+// exchange sent, in any encoding, case or 8-byte piece (see redactor).
 package exchange

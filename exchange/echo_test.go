@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unicode"
@@ -190,7 +192,24 @@ func jsonAnswer(status int, body string) func(http.ResponseWriter, string) {
 	}
 }
 
+// rawAnswer writes bytes on the connection, bypassing net/http's checks,
+// as a broken service or middlebox would.
+func rawAnswer(head string) func(http.ResponseWriter, string) {
+	return func(w http.ResponseWriter, echo string) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString(strings.ReplaceAll(head, "ECHO", echo))
+		_ = buf.Flush()
+	}
+}
+
 func echoPlacements() []echoPlacement {
+	header := func(status int, name string) func(http.ResponseWriter, string) {
+		return rawAnswer("HTTP/1.1 " + strconv.Itoa(status) + " X\r\n" + name + ": ECHO\r\nContent-Length: 5\r\nConnection: close\r\n\r\n<html")
+	}
 	return []echoPlacement{
 		{name: "CSP message", answer: jsonAnswer(400, `{"statusCode":400,"message":"invalid_grant: Invalid token: ECHO end","requestId":"r-1"}`)},
 		{name: "error_description", answer: jsonAnswer(401, `{"error":"invalid_client","error_description":"ECHO"}`)},
@@ -201,6 +220,11 @@ func echoPlacements() []echoPlacement {
 		{name: "200 error body", answer: jsonAnswer(200, `{"error":"invalid_grant","error_description":"ECHO"}`)},
 		{name: "200 token_type", answer: jsonAnswer(200, `{"access_token":"at-1","accessToken":"at-1","token_type":"ECHO"}`)},
 		{name: "200 expires_in", answer: jsonAnswer(200, `{"access_token":"at-1","accessToken":"at-1","expires_in":"ECHO"}`)},
+		{name: "X-Request-Id", answer: header(502, "X-Request-Id")},
+		{name: "Location", answer: header(302, "Location")},
+		{name: "Content-Type", answer: header(502, "Content-Type")},
+		{name: "malformed status line", answer: rawAnswer("HTTP/1.1 ECHO\r\n\r\n")},
+		{name: "malformed header line", answer: rawAnswer("HTTP/1.1 400 Bad\r\nECHO\r\n\r\n")},
 	}
 }
 
@@ -269,13 +293,32 @@ func TestEchoedCredentialsAreRedacted(t *testing.T) {
 					if err == nil {
 						continue // e.g. a token_type that normalises to bearer
 					}
-					if leak := leakedPiece(err.Error(), kind.secrets); leak != "" {
-						t.Errorf("%s in %s: error %q holds %q", shape, p.name, err, leak)
+					for _, e := range errorChain(err) {
+						if leak := leakedPiece(e.Error(), kind.secrets); leak != "" {
+							t.Errorf("%s in %s: error %q (in the chain of %q) holds %q", shape, p.name, e, err, leak)
+						}
 					}
 				}
 			}
 		})
 	}
+}
+
+// errorChain returns err and every error it wraps: a caller that unwraps
+// must not find the text that the outer error scrubbed.
+func errorChain(err error) []error {
+	out := []error{err}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if next := u.Unwrap(); next != nil {
+			out = append(out, errorChain(next)...)
+		}
+	case interface{ Unwrap() []error }:
+		for _, next := range u.Unwrap() {
+			out = append(out, errorChain(next)...)
+		}
+	}
+	return out
 }
 
 // TestRedactionKeepsTheMessage: redaction takes out the credential, not
@@ -320,4 +363,31 @@ func leakedPiece(text string, secrets []string) string {
 		}
 	}
 	return ""
+}
+
+// TestTransportErrorsKeepTheirCause: a scrubbed transport error still
+// tells a refused connection and a deadline, for every kind.
+func TestTransportErrorsKeepTheirCause(t *testing.T) {
+	hang := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	for _, tc := range []struct {
+		desc string
+		base *url.URL
+		want error
+	}{
+		{desc: "refused", base: refusedURL(t), want: syscall.ECONNREFUSED},
+		{desc: "deadline", base: hang, want: context.DeadlineExceeded},
+	} {
+		for kind, src := range everySource(t, tc.base, NewHTTPClient()) {
+			t.Run(tc.desc+"/"+kind, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				defer cancel()
+				if _, err := src.Fetch(ctx); !errors.Is(err, tc.want) || !strings.Contains(err.Error(), kind) {
+					t.Errorf("err = %v, want one that names %q and is %v", err, kind, tc.want)
+				}
+			})
+		}
+	}
 }

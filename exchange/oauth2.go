@@ -187,9 +187,7 @@ func (c call) oauth2Error(ec *exchangeCall, err error) error {
 	if st, ct, body := ec.answer(); st >= 200 && st <= 299 && ec.ctx.Err() == nil {
 		return c.fail(st, unusableAnswer(err, ct, body, newRedactor(c.sent)))
 	}
-	// The other errors of x/oauth2 are transport failures (which wrap
-	// context errors).
-	return fmt.Errorf("%s: %w", c.op, err)
+	return c.transportFailure("", err)
 }
 
 // unusableAnswer says why x/oauth2 could not use a 2xx answer, from the

@@ -2,15 +2,19 @@ package exchange
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/credproxy/credproxy/internal/secret"
@@ -47,6 +51,38 @@ type call struct {
 // own words out when a credential is short.
 func (c call) fail(status int, msg string) *Error {
 	return &Error{Op: c.op, Status: status, Message: msg}
+}
+
+// transportError is a failure to get an answer: its text is net/http's,
+// scrubbed of the credentials sent, since net/http quotes what a broken
+// service sent (a malformed status or header line, an HTTP/2 GOAWAY's
+// debug data). It unwraps to the context error or errno in the chain
+// only, whose texts are fixed, so that errors.Is still tells a deadline
+// or a refused connection.
+type transportError struct {
+	msg    string
+	causes []error
+}
+
+func (e *transportError) Error() string   { return e.msg }
+func (e *transportError) Unwrap() []error { return e.causes }
+
+// transportFailure wraps err from sending the request or reading the
+// answer as a *transportError for op.
+func (c call) transportFailure(what string, err error) error {
+	te := &transportError{msg: c.op + ": " + what + clean(err.Error(), newRedactor(c.sent))}
+	for _, sentinel := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, sentinel) {
+			te.causes = append(te.causes, sentinel)
+		}
+	}
+	if errno, ok := errors.AsType[syscall.Errno](err); ok {
+		te.causes = append(te.causes, errno)
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
+		te.causes = append(te.causes, os.ErrDeadlineExceeded) // a net.Error that says Timeout
+	}
+	return te
 }
 
 // do sends req and returns the body of a 2xx answer, read with a size cap.

@@ -128,12 +128,12 @@ func (c call) doResponse(req *http.Request) (answer, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return answer{}, fmt.Errorf("%s: %w", c.op, err)
+		return answer{}, c.transportFailure("", err)
 	}
 	defer resp.Body.Close()
 	body, err := readAnswer(resp.Body)
 	if err != nil {
-		return answer{}, fmt.Errorf("%s: read answer: %w", c.op, err)
+		return answer{}, c.transportFailure("read answer: ", err)
 	}
 	if len(body) > MaxResponseSize {
 		return answer{}, oversized(c.op, resp.StatusCode)
