@@ -14,5 +14,6 @@
 // secret.Secret, and everything a service sent that goes into an error
 // (its message, codes, request ID, headers, and net/http's own text about
 // a broken answer) is scrubbed, as it is taken, of every credential the
-// exchange sent, in any encoding, case or 8-byte piece (see redactor).
+// exchange sent and every token the answer held, in any encoding, case or
+// 8-byte piece (see redactor).
 package exchange

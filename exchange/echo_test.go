@@ -391,3 +391,39 @@ func TestTransportErrorsKeepTheirCause(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuedTokensNeverQuoted: a token in an answer that credproxy
+// refuses (an access, refresh or ID token) is a credential too: when the
+// service repeats it where a message is quoted, it is redacted.
+func TestIssuedTokensNeverQuoted(t *testing.T) {
+	const (
+		at = "issued-Acc3ss-t0ken-9911"
+		rt = "issued-Refr3sh-t0ken-7722"
+		it = "issued-Id-t0ken-5533"
+	)
+	tokens := `"access_token":"` + at + `","accessToken":"` + at + `","refresh_token":"` + rt + `","id_token":"` + it + `"`
+	bodies := map[string]struct {
+		status int
+		body   string
+	}{
+		"token_type echoes the access token":  {200, `{` + tokens + `,"token_type":"` + at + `"}`},
+		"token_type echoes the refresh token": {200, `{` + tokens + `,"token_type":"x` + rt + `"}`},
+		"expires_in echoes the ID token":      {200, `{` + tokens + `,"expires_in":"` + it + `"}`},
+		"error body with the tokens":          {200, `{` + tokens + `,"error":"` + at + `","error_description":"` + rt + `"}`},
+		"400 with the tokens":                 {400, `{` + tokens + `,"message":"` + at + " " + rt + " " + it + `"}`},
+	}
+	for desc, b := range bodies {
+		base := serve(t, canned(b.status, "application/json", b.body))
+		for kind, src := range everySource(t, base, NewHTTPClient()) {
+			t.Run(desc+"/"+kind, func(t *testing.T) {
+				_, err := src.Fetch(context.Background())
+				if err == nil {
+					return // a kind that ignores the field
+				}
+				if leak := leakedPiece(err.Error(), []string{at, rt, it}); leak != "" {
+					t.Errorf("error %q holds %q", err, leak)
+				}
+			})
+		}
+	}
+}

@@ -142,7 +142,8 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // token converts an x/oauth2 answer into a Token, or its error into an
 // *Error scrubbed of the credentials sent.
 func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err error, sent credentials) (Token, error) {
-	cl := call{op: op, sent: sent}
+	_, _, body := ec.answer()
+	cl := call{op: op, sent: sent}.withAnswer(body)
 	if err != nil {
 		return Token{}, cl.oauth2Error(ec, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -43,6 +44,31 @@ type call struct {
 	// sent lists the credentials sent, to be scrubbed from anything the
 	// service answers before anything else reads it.
 	sent credentials
+}
+
+// withAnswer returns c with the tokens found in an answer's body added
+// to what is scrubbed: a token in an answer credproxy refuses is a
+// credential as much as one it sent, and a service may repeat it in a
+// field that is quoted.
+func (c call) withAnswer(body []byte) call {
+	var t struct {
+		AccessToken  string `json:"access_token"`
+		SessionToken string `json:"accessToken"`
+		RefreshToken string `json:"refresh_token"`
+		IDToken      string `json:"id_token"`
+	}
+	if json.Unmarshal(body, &t) != nil {
+		form, _ := url.ParseQuery(string(body))
+		t.AccessToken, t.RefreshToken, t.IDToken = form.Get("access_token"), form.Get("refresh_token"), form.Get("id_token")
+	}
+	for _, v := range []string{t.AccessToken, t.SessionToken, t.RefreshToken, t.IDToken} {
+		// One shorter than a piece is no real token, and redacting it
+		// whole would take out letters of every word.
+		if len(v) >= pieceLen {
+			c.sent.secrets = append(c.sent.secrets[:len(c.sent.secrets):len(c.sent.secrets)], secret.New(v))
+		}
+	}
+	return c
 }
 
 // fail returns an *Error for an answer credproxy cannot use. Whatever msg
@@ -111,7 +137,7 @@ func oversized(op string, status int) *Error {
 // description of the body when it is not JSON (an HTML error page from a
 // load balancer, say).
 func (c call) serviceError(resp *http.Response, body []byte) *Error {
-	r := newRedactor(c.sent)
+	r := newRedactor(c.withAnswer(body).sent)
 	e := &Error{Op: c.op, Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var b struct {
 		Error            string `json:"error"`
@@ -156,6 +182,7 @@ func describeBody(resp *http.Response, body []byte, r *redactor) string {
 // so the time spent on the wire is on the safe side. A missing expires_in
 // means defaultTTL, never "forever".
 func (c call) parseToken(body []byte, issued time.Time, defaultTTL time.Duration) (Token, error) {
+	c = c.withAnswer(body)
 	var r struct {
 		AccessToken string          `json:"access_token"`
 		TokenType   string          `json:"token_type"`

@@ -69,6 +69,7 @@ func (s *SplunkSession) Fetch(ctx context.Context) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
+	c = c.withAnswer(resp.body)
 	var r struct {
 		AccessToken string `json:"accessToken"`
 		ExpiryMs    *int64 `json:"expiryMs"`
