@@ -11,5 +11,9 @@
 // carries the HTTP status, the service's own message and request ID (for a
 // support ticket) and whether retrying with the same credential can help.
 // Neither errors nor Tokens ever format a secret: tokens travel as
-// secret.Secret, and service messages are scrubbed of the credential sent.
+// secret.Secret, and everything a service sent that goes into an error
+// (its message, codes, request ID, headers, and net/http's own text about
+// a broken answer) is scrubbed, as it is taken, of every credential the
+// exchange sent and every token the answer held, in any encoding, case or
+// 8-byte piece (see redactor).
 package exchange

@@ -20,7 +20,8 @@ type Error struct {
 	Code string
 	// Message is the service's human-readable message (RFC 6749
 	// "error_description", CSP and Splunk "message"), or a description of
-	// what was wrong with a 2xx answer. It never contains the credential.
+	// what was wrong with a 2xx answer. It never contains a credential
+	// sent, in any encoding or piece of 8 bytes or more.
 	Message string
 	// RequestID is the service's request ID when it sent one; quote it to
 	// the service's support.

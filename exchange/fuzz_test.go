@@ -3,6 +3,7 @@ package exchange
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -69,8 +70,8 @@ func checkFetch(t *testing.T, before time.Time, tok Token, err error) {
 		if !tok.Value.Empty() || !tok.Expiry.IsZero() {
 			t.Fatalf("both a token and an error: %v", err)
 		}
-		if strings.Contains(err.Error(), fuzzSecret) {
-			t.Fatalf("error quotes the credential: %q", err.Error())
+		if leak := leakedPiece(err.Error(), []string{fuzzSecret}); leak != "" {
+			t.Fatalf("error quotes %q of the credential: %q", leak, err.Error())
 		}
 		var e *Error
 		if errors.As(err, &e) {
@@ -126,6 +127,11 @@ var tokenResponseSeeds = []struct {
 	{200, "application/json", "", `{"error":"invalid_client","error_description":"Client authentication failed"}`},
 	{200, "application/json", "", `{"statusCode":400,"message":"invalid_grant: Invalid refresh token: ` + fuzzSecret + `","cspErrorCode":"","requestId":"r-1"}`},
 	{201, "application/json", "", `{"error":"invalid_client","error_description":"bad ` + fuzzSecret + `\nlevel=info forged"}`},
+	{201, "application/json", "", `{"error":"invalid_client","error_description":"bad ` + strings.ToUpper(fuzzSecret[:9]) + `\u0001` + fuzzSecret[9:] + `"}`},
+	{200, "application/json", "", `{"message":"Authorization: Basic ` + base64.StdEncoding.EncodeToString([]byte("app:"+fuzzSecret)) + `"}`},
+	{200, "application/json", "", `{"message":"client_secret=` + url.QueryEscape(fuzzSecret) + `","requestId":"` + fuzzSecret[3:12] + `"}`},
+	{0, "application/json", "", `{"access_token":"a","token_type":"` + fuzzSecret + `"}`},
+	{0, "application/json", "", `{"access_token":"a","expires_in":"` + fuzzSecret[:10] + `"}`},
 	{229, "application/json", "120", `{"message":"slow down"}`},
 	{229, "application/json", "Wed, 21 Oct 2099 07:28:00 GMT", `{"message":"slow down"}`},
 	{300, "text/html", "", `<html><body><h1>502 Bad Gateway</h1></body></html>`},
@@ -228,7 +234,7 @@ func FuzzServiceError(f *testing.F) {
 	f.Fuzz(func(t *testing.T, status uint16, retryAfter string, body []byte) {
 		st := 400 + int(status)%200
 		resp := &http.Response{StatusCode: st, Header: http.Header{"Retry-After": {retryAfter}, "Content-Type": {"application/json"}}}
-		e := call{op: "fuzz", redact: []secret.Secret{secret.New(fuzzSecret)}}.serviceError(resp, body)
+		e := call{op: "fuzz", sent: sentSecrets(secret.New(fuzzSecret))}.serviceError(resp, body)
 		if e.Status != st || e.Op != "fuzz" {
 			t.Fatalf("error %+v lost the status or op", e)
 		}

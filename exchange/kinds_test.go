@@ -65,7 +65,7 @@ func TestSplunkSessionLoginAndLogout(t *testing.T) {
 		t.Errorf("ending an unknown session (404) must count as ended: %v", err)
 	}
 
-	src.Password = secret.Ref{Value: secret.New("wrong-password-123")}
+	src.Password = secret.Ref{Value: secret.New("wrong-pa55w0rd-123")}
 	_, err = src.Fetch(context.Background())
 	var e *Error
 	if !errors.As(err, &e) || e.Status != 400 || e.Message != "Invalid email or password" || !e.Permanent() {

@@ -3,9 +3,11 @@ package exchange
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -62,12 +63,31 @@ func (c *OAuth2Client) clientSecret() (secret.Secret, error) {
 	return c.ClientSecret.Load()
 }
 
+// sent lists the credentials an exchange sends: the client secret, alone
+// and in the Basic pair in both forms (the header or the body may carry
+// it), and the grant's own credentials.
+func (c *OAuth2Client) sent(sec secret.Secret, grant ...secret.Secret) credentials {
+	return sentSecrets(grant...).withPair(c.ClientID, sec)
+}
+
 // exchangeCall is one call into golang.org/x/oauth2: its context, and the
-// status of the answer x/oauth2 received, which its own errors for a 2xx
-// answer it cannot use do not carry.
+// answer x/oauth2 received (status, media type and body), which its own
+// errors for a 2xx answer it cannot use do not carry; credproxy describes
+// such an answer itself rather than pass on x/oauth2's text, which quotes
+// the answer.
 type exchangeCall struct {
-	ctx    context.Context
-	status atomic.Int32
+	ctx context.Context
+
+	mu          sync.Mutex
+	status      int
+	contentType string
+	body        []byte
+}
+
+func (ec *exchangeCall) answer() (status int, contentType string, body []byte) {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	return ec.status, ec.contentType, ec.body
 }
 
 // ctx passes credproxy's HTTP client to golang.org/x/oauth2, through a
@@ -86,7 +106,6 @@ func (c *OAuth2Client) ctx(ctx context.Context, op string) (*exchangeCall, error
 		if err != nil {
 			return nil, err
 		}
-		ec.status.Store(int32(resp.StatusCode))
 		// x/oauth2 reads at most 1 MiB and parses what it got, so an
 		// answer over the cap would be reported as broken JSON. Read it
 		// here with the cap and say what is wrong instead.
@@ -98,6 +117,9 @@ func (c *OAuth2Client) ctx(ctx context.Context, op string) (*exchangeCall, error
 		if len(body) > MaxResponseSize {
 			return nil, &oversizedError{status: resp.StatusCode}
 		}
+		ec.mu.Lock()
+		ec.status, ec.contentType, ec.body = resp.StatusCode, resp.Header.Get("Content-Type"), body
+		ec.mu.Unlock()
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		return resp, nil
 	})
@@ -119,54 +141,83 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 // token converts an x/oauth2 answer into a Token, or its error into an
 // *Error scrubbed of the credentials sent.
-func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err error, redact ...secret.Secret) (Token, error) {
-	cl := call{op: op, redact: redact}
-	if oe, ok := errors.AsType[*oversizedError](err); ok {
-		return Token{}, oversized(op, oe.status)
-	}
+func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err error, sent credentials) (Token, error) {
+	_, _, body := ec.answer()
+	cl := call{op: op, sent: sent}.withAnswer(body)
 	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.Response != nil {
-			return Token{}, cl.serviceError(re.Response, re.Body)
-		}
-		// A 2xx answer x/oauth2 could not use (not JSON or a form, no
-		// access_token): an *Error with the status, as for CSP, so that
-		// logs and metrics tell it from a network failure. Its message
-		// quotes at most a character or a number of the answer.
-		if st := int(ec.status.Load()); st >= 200 && st <= 299 && ec.ctx.Err() == nil {
-			msg := "answer is not a usable token response: " + strings.TrimPrefix(err.Error(), "oauth2: ")
-			if strings.Contains(err.Error(), "missing access_token") {
-				msg = "answer has no access_token"
-			}
-			return Token{}, &Error{Op: op, Status: st, Message: clean(msg, redact)}
-		}
-		// The other errors of x/oauth2 are transport failures (which
-		// wrap context errors); none quotes the request.
-		return Token{}, fmt.Errorf("%s: %w", op, err)
+		return Token{}, cl.oauth2Error(ec, err)
 	}
 	if err := checkToken(tok.AccessToken); err != nil {
-		return Token{}, &Error{Op: op, Status: http.StatusOK, Message: err.Error()}
+		return Token{}, cl.fail(http.StatusOK, err.Error())
 	}
 	if tt := tok.Type(); !strings.EqualFold(tt, "bearer") && !strings.EqualFold(tt, "n_a") {
-		return Token{}, &Error{Op: op, Status: http.StatusOK, Message: fmt.Sprintf("token_type %q is not bearer", clean(tt, redact))}
+		return Token{}, cl.fail(http.StatusOK, notBearer(tt, newRedactor(cl.sent)))
 	}
 	// x/oauth2 reads an expires_in of 0 as "no expiry" and a negative one
 	// as an expiry in the past. Either way the service issued a token that
 	// is already expired: refused as for CSP, never served for DefaultTTL.
 	if secs, ok := expiresInSeconds(tok.Extra("expires_in")); ok && secs <= 0 {
-		return Token{}, &Error{Op: op, Status: http.StatusOK, Message: fmt.Sprintf("expires_in %v: the token is already expired", secs)}
+		return Token{}, cl.fail(http.StatusOK, fmt.Sprintf("expires_in %v: the token is already expired", secs))
 	}
 	expiry := tok.Expiry
 	now := time.Now()
 	switch {
 	case !expiry.IsZero() && !expiry.After(now):
-		return Token{}, &Error{Op: op, Status: http.StatusOK, Message: "expires_in is not positive: the token is already expired"}
+		return Token{}, cl.fail(http.StatusOK, "expires_in is not positive: the token is already expired")
 	case expiry.IsZero():
 		expiry = now.Add(c.DefaultTTL) // no expires_in: never "forever"
 	case expiry.Sub(now) > MaxLifetime:
 		expiry = now.Add(MaxLifetime)
 	}
 	return Token{Value: secret.New(tok.AccessToken), Expiry: expiry}, nil
+}
+
+// oauth2Error turns an error of x/oauth2 into credproxy's: an *Error for
+// an answer (scrubbed like every service text), a transport failure
+// otherwise. x/oauth2's own text is never passed on: it quotes the answer.
+func (c call) oauth2Error(ec *exchangeCall, err error) error {
+	if oe, ok := errors.AsType[*oversizedError](err); ok {
+		return oversized(c.op, oe.status)
+	}
+	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.Response != nil {
+		return c.serviceError(re.Response, re.Body)
+	}
+	// A 2xx answer x/oauth2 could not use (not JSON or a form, no
+	// access_token): an *Error with the status, as for CSP, so that logs
+	// and metrics tell it from a network failure.
+	if st, ct, body := ec.answer(); st >= 200 && st <= 299 && ec.ctx.Err() == nil {
+		return c.fail(st, unusableAnswer(err, ct, body, newRedactor(c.sent)))
+	}
+	return c.transportFailure("", err)
+}
+
+// unusableAnswer says why x/oauth2 could not use a 2xx answer, from the
+// answer itself.
+func unusableAnswer(err error, contentType string, body []byte, r *redactor) string {
+	const prefix = "answer is not a usable token response: "
+	if strings.Contains(err.Error(), "missing access_token") {
+		return "answer has no access_token"
+	}
+	if ct, _, _ := mime.ParseMediaType(contentType); ct == "application/x-www-form-urlencoded" || ct == "text/plain" {
+		return prefix + "cannot parse the form-encoded answer"
+	}
+	var v struct {
+		AccessToken  string          `json:"access_token"`
+		TokenType    string          `json:"token_type"`
+		RefreshToken string          `json:"refresh_token"`
+		ExpiresIn    json.RawMessage `json:"expires_in"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return prefix + "cannot parse json: " + jsonProblem(err, r)
+	}
+	if _, err := parseExpiresIn(v.ExpiresIn, time.Minute, r); err != nil {
+		return prefix + err.Error()
+	}
+	if len(v.ExpiresIn) > 0 {
+		// x/oauth2 reads expires_in as a whole number of seconds.
+		return prefix + fmt.Sprintf("expires_in %.40q is not a whole number of seconds", clean(string(v.ExpiresIn), r))
+	}
+	return prefix + "cannot parse json"
 }
 
 // expiresInSeconds reads the raw expires_in x/oauth2 keeps: a JSON number
@@ -211,7 +262,7 @@ func (s *OAuth2ClientCredentials) Fetch(ctx context.Context) (Token, error) {
 		return Token{}, err
 	}
 	tok, err := cfg.Token(ec.ctx)
-	return s.token(op, ec, tok, err, sec)
+	return s.token(op, ec, tok, err, s.sent(sec))
 }
 
 // OAuth2TokenExchange is the RFC 8693 token exchange: a subject token, such
@@ -256,7 +307,7 @@ func (s *OAuth2TokenExchange) Fetch(ctx context.Context) (Token, error) {
 		return Token{}, err
 	}
 	tok, err := cfg.Token(ec.ctx)
-	return s.token(op, ec, tok, err, sec, subject)
+	return s.token(op, ec, tok, err, s.sent(sec, subject))
 }
 
 // OAuth2RefreshToken exchanges a refresh token (RFC 6749 6). When the
@@ -306,7 +357,7 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 		return Token{}, err
 	}
 	tok, err := cfg.TokenSource(ec.ctx, &oauth2.Token{RefreshToken: rt.Reveal()}).Token()
-	out, err := s.token(op, ec, tok, err, sec, rt)
+	out, err := s.token(op, ec, tok, err, s.sent(sec, rt))
 	if err != nil {
 		return out, err
 	}

@@ -2,17 +2,21 @@ package exchange
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"mime"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
-	"unicode"
 
 	"github.com/credproxy/credproxy/internal/secret"
 )
@@ -37,9 +41,74 @@ const maxMessageLen = 300
 type call struct {
 	op     string
 	client *http.Client
-	// redact lists the credentials sent, to be scrubbed from any message
-	// the service echoes back.
-	redact []secret.Secret
+	// sent lists the credentials sent, to be scrubbed from anything the
+	// service answers before anything else reads it.
+	sent credentials
+}
+
+// withAnswer returns c with the tokens found in an answer's body added
+// to what is scrubbed: a token in an answer credproxy refuses is a
+// credential as much as one it sent, and a service may repeat it in a
+// field that is quoted.
+func (c call) withAnswer(body []byte) call {
+	var t struct {
+		AccessToken  string `json:"access_token"`
+		SessionToken string `json:"accessToken"`
+		RefreshToken string `json:"refresh_token"`
+		IDToken      string `json:"id_token"`
+	}
+	if json.Unmarshal(body, &t) != nil {
+		form, _ := url.ParseQuery(string(body))
+		t.AccessToken, t.RefreshToken, t.IDToken = form.Get("access_token"), form.Get("refresh_token"), form.Get("id_token")
+	}
+	for _, v := range []string{t.AccessToken, t.SessionToken, t.RefreshToken, t.IDToken} {
+		// One shorter than a piece is no real token, and redacting it
+		// whole would take out letters of every word.
+		if len(v) >= pieceLen {
+			c.sent.secrets = append(c.sent.secrets[:len(c.sent.secrets):len(c.sent.secrets)], secret.New(v))
+		}
+	}
+	return c
+}
+
+// fail returns an *Error for an answer credproxy cannot use. Whatever msg
+// quotes of the answer has been scrubbed (with clean) before it was put
+// in: scrubbing the whole message would also take pieces of credproxy's
+// own words out when a credential is short.
+func (c call) fail(status int, msg string) *Error {
+	return &Error{Op: c.op, Status: status, Message: msg}
+}
+
+// transportError is a failure to get an answer: its text is net/http's,
+// scrubbed of the credentials sent, since net/http quotes what a broken
+// service sent (a malformed status or header line, an HTTP/2 GOAWAY's
+// debug data). It unwraps to the context error or errno in the chain
+// only, whose texts are fixed, so that errors.Is still tells a deadline
+// or a refused connection.
+type transportError struct {
+	msg    string
+	causes []error
+}
+
+func (e *transportError) Error() string   { return e.msg }
+func (e *transportError) Unwrap() []error { return e.causes }
+
+// transportFailure wraps err from sending the request or reading the
+// answer as a *transportError for op.
+func (c call) transportFailure(what string, err error) error {
+	te := &transportError{msg: c.op + ": " + what + clean(err.Error(), newRedactor(c.sent))}
+	for _, sentinel := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, sentinel) {
+			te.causes = append(te.causes, sentinel)
+		}
+	}
+	if errno, ok := errors.AsType[syscall.Errno](err); ok {
+		te.causes = append(te.causes, errno)
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
+		te.causes = append(te.causes, os.ErrDeadlineExceeded) // a net.Error that says Timeout
+	}
+	return te
 }
 
 // do sends req and returns the body of a 2xx answer, read with a size cap.
@@ -68,6 +137,7 @@ func oversized(op string, status int) *Error {
 // description of the body when it is not JSON (an HTML error page from a
 // load balancer, say).
 func (c call) serviceError(resp *http.Response, body []byte) *Error {
+	r := newRedactor(c.withAnswer(body).sent)
 	e := &Error{Op: c.op, Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var b struct {
 		Error            string `json:"error"`
@@ -76,30 +146,31 @@ func (c call) serviceError(resp *http.Response, body []byte) *Error {
 		CSPErrorCode     string `json:"cspErrorCode"`
 		RequestID        string `json:"requestId"`
 	}
+	// Each string the service sent is scrubbed as it is taken, before it
+	// is combined with anything.
 	if err := json.Unmarshal(body, &b); err != nil {
-		e.Message = describeBody(resp, body)
+		e.Message = describeBody(resp, body, r)
 	} else {
-		e.Code = firstNonEmpty(b.Error, b.CSPErrorCode)
-		e.Message = firstNonEmpty(b.ErrorDescription, b.Message)
-		e.RequestID = b.RequestID
+		e.Code = clean(firstNonEmpty(b.Error, b.CSPErrorCode), r)
+		e.Message = clean(firstNonEmpty(b.ErrorDescription, b.Message), r)
+		e.RequestID = clean(b.RequestID, r)
 	}
 	if e.RequestID == "" {
-		e.RequestID = resp.Header.Get("X-Request-Id")
+		e.RequestID = clean(resp.Header.Get("X-Request-Id"), r)
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		e.Message = "redirected to " + resp.Header.Get("Location") + "; redirects from an identity service are not followed: check the configured URL"
+		e.Message = "redirected to " + clean(resp.Header.Get("Location"), r) + "; redirects from an identity service are not followed: check the configured URL"
 	}
-	e.Code = clean(e.Code, c.redact)
-	e.Message = clean(e.Message, c.redact)
-	e.RequestID = clean(e.RequestID, c.redact)
 	return e
 }
 
-func describeBody(resp *http.Response, body []byte) string {
+// describeBody says what a non-JSON answer was, quoting nothing of it but
+// its media type, scrubbed.
+func describeBody(resp *http.Response, body []byte, r *redactor) string {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return "empty answer"
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct, _, _ := mime.ParseMediaType(clean(resp.Header.Get("Content-Type"), r))
 	if ct == "" {
 		ct = "no Content-Type"
 	}
@@ -111,25 +182,32 @@ func describeBody(resp *http.Response, body []byte) string {
 // so the time spent on the wire is on the safe side. A missing expires_in
 // means defaultTTL, never "forever".
 func (c call) parseToken(body []byte, issued time.Time, defaultTTL time.Duration) (Token, error) {
+	c = c.withAnswer(body)
 	var r struct {
 		AccessToken string          `json:"access_token"`
 		TokenType   string          `json:"token_type"`
 		ExpiresIn   json.RawMessage `json:"expires_in"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return Token{}, &Error{Op: c.op, Status: http.StatusOK, Message: "answer is not a JSON token response: " + jsonProblem(err)}
+		return Token{}, c.fail(http.StatusOK, "answer is not a JSON token response: "+jsonProblem(err, newRedactor(c.sent)))
 	}
 	if r.TokenType != "" && !strings.EqualFold(r.TokenType, "bearer") {
-		return Token{}, &Error{Op: c.op, Status: http.StatusOK, Message: fmt.Sprintf("token_type %q is not bearer", clean(r.TokenType, c.redact))}
+		return Token{}, c.fail(http.StatusOK, notBearer(r.TokenType, newRedactor(c.sent)))
 	}
 	if err := checkToken(r.AccessToken); err != nil {
-		return Token{}, &Error{Op: c.op, Status: http.StatusOK, Message: err.Error()}
+		return Token{}, c.fail(http.StatusOK, err.Error())
 	}
-	ttl, err := parseExpiresIn(r.ExpiresIn, defaultTTL)
+	ttl, err := parseExpiresIn(r.ExpiresIn, defaultTTL, newRedactor(c.sent))
 	if err != nil {
-		return Token{}, &Error{Op: c.op, Status: http.StatusOK, Message: err.Error()}
+		return Token{}, c.fail(http.StatusOK, err.Error())
 	}
 	return Token{Value: secret.New(r.AccessToken), Expiry: issued.Add(ttl)}, nil
+}
+
+// notBearer is the message for a token_type other than bearer, which
+// quotes the service's value scrubbed.
+func notBearer(tokenType string, r *redactor) string {
+	return fmt.Sprintf("token_type %q is not bearer", clean(tokenType, r))
 }
 
 // checkToken refuses tokens that cannot be put in a header safely.
@@ -154,7 +232,7 @@ func checkToken(tok string) error {
 // string holding one (seen from some providers). Absent or null means
 // defaultTTL. Zero and negative lifetimes are refused: such a token is
 // already expired, and credproxy never sends an expired token.
-func parseExpiresIn(raw json.RawMessage, defaultTTL time.Duration) (time.Duration, error) {
+func parseExpiresIn(raw json.RawMessage, defaultTTL time.Duration, r *redactor) (time.Duration, error) {
 	s := strings.TrimSpace(string(raw))
 	if s == "" || s == "null" {
 		return defaultTTL, nil
@@ -164,7 +242,7 @@ func parseExpiresIn(raw json.RawMessage, defaultTTL time.Duration) (time.Duratio
 	}
 	secs, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(secs) {
-		return 0, fmt.Errorf("expires_in %.40q is not a number of seconds", s)
+		return 0, fmt.Errorf("expires_in %.40q is not a number of seconds", clean(s, r))
 	}
 	switch {
 	case secs <= 0:
@@ -193,38 +271,19 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// jsonProblem describes a JSON syntax error without quoting the input.
-func jsonProblem(err error) string {
+// jsonProblem describes a JSON syntax error quoting nothing of the input
+// but the kind of a value of the wrong type (a number's digits among
+// them), scrubbed.
+func jsonProblem(err error, r *redactor) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)
 	case errors.As(err, &te):
-		return fmt.Sprintf("field %q has the wrong type (%s)", te.Field, te.Value)
+		return fmt.Sprintf("field %q has the wrong type (%s)", te.Field, clean(te.Value, r))
 	}
 	return "cannot decode"
-}
-
-// clean makes a service-provided string safe to log: credentials it echoes
-// are replaced, control characters (log injection) become spaces, and the
-// length is bounded.
-func clean(s string, redact []secret.Secret) string {
-	for _, r := range redact {
-		if len(r.Reveal()) >= 4 {
-			s = strings.ReplaceAll(s, r.Reveal(), "[redacted]")
-		}
-	}
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > maxMessageLen {
-		s = strings.ToValidUTF8(s[:maxMessageLen], "") + "..."
-	}
-	return strings.TrimSpace(s)
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -63,21 +63,22 @@ func (s *SplunkSession) Fetch(ctx context.Context) (Token, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	c := call{op: op, client: s.Client, redact: []secret.Secret{pw}}
+	c := call{op: op, client: s.Client, sent: sentSecrets(pw)}
 	issued := time.Now()
 	resp, err := c.doResponse(req)
 	if err != nil {
 		return Token{}, err
 	}
+	c = c.withAnswer(resp.body)
 	var r struct {
 		AccessToken string `json:"accessToken"`
 		ExpiryMs    *int64 `json:"expiryMs"`
 	}
 	if err := json.Unmarshal(resp.body, &r); err != nil {
-		return Token{}, &Error{Op: op, Status: resp.status, Message: "answer is not a JSON session: " + jsonProblem(err)}
+		return Token{}, c.fail(resp.status, "answer is not a JSON session: "+jsonProblem(err, newRedactor(c.sent)))
 	}
 	if err := checkToken(r.AccessToken); err != nil {
-		return Token{}, &Error{Op: op, Status: resp.status, Message: err.Error()}
+		return Token{}, c.fail(resp.status, err.Error())
 	}
 	ttl := s.DefaultTTL
 	if r.ExpiryMs != nil {
@@ -90,7 +91,7 @@ func (s *SplunkSession) Fetch(ctx context.Context) (Token, error) {
 		}
 		ttl = time.UnixMilli(*r.ExpiryMs).Sub(now)
 		if ttl <= 0 {
-			return Token{}, &Error{Op: op, Status: resp.status, Message: "expiryMs is in the past: the session is already expired"}
+			return Token{}, c.fail(resp.status, "expiryMs is in the past: the session is already expired")
 		}
 		ttl = min(ttl, MaxLifetime)
 	}
@@ -106,7 +107,7 @@ func (s *SplunkSession) Release(ctx context.Context, tok Token) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("X-SF-Token", tok.Value.Reveal())
-	_, err = call{op: op, client: s.Client, redact: []secret.Secret{tok.Value}}.doResponse(req)
+	_, err = call{op: op, client: s.Client, sent: sentSecrets(tok.Value)}.doResponse(req)
 	if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusNotFound {
 		return nil
 	}
@@ -128,12 +129,12 @@ func (c call) doResponse(req *http.Request) (answer, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return answer{}, fmt.Errorf("%s: %w", c.op, err)
+		return answer{}, c.transportFailure("", err)
 	}
 	defer resp.Body.Close()
 	body, err := readAnswer(resp.Body)
 	if err != nil {
-		return answer{}, fmt.Errorf("%s: read answer: %w", c.op, err)
+		return answer{}, c.transportFailure("read answer: ", err)
 	}
 	if len(body) > MaxResponseSize {
 		return answer{}, oversized(c.op, resp.StatusCode)
