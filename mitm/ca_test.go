@@ -65,4 +65,3 @@ func mustKeyPEM(t *testing.T, ca *CA) []byte {
 	}
 	return b
 }
-
