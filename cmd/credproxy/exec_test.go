@@ -16,9 +16,11 @@ import (
 )
 
 // execEnv is the environment of an exec test: one CSP route to the echo
-// API, and a NO_PROXY of the user's that exec must keep.
+// API, and a NO_PROXY of the user's that exec must keep. The first token
+// may take a while on a loaded machine (the binary is race-built): the
+// tests wait up to 30 s for it, not TOKEN_WAIT's 5 s.
 func execEnv(cspURL, apiToken, echoURL, certFile string) map[string]string {
-	return cspEnv(cspURL, apiToken, echoURL, certFile, "NO_PROXY", "localhost,build.example.internal")
+	return cspEnv(cspURL, apiToken, echoURL, certFile, "NO_PROXY", "localhost,build.example.internal", "CREDPROXY_TOKEN_WAIT", "30s")
 }
 
 // goClient builds a tiny Go program that GETs its argument and prints the
