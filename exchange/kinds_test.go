@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/credproxy/credproxy/demo"
+	"github.com/credproxy/credproxy/internal/demo"
 	"github.com/credproxy/credproxy/internal/secret"
 )
 

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/config"
-	"github.com/credproxy/credproxy/demo"
+	"github.com/credproxy/credproxy/internal/demo"
 	"github.com/credproxy/credproxy/proxy"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credproxy/credproxy/demo"
+	"github.com/credproxy/credproxy/internal/demo"
 )
 
 // forwardClient returns a client that goes through credproxy's forward

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/credproxy/credproxy/config"
-	"github.com/credproxy/credproxy/demo"
+	"github.com/credproxy/credproxy/internal/demo"
 	"github.com/credproxy/credproxy/internal/logtest"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credproxy/credproxy/demo"
+	"github.com/credproxy/credproxy/internal/demo"
 	"github.com/credproxy/credproxy/internal/logtest"
 )
 

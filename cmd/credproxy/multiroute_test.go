@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credproxy/credproxy/demo"
+	"github.com/credproxy/credproxy/internal/demo"
 	"github.com/credproxy/credproxy/internal/logtest"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credproxy/credproxy/demo"
+	"github.com/credproxy/credproxy/internal/demo"
 )
 
 // TestTokenAPIRefusedThroughOwnForwardProxy: the review's commands, with

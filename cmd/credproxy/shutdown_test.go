@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credproxy/credproxy/demo"
+	"github.com/credproxy/credproxy/internal/demo"
 )
 
 // TestGracefulShutdown: on SIGTERM /readyz fails at once while an
