@@ -104,7 +104,7 @@ type Route struct {
 	ClientSecret     secret.Ref
 	Scopes           []string
 	Audience         string
-	AuthStyle        string // "basic" or "body"
+	AuthStyle        AuthStyle
 	RefreshToken     secret.Ref
 	SubjectTokenFile string
 	SubjectTokenType string
@@ -127,3 +127,16 @@ type Route struct {
 	// AllowInsecureUpstream allows http:// upstream and token URLs.
 	AllowInsecureUpstream bool
 }
+
+// AuthStyle is how an OAuth 2.0 client authenticates to the token
+// endpoint (AUTH_STYLE).
+type AuthStyle string
+
+// The values of AUTH_STYLE.
+const (
+	// AuthStyleBasic sends client_id:client_secret in an Authorization:
+	// Basic header (RFC 6749 2.3.1, the default).
+	AuthStyleBasic AuthStyle = "basic"
+	// AuthStyleBody sends client_id and client_secret in the form body.
+	AuthStyleBody AuthStyle = "body"
+)

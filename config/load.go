@@ -364,8 +364,6 @@ func (l *loader) checkGlobals(cfg *Config) {
 func (l *loader) route(name, prefix string, isDefault bool) Route {
 	var e routeEnv
 	l.parse(&e, prefix)
-	v := func(s string) string { return prefix + s }
-	insecureVar := v("ALLOW_INSECURE_UPSTREAM")
 	r := Route{
 		Name:   name,
 		Prefix: prefix,
@@ -382,7 +380,7 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 		ClientID:         strings.TrimSpace(e.ClientID),
 		Scopes:           splitScopes(e.Scopes),
 		Audience:         strings.TrimSpace(e.Audience),
-		AuthStyle:        strings.ToLower(strings.TrimSpace(e.AuthStyle)),
+		AuthStyle:        AuthStyle(strings.ToLower(strings.TrimSpace(e.AuthStyle))),
 		SubjectTokenFile: strings.TrimSpace(e.SubjectTokenFile),
 		SubjectTokenType: strings.TrimSpace(e.SubjectTokenType),
 
@@ -399,8 +397,17 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 	if r.Listen == "" && isDefault {
 		r.Listen = defaultListen
 	}
+	l.routeCredential(&r, &e)
+	l.routeIdentityURLs(&r, &e)
+	l.routeDestination(&r, &e)
+	l.routeHeader(&r, &e)
+	l.routeTiming(&r)
+	return r
+}
 
-	// The credential.
+// routeCredential checks the kind and loads the secrets it needs.
+func (l *loader) routeCredential(r *Route, e *routeEnv) {
+	v := func(s string) string { return r.Prefix + s }
 	switch {
 	case r.Auth == "":
 		l.problem(v("AUTH"), "required (one of %s)", kindList())
@@ -413,7 +420,7 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 		}
 	}
 	sec := func(name, value, file string, required bool) secret.Ref {
-		return l.secret(prefix, name, value, file, r.Auth, required)
+		return l.secret(r.Prefix, name, value, file, r.Auth, required)
 	}
 	switch r.Auth {
 	case KindCSPAPIToken:
@@ -439,21 +446,32 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 	case KindStatic:
 		r.Static = sec("TOKEN", e.Token, e.TokenFile, true)
 	}
+}
+
+// routeIdentityURLs checks where tokens are got: the OAuth 2.0 token URL
+// and client authentication, or CSP's base URL.
+func (l *loader) routeIdentityURLs(r *Route, e *routeEnv) {
+	v := func(s string) string { return r.Prefix + s }
 	switch r.Auth {
 	case KindOAuth2ClientCredential, KindOAuth2RefreshToken, KindOAuth2TokenExchange:
 		tokenURL := strings.TrimSpace(e.TokenURL)
-		need("TOKEN_URL", tokenURL)
-		if tokenURL != "" {
-			r.TokenURL = l.url(v("TOKEN_URL"), tokenURL, r.AllowInsecureUpstream, insecureVar)
+		if tokenURL == "" {
+			l.problem(v("TOKEN_URL"), "required when %s=%s", v("AUTH"), r.Auth)
+		} else {
+			r.TokenURL = l.url(v("TOKEN_URL"), tokenURL, r.AllowInsecureUpstream, v("ALLOW_INSECURE_UPSTREAM"))
 		}
-		if r.AuthStyle != "basic" && r.AuthStyle != "body" {
+		if r.AuthStyle != AuthStyleBasic && r.AuthStyle != AuthStyleBody {
 			l.problem(v("AUTH_STYLE"), "%q is not basic or body", r.AuthStyle)
 		}
 	case KindCSPAPIToken, KindCSPOAuthApp:
-		r.CSPURL = l.url(v("CSP_URL"), e.CSPURL, r.AllowInsecureUpstream, insecureVar)
+		r.CSPURL = l.url(v("CSP_URL"), e.CSPURL, r.AllowInsecureUpstream, v("ALLOW_INSECURE_UPSTREAM"))
 	}
+}
 
-	// Where it goes.
+// routeDestination checks where the credential goes: UPSTREAM (Splunk's
+// from the realm by default) and HOSTS.
+func (l *loader) routeDestination(r *Route, e *routeEnv) {
+	v := func(s string) string { return r.Prefix + s }
 	upstream := strings.TrimSpace(e.Upstream)
 	if upstream == "" && r.Auth == KindSplunkSession && (r.SplunkRealm == "" || realmRE.MatchString(r.SplunkRealm)) {
 		upstream = "https://api.signalfx.com"
@@ -463,7 +481,7 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 	}
 	switch {
 	case upstream != "":
-		r.Upstream = l.url(v("UPSTREAM"), upstream, r.AllowInsecureUpstream, insecureVar)
+		r.Upstream = l.url(v("UPSTREAM"), upstream, r.AllowInsecureUpstream, v("ALLOW_INSECURE_UPSTREAM"))
 	case r.Auth != KindSplunkSession: // a bad realm is reported already
 		l.problem(v("UPSTREAM"), "required: the https:// base URL of the API")
 	}
@@ -474,8 +492,11 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 			r.Hosts = append(r.Hosts, hp)
 		}
 	}
+}
 
-	// How it goes.
+// routeHeader sets how the credential goes: the header and its prefix.
+func (l *loader) routeHeader(r *Route, e *routeEnv) {
+	v := func(s string) string { return r.Prefix + s }
 	r.Header, r.HeaderPrefix = defaultHeader, defaultHeaderPrefix
 	if r.Auth == KindSplunkSession {
 		r.Header, r.HeaderPrefix = splunkHeader, ""
@@ -498,8 +519,12 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 			l.problem(v("HEADER_PREFIX"), "must not contain control characters such as line breaks")
 		}
 	}
+}
 
-	// Timing. A variable that did not parse is reported already.
+// routeTiming checks the timing overrides. A variable that did not parse
+// is reported already.
+func (l *loader) routeTiming(r *Route) {
+	v := func(s string) string { return r.Prefix + s }
 	ok := func(s string) bool { return !l.failed[v(s)] }
 	// The upper bound leaves room for the automatic expiry margin (at most
 	// 10% of the lifetime): renewing later would leave a gap with no
@@ -519,8 +544,6 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 	if ok("EXCHANGE_TIMEOUT") && (r.ExchangeTimeout <= 0 || r.ExchangeTimeout > 5*time.Minute) {
 		l.problem(v("EXCHANGE_TIMEOUT"), "%v is outside 0-5m (0 excluded)", r.ExchangeTimeout)
 	}
-
-	return r
 }
 
 // secret returns where the secret name comes from: inline (prefix+name)

@@ -73,7 +73,7 @@ func newSource(rc config.Route, client *http.Client) (exchange.Source, error) {
 func oauth2Client(rc config.Route, client *http.Client) exchange.OAuth2Client {
 	return exchange.OAuth2Client{
 		TokenURL: rc.TokenURL.String(), ClientID: rc.ClientID, ClientSecret: rc.ClientSecret,
-		AuthStyleBody: rc.AuthStyle == "body", Scopes: rc.Scopes, Audience: rc.Audience,
+		AuthStyleBody: rc.AuthStyle == config.AuthStyleBody, Scopes: rc.Scopes, Audience: rc.Audience,
 		Client: client, DefaultTTL: rc.DefaultTTL,
 	}
 }
