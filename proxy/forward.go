@@ -62,9 +62,9 @@ type Forward struct {
 	// mitm serves intercepted connections, fed by mitmLn.
 	mitm   *http.Server
 	mitmLn *connQueue
-	// hosts maps an intercepted *tls.Conn to its CONNECT authority, for
-	// mitm's ConnContext.
-	hosts sync.Map
+	// connectHosts maps an intercepted *tls.Conn to its CONNECT
+	// authority, for mitm's ConnContext.
+	connectHosts sync.Map
 	// self holds credproxy's own listener addresses, which the forward
 	// proxy never tunnels or forwards to.
 	self selfAddrs
@@ -96,7 +96,7 @@ func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, op
 	for _, r := range routes {
 		r.init()
 		rp := newRouteProxy(r, transport, metrics.forRoute(r.Name, "forward"), log, forwardTarget)
-		for h := range r.hosts {
+		for h := range r.authorities {
 			f.byHost[h] = rp
 		}
 	}
@@ -120,14 +120,14 @@ func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, op
 
 	f.mitm = NewServer(http.HandlerFunc(f.serveIntercepted), log)
 	f.mitm.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		if host, ok := f.hosts.Load(c); ok {
+		if host, ok := f.connectHosts.Load(c); ok {
 			return context.WithValue(ctx, connectHostKey{}, host)
 		}
 		return ctx
 	}
 	f.mitm.ConnState = func(c net.Conn, s http.ConnState) {
 		if s == http.StateClosed || s == http.StateHijacked {
-			f.hosts.Delete(c)
+			f.connectHosts.Delete(c)
 		}
 	}
 	go func() { _ = f.mitm.Serve(f.mitmLn) }()
@@ -244,7 +244,7 @@ func (f *Forward) intercept(client net.Conn, host string) {
 			return f.leaves.Get(hostname)
 		},
 	})
-	f.hosts.Store(conn, host)
+	f.connectHosts.Store(conn, host)
 	f.mitmLn.push(conn)
 }
 

@@ -41,13 +41,13 @@ type Route struct {
 	// Tokens supplies the tokens.
 	Tokens Tokens
 
-	// hosts is the set of host:port authorities (default port explicit)
-	// the credential may be sent to.
-	hosts map[string]bool
-	// header is the header value built for the token most recently
+	// authorities is the set of host:port authorities (default port
+	// explicit) the credential may be sent to: Upstream's and Hosts'.
+	authorities map[string]bool
+	// lastValue is the header value built for the token most recently
 	// injected: every request of a token's lifetime reuses it instead of
 	// building (allocating) its own.
-	header atomic.Pointer[headerCache]
+	lastValue atomic.Pointer[headerCache]
 }
 
 // headerCache is a token and the header value made from it.
@@ -56,15 +56,15 @@ type headerCache struct{ token, value string }
 // init computes the route's host set. It is called by the constructors of
 // this package.
 func (r *Route) init() {
-	if r.hosts != nil {
+	if r.authorities != nil {
 		return
 	}
-	r.hosts = map[string]bool{}
+	r.authorities = map[string]bool{}
 	if r.Upstream != nil {
-		r.hosts[Authority(r.Upstream.Scheme, r.Upstream.Host)] = true
+		r.authorities[Authority(r.Upstream.Scheme, r.Upstream.Host)] = true
 	}
 	for _, h := range r.Hosts {
-		r.hosts[Authority("https", h)] = true
+		r.authorities[Authority("https", h)] = true
 	}
 }
 
@@ -77,14 +77,14 @@ func (r *Route) allows(u *url.URL) bool {
 	default:
 		return false
 	}
-	// The keys of hosts are what Authority returns, and Authority leaves
+	// The keys of authorities are what Authority returns, and Authority leaves
 	// them unchanged: a host already in that form (requests to the
 	// upstream as configured with a port, every intercepted request) is
 	// found without building its normalised form.
-	if r.hosts[u.Host] {
+	if r.authorities[u.Host] {
 		return true
 	}
-	return r.hosts[Authority(u.Scheme, u.Host)]
+	return r.authorities[Authority(u.Scheme, u.Host)]
 }
 
 // dropClientCredential removes from h the route's header and every header
@@ -129,11 +129,11 @@ func (r *Route) headerValue(tok exchange.Token) string {
 		return tok.Value.Reveal()
 	}
 	t := tok.Value.Reveal()
-	if c := r.header.Load(); c != nil && c.token == t {
+	if c := r.lastValue.Load(); c != nil && c.token == t {
 		return c.value
 	}
 	c := &headerCache{token: t, value: r.Prefix + " " + t}
-	r.header.Store(c)
+	r.lastValue.Store(c)
 	return c.value
 }
 
