@@ -37,15 +37,6 @@ const maxTokenSize = 16 << 10
 // maxMessageLen bounds a service message carried in an error and logged.
 const maxMessageLen = 300
 
-// call is one HTTP exchange with an identity service.
-type call struct {
-	op     string
-	client *http.Client
-	// sent lists the credentials sent, to be scrubbed from anything the
-	// service answers before anything else reads it.
-	sent credentials
-}
-
 // withAnswer returns c with the tokens found in an answer's body added
 // to what is scrubbed: a token in an answer credproxy refuses is a
 // credential as much as one it sent, and a service may repeat it in a
@@ -109,13 +100,6 @@ func (c call) transportFailure(what string, err error) error {
 		te.causes = append(te.causes, os.ErrDeadlineExceeded) // a net.Error that says Timeout
 	}
 	return te
-}
-
-// do sends req and returns the body of a 2xx answer, read with a size cap.
-// Any other answer becomes an *Error carrying the service's message.
-func (c call) do(req *http.Request) ([]byte, error) {
-	a, err := c.doResponse(req)
-	return a.body, err
 }
 
 // readAnswer reads a body up to one byte over MaxResponseSize, so that the

@@ -113,34 +113,3 @@ func (s *SplunkSession) Release(ctx context.Context, tok Token) error {
 	}
 	return err
 }
-
-// answer is a 2xx answer read with the size cap.
-type answer struct {
-	status int
-	date   string
-	body   []byte
-}
-
-// doResponse is do for callers that need the status and Date too.
-func (c call) doResponse(req *http.Request) (answer, error) {
-	client, err := sender(c.op, c.client)
-	if err != nil {
-		return answer{}, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return answer{}, c.transportFailure("", err)
-	}
-	defer resp.Body.Close()
-	body, err := readAnswer(resp.Body)
-	if err != nil {
-		return answer{}, c.transportFailure("read answer: ", err)
-	}
-	if len(body) > MaxResponseSize {
-		return answer{}, oversized(c.op, resp.StatusCode)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return answer{}, c.serviceError(resp, body)
-	}
-	return answer{status: resp.StatusCode, date: resp.Header.Get("Date"), body: body}, nil
-}
