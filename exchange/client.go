@@ -1,11 +1,11 @@
 package exchange
 
 import (
-	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
+
+	"github.com/credproxy/credproxy/internal/outbound"
 )
 
 // NewHTTPClient returns the client credproxy uses for identity services.
@@ -19,13 +19,10 @@ import (
 func NewHTTPClient() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
-			Proxy: nil,
-			DialContext: (&net.Dialer{
-				Timeout:   10 * time.Second,
-				KeepAlive: 30 * time.Second,
-			}).DialContext,
-			TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout:    10 * time.Second,
+			Proxy:                  nil,
+			DialContext:            outbound.Dialer().DialContext,
+			TLSClientConfig:        outbound.TLSConfig(),
+			TLSHandshakeTimeout:    outbound.TLSHandshakeTimeout,
 			ResponseHeaderTimeout:  30 * time.Second,
 			MaxResponseHeaderBytes: 64 << 10,
 			IdleConnTimeout:        90 * time.Second,

@@ -14,6 +14,7 @@ import (
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/internal/outbound"
 	"github.com/credproxy/credproxy/mitm"
 )
 
@@ -22,8 +23,6 @@ const (
 	// DefaultTunnelIdleTimeout closes a blind tunnel after this long
 	// without a byte in either direction.
 	DefaultTunnelIdleTimeout = 5 * time.Minute
-	// tunnelDialTimeout bounds connecting to a tunnel's destination.
-	tunnelDialTimeout = 10 * time.Second
 )
 
 // ForwardOptions configures the forward proxy.
@@ -267,9 +266,7 @@ func (f *Forward) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 // dialTunnel connects a blind tunnel, directly (no proxy from the
 // environment), and closes it once idle for the idle timeout.
 func (f *Forward) dialTunnel(req *http.Request, network, addr string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), tunnelDialTimeout)
-	defer cancel()
-	c, err := f.self.guard((&net.Dialer{KeepAlive: 30 * time.Second}).DialContext)(ctx, network, addr)
+	c, err := f.self.guard(outbound.Dialer().DialContext)(req.Context(), network, addr)
 	if err != nil {
 		return nil, err
 	}

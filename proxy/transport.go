@@ -1,18 +1,14 @@
 package proxy
 
 import (
-	"crypto/tls"
-	"net"
 	"net/http"
 	"time"
+
+	"github.com/credproxy/credproxy/internal/outbound"
 )
 
 // Limits of the upstream transport.
 const (
-	// upstreamDialTimeout bounds connecting to an upstream API.
-	upstreamDialTimeout = 10 * time.Second
-	// upstreamTLSHandshakeTimeout bounds the TLS handshake with it.
-	upstreamTLSHandshakeTimeout = 10 * time.Second
 	// UpstreamResponseHeaderTimeout bounds the wait for an answer's
 	// headers once the request is sent: an upstream that takes a request
 	// and says nothing gets 504 after it, and the request is not sent
@@ -42,13 +38,10 @@ const (
 // byte.
 func NewTransport() *http.Transport {
 	return &http.Transport{
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   upstreamDialTimeout,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    upstreamTLSHandshakeTimeout,
+		Proxy:                  nil,
+		DialContext:            outbound.Dialer().DialContext,
+		TLSClientConfig:        outbound.TLSConfig(),
+		TLSHandshakeTimeout:    outbound.TLSHandshakeTimeout,
 		ResponseHeaderTimeout:  UpstreamResponseHeaderTimeout,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
