@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/credproxy/credproxy/internal/jsonerror"
 	"github.com/credproxy/credproxy/tokencache"
 )
 
@@ -87,17 +88,7 @@ func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
 	_ = enc.Encode(body)
 }
 
-// errorBody is the JSON body of the admin listener's errors, the same
-// shape as the proxy's own.
-type errorBody struct {
-	Error  string `json:"error"`
-	Route  string `json:"route"`
-	Detail string `json:"detail"`
-}
+// errorBody is the JSON body of every error credproxy itself answers.
+type errorBody = jsonerror.Body
 
-func writeError(w http.ResponseWriter, status int, body errorBody) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
-}
+func writeError(w http.ResponseWriter, status int, body errorBody) { jsonerror.Write(w, status, body) }

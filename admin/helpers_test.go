@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/promtest"
 )
 
 // fakeTokens serves a fixed token or error.
@@ -19,23 +20,5 @@ func (f *fakeTokens) Token(context.Context) (exchange.Token, error) { return f.t
 
 // counterValue sums the counters named name whose label is value.
 func counterValue(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, mt := range mf.GetMetric() {
-			for _, lp := range mt.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					sum += mt.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
+	return promtest.CounterSum(t, g, name, label, value)
 }

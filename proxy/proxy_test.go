@@ -24,6 +24,7 @@ import (
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/promtest"
 	"github.com/credproxy/credproxy/internal/secret"
 	"github.com/credproxy/credproxy/tokencache"
 )
@@ -420,24 +421,7 @@ func counterValue(t *testing.T, m *Metrics, name, label, value string) float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(m.requests, m.upstreamDuration, m.replayCount, m.connects, m.leafSigned)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, mt := range mf.GetMetric() {
-			for _, lp := range mt.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					sum += mt.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
+	return promtest.CounterSum(t, reg, name, label, value)
 }
 
 func TestAuthority(t *testing.T) {

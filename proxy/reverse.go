@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/internal/jsonerror"
 	"github.com/credproxy/credproxy/tokencache"
 )
 
@@ -91,18 +91,9 @@ func rewriteLocation(resp *http.Response, upstream *url.URL) {
 }
 
 // errorBody is the JSON body of every error credproxy itself answers.
-type errorBody struct {
-	Error  string `json:"error"`
-	Route  string `json:"route"`
-	Detail string `json:"detail"`
-}
+type errorBody = jsonerror.Body
 
-func writeError(w http.ResponseWriter, status int, body errorBody) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
-}
+func writeError(w http.ResponseWriter, status int, body errorBody) { jsonerror.Write(w, status, body) }
 
 // errorHandler answers for a request that got no upstream response: 503
 // when no credential could be had (fail closed), 499-like silence when the

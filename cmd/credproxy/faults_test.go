@@ -29,25 +29,6 @@ func forwardClient(t *testing.T, admin, forward string) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// waitNotReady polls /readyz until it answers 503.
-func waitNotReady(t *testing.T, admin string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == 503 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz did not fail after SIGTERM (last: %v %v)", r, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // shutdownProxy starts credproxy with a reverse route and the forward
 // proxy in front of a fake CSP and echo API.
 func shutdownProxy(t *testing.T, timeout string) (p *proc, addrs map[string]string, echoURL string) {
@@ -107,7 +88,7 @@ func TestShutdownDrainsFiveSecondStreamsInBothModes(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitNotReady(t, addrs["admin"])
+	waitReadyz(t, addrs["admin"], http.StatusServiceUnavailable, 5*time.Second)
 	for i, br := range readers {
 		lines, _ := readLines(br)
 		if len(lines) != 5 || lines[4] != `{"n":6}` {
@@ -161,7 +142,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitNotReady(t, addrs["admin"])
+	waitReadyz(t, addrs["admin"], http.StatusServiceUnavailable, 5*time.Second)
 	select {
 	case err := <-p.done:
 		p.done <- err

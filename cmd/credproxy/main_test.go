@@ -221,18 +221,27 @@ func fakes(t *testing.T, opts demo.CSPOptions) (csp *demo.CSP, cspURL string, ec
 
 func waitReady(t *testing.T, admin string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + admin + "/readyz")
+	waitReadyz(t, admin, http.StatusOK, 15*time.Second)
+}
+
+// waitReadyz polls the admin listener's /readyz until it answers status,
+// for at most within.
+func waitReadyz(t *testing.T, admin string, status int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r, err := http.Get("http://" + admin + "/readyz")
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			r.Body.Close()
+			if r.StatusCode == status {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz did not answer %d within %v (last: %v %v)", status, within, r, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("credproxy never became ready")
 }
 
 // TestBinaryEndToEnd runs the built binary against a fake CSP and a TLS

@@ -40,20 +40,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		r, err := http.Get("http://" + addrs["admin"] + "/readyz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == 503 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz did not fail after SIGTERM (last: %v %v)", r, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitReadyz(t, addrs["admin"], http.StatusServiceUnavailable, 2*time.Second)
 	var lines []string
 	for {
 		line, err := br.ReadString('\n')
