@@ -1,0 +1,148 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/credproxy/credproxy/config"
+)
+
+// helpWidth is the widest line of any help text.
+const helpWidth = 100
+
+const helpHead = `credproxy: a credential-exchange sidecar proxy.
+
+New here? Run ` + "`credproxy demo`" + `: a fake identity service, an echo API and the proxy, on loopback.
+
+credproxy holds a long-lived secret (a VMware Cloud Services API token or OAuth app, a Splunk
+login, an OAuth 2.0 client secret or refresh token, or a static token), exchanges it for
+short-lived access tokens, renews them ahead of expiry and puts them on your app's API calls.
+
+Example: your app calls http://127.0.0.1:8080 instead of https://example.wavefront.com:
+  export CREDPROXY_AUTH=csp-api-token CREDPROXY_UPSTREAM=https://example.wavefront.com
+  export CREDPROXY_CSP_API_TOKEN_FILE=/etc/credproxy/csp-api-token
+  credproxy check        # one exchange, a report, no secret shown
+  credproxy run          # then: curl http://127.0.0.1:8080/api/v2/source
+
+Commands (credproxy COMMAND --help for each):
+  run                    run the proxy, configured from the environment (the default)
+  check                  validate the configuration and do one exchange per route
+  token [ROUTE]          print one access token (for scripts)
+  exec [--] CMD [ARGS]   run CMD behind an ephemeral forward proxy and CA
+  ca init DIR            write a new forward-proxy CA
+  demo                   the embedded default, on loopback
+  version                print the version
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+`
+
+// commandHelp is each command's own help.
+var commandHelp = map[string]string{
+	"run": `Usage: credproxy [run]
+
+Runs the proxy, configured from the environment (credproxy --help lists every variable):
+a reverse listener per route that has LISTEN, the forward proxy when CREDPROXY_FORWARD_ADDR
+is set, and the admin listener (/healthz, /readyz, /metrics, the status page).
+
+Signals: SIGTERM or SIGINT drain and exit (a second one exits at once); SIGHUP is logged
+and serving goes on.
+`,
+	"check": `Usage: credproxy check
+
+Validates the configuration and does one exchange per route, then prints a report: the
+kind, the result, the token's lifetime and fingerprint, never a secret or a token. Splunk
+sessions it opens are ended again. Exit code 0 when every route got a token, 1 otherwise,
+2 for a bad configuration.
+`,
+	"token": `Usage: credproxy token [ROUTE]
+
+Prints one access token for ROUTE (the only route when there is one). It asks a running
+credproxy's token API first (CREDPROXY_ADMIN_ADDR, when CREDPROXY_TOKEN_API=true there), so
+that a script reuses the token credproxy holds; else it does an exchange of its own.
+
+Example: curl -H "Authorization: Bearer $(credproxy token)" https://example.wavefront.com/api/v2/x
+`,
+	"exec": `Usage: credproxy exec [--] COMMAND [ARGS...]
+
+Runs COMMAND behind an ephemeral forward proxy on a loopback port, with an ephemeral CA:
+HTTPS_PROXY, HTTP_PROXY, SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and
+NODE_EXTRA_CA_CERTS are set for it, and the secrets credproxy holds by value are not in its
+environment. COMMAND starts once every route holds a token; credproxy exits with its exit
+code (128+N when signal N ended it). Signals are passed on to COMMAND.
+
+Example: credproxy exec -- ./legacy-report.sh --since yesterday
+`,
+	"ca": `Usage: credproxy ca init DIR
+
+Writes a new forward-proxy CA into DIR: ca.pem (the certificate, for clients to trust) and
+ca-key.pem (mode 0600). Point CREDPROXY_CA_CERT_FILE and CREDPROXY_CA_KEY_FILE at them;
+without them each process makes an ephemeral CA, served at /ca.pem on the admin listener.
+`,
+	"demo": `Usage: credproxy demo
+
+Starts, on loopback, a fake VMware Cloud Services (short tokens, so renewals show within a
+minute), an echo API that shows the header it received, and credproxy between them, then
+prints the commands to try. Nothing leaves the machine. Ctrl-C stops it.
+`,
+	"version": `Usage: credproxy version
+
+Prints credproxy's version, the Go version and the platform.
+`,
+}
+
+// usage prints the help of cmd, or the general help with every variable
+// when cmd is "" or has no help of its own.
+func usage(w io.Writer, cmd string) error {
+	if text, ok := commandHelp[cmd]; ok {
+		fmt.Fprint(w, text)
+		return nil
+	}
+	fmt.Fprint(w, helpHead)
+	fmt.Fprintln(w, "\nGlobal environment variables:")
+	for _, v := range config.Variables() {
+		if !v.PerRoute {
+			printVar(w, v)
+		}
+	}
+	fmt.Fprintln(w, "\nPer route, prefixed CREDPROXY_ for the single default route, or")
+	fmt.Fprintln(w, "CREDPROXY_<ROUTE>_ for each name in CREDPROXY_ROUTES:")
+	for _, v := range config.Variables() {
+		if v.PerRoute {
+			printVar(w, v)
+		}
+	}
+	return nil
+}
+
+// printVar prints one variable: its name, then its doc wrapped to
+// helpWidth.
+func printVar(w io.Writer, v config.VarDoc) {
+	text := v.Doc
+	if v.Default != "" {
+		text += " (default " + v.Default + ")"
+	}
+	const indent = 2 + 32 + 1
+	lines := wrap(text, helpWidth-indent)
+	fmt.Fprintf(w, "  %-32s %s\n", v.Name, lines[0])
+	for _, l := range lines[1:] {
+		fmt.Fprintf(w, "%s%s\n", strings.Repeat(" ", indent), l)
+	}
+}
+
+// wrap breaks text into lines of at most width characters at spaces.
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(text) {
+		if line != "" && len(line)+1+len(word) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	return append(lines, line)
+}
