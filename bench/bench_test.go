@@ -1,7 +1,14 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,5 +82,45 @@ func TestReportRenders(t *testing.T) {
 	svg := r.svg()
 	if !strings.HasPrefix(svg, "<svg ") || !strings.HasSuffix(svg, "</svg>\n") || strings.Contains(svg, "NaN") {
 		t.Errorf("svg is not a whole document:\n%s", svg)
+	}
+}
+
+// TestRunLoad: the load generator, keep-alive and with a new connection
+// per request, against an in-process TLS server that wants the header.
+func TestRunLoad(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write(upstreamBody)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	for _, newConn := range []bool{false, true} {
+		conns.Store(0)
+		r, err := runLoad(context.Background(), loadOptions{URL: srv.URL, TLS: &tls.Config{RootCAs: pool}, Conns: 2,
+			Duration: 200 * time.Millisecond, NewConn: newConn, Header: "Authorization: Bearer t", WarmUp: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("new connection per request %v: %v", newConn, err)
+		}
+		if r.Requests < 2 || r.Errors != 0 || r.RPS <= 0 || r.P50 <= 0 || r.P99 < r.P50 {
+			t.Errorf("new connection per request %v: %+v", newConn, r)
+		}
+		if n := conns.Load(); newConn && n < r.Requests || !newConn && n != 2 {
+			t.Errorf("new connection per request %v: %d connections for %d requests", newConn, n, r.Requests)
+		}
+	}
+	if _, err := runLoad(context.Background(), loadOptions{URL: srv.URL, TLS: &tls.Config{RootCAs: pool}, Conns: 1,
+		Duration: 100 * time.Millisecond, WarmUp: 10 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "status 401") {
+		t.Errorf("without the header: err = %v, want the warm-up's 401", err)
 	}
 }
