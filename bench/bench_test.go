@@ -73,8 +73,16 @@ func TestReportRenders(t *testing.T) {
 		}})
 	}
 	r.Forward = []forwardRow{{Conns: 1, By: map[string]result{"direct": {RPS: 30}, "credproxy": {RPS: 20, CPU: 1}, "mitmproxy": {RPS: 1, CPU: 20}}}}
+	r.RTT = 60 * time.Millisecond
+	for _, client := range wanClients {
+		for i, path := range wanPaths {
+			r.WAN = append(r.WAN, wanRow{Client: client, Path: path, Calls: 10, P50: time.Duration(240/(i+1)) * time.Millisecond, P90: 250 * time.Millisecond})
+		}
+	}
 	md := r.markdown()
-	for _, want := range []string{"| reverse, 32 connections: requests/s vs nginx | >= 0.90x | 1.50x", "| met |", "results.svg"} {
+	for _, want := range []string{"| reverse, 32 connections: requests/s vs nginx | >= 0.90x | 1.50x", "| met |", "results.svg",
+		"## Wide area", "**A curl loop: 240.0 ms per call direct, 120.0 ms through credproxy, 2.0x faster.**",
+		"| curl loop | nginx, upstream keep-alive | 60.0 ms | 250.0 ms | 4.00x |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("results.md lacks %q", want)
 		}
@@ -122,5 +130,29 @@ func TestRunLoad(t *testing.T) {
 	if _, err := runLoad(context.Background(), loadOptions{URL: srv.URL, TLS: &tls.Config{RootCAs: pool}, Conns: 1,
 		Duration: 100 * time.Millisecond, WarmUp: 10 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "status 401") {
 		t.Errorf("without the header: err = %v, want the warm-up's 401", err)
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var ds []time.Duration
+		for _, x := range v {
+			ds = append(ds, time.Duration(x)*time.Millisecond)
+		}
+		return ds
+	}
+	for _, tc := range []struct {
+		desc     string
+		in       []time.Duration
+		p50, p90 time.Duration
+	}{
+		{"ten calls, the slowest first", ms(200, 1, 2, 3, 4, 5, 6, 7, 8, 9), 5500 * time.Microsecond, 9 * time.Millisecond},
+		{"odd count", ms(3, 1, 2), 2 * time.Millisecond, 3 * time.Millisecond},
+		{"one", ms(7), 7 * time.Millisecond, 7 * time.Millisecond},
+	} {
+		p50, p90 := percentiles(tc.in)
+		if p50 != tc.p50 || p90 != tc.p90 {
+			t.Errorf("%s: p50 %v p90 %v, want %v %v", tc.desc, p50, p90, tc.p50, tc.p90)
+		}
 	}
 }

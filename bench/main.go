@@ -11,7 +11,11 @@
 //     wrk does not speak CONNECT);
 //   - credproxy's memory: RSS idle, at 256 connections and after a million
 //     requests;
-//   - the token hot path (go test -bench in tokencache).
+//   - the token hot path (go test -bench in tokencache);
+//   - wide area: the upstream a round trip away (-rtt, through a latency
+//     relay), called by a curl loop, a Python requests Session and a Go
+//     client, directly and through credproxy (reverse and forward) and
+//     nginx (wan.go).
 //
 // It builds credproxy from this repository and runs the real binary, then
 // writes bench/results.md and bench/results.svg. Run it from the
@@ -20,8 +24,10 @@
 //	go run ./bench                          # about 8 minutes
 //	go run ./bench -duration 2s -rounds 1   # a quicker look
 //
-// It needs wrk, nginx, haproxy and mitmdump (Debian: apt-get install -y
-// wrk nginx haproxy mitmproxy) and says what is missing. Logs and the
+// It needs wrk, nginx, haproxy, mitmdump, curl and Python requests
+// (Debian: apt-get install -y wrk nginx haproxy mitmproxy curl
+// python3-requests), each only for the parts of the run that use it
+// (-skip), and says what is missing. Logs and the
 // generated configurations are kept in bench/results/ (not committed).
 package main
 
@@ -70,9 +76,18 @@ func main() {
 // upstream answers 401 to anything else.
 const benchToken = "bench-static-token-5f2c9a"
 
-// tools are the programs the run needs and the Debian package of each.
-var tools = []struct{ bin, pkg string }{
-	{"wrk", "wrk"}, {"nginx", "nginx"}, {"haproxy", "haproxy"}, {"mitmdump", "mitmproxy"},
+// tools are the programs the run needs, the Debian package of each and
+// the parts of the run that need it.
+var tools = []struct {
+	bin, pkg string
+	parts    []string
+}{
+	{"wrk", "wrk", []string{"reverse", "memory"}},
+	{"nginx", "nginx", []string{"reverse", "wan"}},
+	{"haproxy", "haproxy", []string{"reverse"}},
+	{"mitmdump", "mitmproxy", []string{"forward"}},
+	{"curl", "curl", []string{"wan"}},
+	{"python3", "python3-requests", []string{"wan"}},
 }
 
 // config is the command line.
@@ -85,8 +100,13 @@ type config struct {
 	// extraEnv is added to credproxy's environment (for experiments such
 	// as GODEBUG or GOGC settings).
 	extraEnv []string
-	// skip names parts of the run to leave out: forward, memory, hot.
+	// skip names parts of the run to leave out: reverse, forward,
+	// memory, wan, hot.
 	skip map[string]bool
+	// rtt is the wide-area scenario's round trip to the upstream, and
+	// wanCalls the calls each of its clients makes on each path.
+	rtt      time.Duration
+	wanCalls int
 	// render, when set, is a saved report to render instead of a run.
 	render string
 }
@@ -99,7 +119,7 @@ func run(ctx context.Context, args []string) error {
 	if cfg.render != "" {
 		return renderSaved(cfg.render)
 	}
-	if err := checkTools(); err != nil {
+	if err := checkTools(cfg.skip); err != nil {
 		return err
 	}
 	root, err := repoRoot()
@@ -112,7 +132,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	env, err := startAll(ctx, dir, bin, cfg.extraEnv)
+	env, err := startAll(ctx, dir, bin, cfg)
 	defer env.stopAll()
 	if err != nil {
 		return err
@@ -121,8 +141,10 @@ func run(ctx context.Context, args []string) error {
 	if rep.RSSIdle, err = rssKiB(env.credproxy.cmd.Process.Pid); err != nil {
 		return err
 	}
-	if err := runReverse(ctx, cfg, env, rep); err != nil {
-		return err
+	if !cfg.skip["reverse"] {
+		if err := runReverse(ctx, cfg, env, rep); err != nil {
+			return err
+		}
 	}
 	if !cfg.skip["forward"] {
 		if err := runForward(ctx, cfg, env, rep); err != nil {
@@ -131,6 +153,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if !cfg.skip["memory"] {
 		if err := runMemory(ctx, cfg, env, rep); err != nil {
+			return err
+		}
+	}
+	if !cfg.skip["wan"] {
+		if err := runWAN(ctx, cfg, env, rep); err != nil {
 			return err
 		}
 	}
@@ -166,13 +193,18 @@ func parseFlags(args []string) (config, error) {
 		return nil
 	})
 	fs.StringVar(&cfg.render, "render", "", "only rewrite results.md and results.svg from a report saved by an earlier run (bench/results/report.json)")
-	skip := fs.String("skip", "", "comma list of parts to leave out: forward, memory, hot (results are then not written)")
+	skip := fs.String("skip", "", "comma list of parts to leave out: reverse, forward, memory, wan, hot (results are then not written)")
+	fs.DurationVar(&cfg.rtt, "rtt", 60*time.Millisecond, "wide area: round trip between the contenders and the upstream")
+	fs.IntVar(&cfg.wanCalls, "wan-calls", 50, "wide area: calls per client and path")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	var err error
 	if cfg.rounds < 1 {
 		return cfg, errors.New("-rounds: at least 1")
+	}
+	if cfg.rtt < 0 || cfg.wanCalls < 1 {
+		return cfg, errors.New("-rtt: not negative; -wan-calls: at least 1")
 	}
 	if cfg.conns, err = parseInts(*conns); err != nil {
 		return cfg, fmt.Errorf("-conns: %w", err)
@@ -206,12 +238,19 @@ func renderSaved(path string) error {
 	return rep.write(root)
 }
 
-// checkTools says which Debian packages to install when a tool the run
-// needs is missing.
-func checkTools() error {
+// checkTools says which Debian packages to install when a tool that a
+// part of the run not skipped needs is missing.
+func checkTools(skip map[string]bool) error {
 	var missing []string
 	for _, t := range tools {
-		if _, err := exec.LookPath(t.bin); err != nil {
+		if !slices.ContainsFunc(t.parts, func(p string) bool { return !skip[p] }) {
+			continue
+		}
+		_, err := exec.LookPath(t.bin)
+		if err == nil && t.bin == "python3" {
+			err = exec.Command("python3", "-c", "import requests").Run()
+		}
+		if err != nil {
 			missing = append(missing, t.pkg)
 		}
 	}
@@ -439,6 +478,7 @@ func median(rs []result) result {
 // env is the running set of processes and their addresses.
 type env struct {
 	procs     []*proc
+	dir, bin  string // where logs and configurations go; credproxy's binary
 	upstream  *proc
 	credproxy *proc
 	nginx     *proc
@@ -484,10 +524,11 @@ func (e *env) add(p *proc, err error) (*proc, error) {
 	return p, err
 }
 
-// startAll starts the upstream and every contender and waits until each
-// answers a request with the credential the upstream expects.
-func startAll(ctx context.Context, dir, bin string, extraEnv []string) (*env, error) {
-	e := &env{versions: map[string]string{}}
+// startAll starts the upstream and the contenders of the parts not
+// skipped, and waits until each answers a request with the credential
+// the upstream expects. (The wide-area part starts its own.)
+func startAll(ctx context.Context, dir, bin string, cfg config) (*env, error) {
+	e := &env{dir: dir, bin: bin, versions: map[string]string{}}
 	if err := writeUpstreamPKI(dir); err != nil {
 		return e, err
 	}
@@ -501,15 +542,21 @@ func startAll(ctx context.Context, dir, bin string, extraEnv []string) (*env, er
 	if err != nil {
 		return e, err
 	}
-	steps := []func() error{
-		func() error { return e.startUpstream(ctx, dir, p.up) },
-		func() error { return e.startCredproxy(ctx, dir, bin, p, extraEnv) },
-		func() error { return e.startNginx(ctx, dir, p.nginx, p.up) },
-		func() error { return e.startHAProxy(ctx, dir, p.haproxy, p.up) },
-		func() error { return e.startMitmdump(ctx, dir, p.mitm, p.up) },
+	steps := []struct {
+		part  string // "" for every run
+		start func() error
+	}{
+		{"", func() error { return e.startUpstream(ctx, dir, p.up) }},
+		{"", func() error { return e.startCredproxy(ctx, dir, bin, p, cfg.extraEnv) }},
+		{"reverse", func() error { return e.startNginx(ctx, dir, p.nginx, p.up) }},
+		{"reverse", func() error { return e.startHAProxy(ctx, dir, p.haproxy, p.up) }},
+		{"forward", func() error { return e.startMitmdump(ctx, dir, p.mitm, p.up) }},
 	}
 	for _, step := range steps {
-		if err := step(); err != nil {
+		if cfg.skip[step.part] {
+			continue
+		}
+		if err := step.start(); err != nil {
 			return e, err
 		}
 	}
@@ -571,7 +618,7 @@ func (e *env) startCredproxy(ctx context.Context, dir, bin string, p ports, extr
 	if err := waitOK(ctx, e.credproxy, e.adminURL+"/readyz", nil, nil); err != nil {
 		return err
 	}
-	if e.credproxyCA, err = fetchCA(e.adminURL + "/ca.pem"); err != nil {
+	if _, e.credproxyCA, err = fetchCA(e.adminURL + "/ca.pem"); err != nil {
 		return err
 	}
 	if err := waitOK(ctx, e.credproxy, e.credproxyURL+"/", nil, nil); err != nil {
@@ -584,41 +631,50 @@ func (e *env) startCredproxy(ctx context.Context, dir, bin string, p ports, extr
 	return nil
 }
 
-// fetchCA reads credproxy's forward-proxy CA from its admin listener.
-func fetchCA(u string) (*x509.CertPool, error) {
+// fetchCA reads credproxy's forward-proxy CA from its admin listener, as
+// PEM and as a pool.
+func fetchCA(u string) ([]byte, *x509.CertPool, error) {
 	caResp, err := http.Get(u)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cpCA, _ := io.ReadAll(caResp.Body)
 	caResp.Body.Close()
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(cpCA) {
-		return nil, errors.New("credproxy /ca.pem: no certificate")
+		return nil, nil, errors.New("credproxy /ca.pem: no certificate")
 	}
-	return pool, nil
+	return cpCA, pool, nil
 }
 
-// startNginx writes nginx.conf and starts nginx in front of the upstream.
+// startNginx starts nginx in front of the upstream.
 func (e *env) startNginx(ctx context.Context, dir string, port, upPort int) error {
 	logf("starting nginx")
+	var err error
+	if e.nginx, err = runNginx(ctx, dir, port, upPort, e.add); err != nil {
+		return err
+	}
+	e.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	e.versions["nginx"] = firstLine(exec.Command("nginx", "-v").CombinedOutput())
+	return nil
+}
+
+// runNginx writes dir/nginx.conf (its pid file, logs and temporary
+// directories in dir too), starts nginx on port in front of upPort,
+// records the process with add and waits until it answers.
+func runNginx(ctx context.Context, dir string, port, upPort int, add func(*proc, error) (*proc, error)) (*proc, error) {
 	nconf, err := writeFile(dir, "nginx.conf", nginxConf(dir, port, upPort, benchToken))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, d := range []string{"nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"} {
 		_ = os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
-	e.nginx, err = e.add(start(dir, "nginx", nil, "nginx", "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", nconf))
+	p, err := add(start(dir, "nginx", nil, "nginx", "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", nconf))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	if err := waitOK(ctx, e.nginx, e.nginxURL+"/", nil, nil); err != nil {
-		return err
-	}
-	e.versions["nginx"] = firstLine(exec.Command("nginx", "-v").CombinedOutput())
-	return nil
+	return p, waitOK(ctx, p, fmt.Sprintf("http://127.0.0.1:%d/", port), nil, nil)
 }
 
 // startHAProxy writes haproxy.cfg and starts HAProxy in front of the
