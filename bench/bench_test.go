@@ -156,3 +156,17 @@ func TestPercentiles(t *testing.T) {
 		}
 	}
 }
+
+func TestSpliceSection(t *testing.T) {
+	sec := "## Fleet\n\nnew\n\n### Sub\n\nmore\n"
+	for _, tc := range []struct{ desc, doc, want string }{
+		{"replaced", "# R\n\n## A\n\na\n\n## Fleet\n\nold\n\n### Sub\n\nold\n\n## Versions\n\nv\n", "# R\n\n## A\n\na\n\n" + sec + "\n## Versions\n\nv\n"},
+		{"added before Versions", "# R\n\n## A\n\na\n\n## Versions\n\nv\n", "# R\n\n## A\n\na\n\n" + sec + "\n## Versions\n\nv\n"},
+		{"last section", "# R\n\n## Fleet\n\nold\n", "# R\n\n" + sec},
+		{"no Versions", "# R\n", "# R\n\n" + sec},
+	} {
+		if got := spliceSection(tc.doc, "## Fleet", sec); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.desc, got, tc.want)
+		}
+	}
+}

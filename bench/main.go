@@ -107,6 +107,10 @@ type config struct {
 	// wanCalls the calls each of its clients makes on each path.
 	rtt      time.Duration
 	wanCalls int
+	// fleet, when set, runs only the fleet simulation with fleetRoutes
+	// sidecars.
+	fleet       bool
+	fleetRoutes int
 	// render, when set, is a saved report to render instead of a run.
 	render string
 }
@@ -118,6 +122,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if cfg.render != "" {
 		return renderSaved(cfg.render)
+	}
+	if cfg.fleet {
+		return runFleet(ctx, cfg)
 	}
 	if err := checkTools(cfg.skip); err != nil {
 		return err
@@ -196,6 +203,8 @@ func parseFlags(args []string) (config, error) {
 	skip := fs.String("skip", "", "comma list of parts to leave out: reverse, forward, memory, wan, hot (results are then not written)")
 	fs.DurationVar(&cfg.rtt, "rtt", 60*time.Millisecond, "wide area: round trip between the contenders and the upstream")
 	fs.IntVar(&cfg.wanCalls, "wan-calls", 50, "wide area: calls per client and path")
+	fs.BoolVar(&cfg.fleet, "fleet", false, "only simulate the fleet (virtual time, a few minutes): write bench/fleet.json, bench/fleet.svg and the Fleet section of bench/results.md")
+	fs.IntVar(&cfg.fleetRoutes, "fleet-routes", 10000, "fleet: sidecars simulated")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -203,8 +212,8 @@ func parseFlags(args []string) (config, error) {
 	if cfg.rounds < 1 {
 		return cfg, errors.New("-rounds: at least 1")
 	}
-	if cfg.rtt < 0 || cfg.wanCalls < 1 {
-		return cfg, errors.New("-rtt: not negative; -wan-calls: at least 1")
+	if cfg.rtt < 0 || cfg.wanCalls < 1 || cfg.fleetRoutes < 1 {
+		return cfg, errors.New("-rtt: not negative; -wan-calls, -fleet-routes: at least 1")
 	}
 	if cfg.conns, err = parseInts(*conns); err != nil {
 		return cfg, fmt.Errorf("-conns: %w", err)
@@ -366,8 +375,13 @@ func runHot(ctx context.Context, root string, rep *report) error {
 	return nil
 }
 
-// write writes bench/results.md and bench/results.svg.
+// write writes bench/results.md and bench/results.svg, with the figures
+// of the last fleet simulation (bench/fleet.json) as its Fleet section.
 func (r *report) write(root string) error {
+	var err error
+	if r.Fleet, err = loadFleet(root); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(r.markdown()), 0o644); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/credproxy/credproxy/bench/fleet"
 )
 
 // report is everything one run measured.
@@ -28,6 +30,10 @@ type report struct {
 	// RTT is the wide-area scenario's round trip, WAN its measurements.
 	RTT time.Duration
 	WAN []wanRow
+
+	// Fleet is the last fleet simulation's figures (bench/fleet.json,
+	// written by -fleet), rendered as results.md's Fleet section.
+	Fleet *fleet.Report `json:"-"`
 }
 
 type reverseRow struct {
@@ -184,6 +190,10 @@ func (r *report) markdown() string {
 	w("\n## Token hot path\n\n`go test -bench BenchmarkTokenHot -benchmem ./tokencache`: a valid token is an atomic load.\n\n| benchmark | ns/op | allocs/op |\n|---|---:|---:|\n")
 	for _, h := range r.Hot {
 		w("| %s | %.2f | %d |\n", h.Name, h.NsOp, h.AllocsOp)
+	}
+
+	if r.Fleet != nil {
+		w("\n%s", r.Fleet.Markdown())
 	}
 
 	w("\n## Versions\n\n")
