@@ -1,7 +1,14 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,8 +73,16 @@ func TestReportRenders(t *testing.T) {
 		}})
 	}
 	r.Forward = []forwardRow{{Conns: 1, By: map[string]result{"direct": {RPS: 30}, "credproxy": {RPS: 20, CPU: 1}, "mitmproxy": {RPS: 1, CPU: 20}}}}
+	r.RTT = 60 * time.Millisecond
+	for _, client := range wanClients {
+		for i, path := range wanPaths {
+			r.WAN = append(r.WAN, wanRow{Client: client, Path: path, Calls: 10, P50: time.Duration(240/(i+1)) * time.Millisecond, P90: 250 * time.Millisecond})
+		}
+	}
 	md := r.markdown()
-	for _, want := range []string{"| reverse, 32 connections: requests/s vs nginx | >= 0.90x | 1.50x", "| met |", "results.svg"} {
+	for _, want := range []string{"| reverse, 32 connections: requests/s vs nginx | >= 0.90x | 1.50x", "| met |", "results.svg",
+		"## Wide area", "**A curl loop: 240.0 ms per call direct, 120.0 ms through credproxy, 2.0x faster.**",
+		"| curl loop | nginx, upstream keep-alive | 60.0 ms | 250.0 ms | 4.00x |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("results.md lacks %q", want)
 		}
@@ -75,5 +90,83 @@ func TestReportRenders(t *testing.T) {
 	svg := r.svg()
 	if !strings.HasPrefix(svg, "<svg ") || !strings.HasSuffix(svg, "</svg>\n") || strings.Contains(svg, "NaN") {
 		t.Errorf("svg is not a whole document:\n%s", svg)
+	}
+}
+
+// TestRunLoad: the load generator, keep-alive and with a new connection
+// per request, against an in-process TLS server that wants the header.
+func TestRunLoad(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write(upstreamBody)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	for _, newConn := range []bool{false, true} {
+		conns.Store(0)
+		r, err := runLoad(context.Background(), loadOptions{URL: srv.URL, TLS: &tls.Config{RootCAs: pool}, Conns: 2,
+			Duration: 200 * time.Millisecond, NewConn: newConn, Header: "Authorization: Bearer t", WarmUp: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("new connection per request %v: %v", newConn, err)
+		}
+		if r.Requests < 2 || r.Errors != 0 || r.RPS <= 0 || r.P50 <= 0 || r.P99 < r.P50 {
+			t.Errorf("new connection per request %v: %+v", newConn, r)
+		}
+		if n := conns.Load(); newConn && n < r.Requests || !newConn && n != 2 {
+			t.Errorf("new connection per request %v: %d connections for %d requests", newConn, n, r.Requests)
+		}
+	}
+	if _, err := runLoad(context.Background(), loadOptions{URL: srv.URL, TLS: &tls.Config{RootCAs: pool}, Conns: 1,
+		Duration: 100 * time.Millisecond, WarmUp: 10 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "status 401") {
+		t.Errorf("without the header: err = %v, want the warm-up's 401", err)
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var ds []time.Duration
+		for _, x := range v {
+			ds = append(ds, time.Duration(x)*time.Millisecond)
+		}
+		return ds
+	}
+	for _, tc := range []struct {
+		desc     string
+		in       []time.Duration
+		p50, p90 time.Duration
+	}{
+		{"ten calls, the slowest first", ms(200, 1, 2, 3, 4, 5, 6, 7, 8, 9), 5500 * time.Microsecond, 9 * time.Millisecond},
+		{"odd count", ms(3, 1, 2), 2 * time.Millisecond, 3 * time.Millisecond},
+		{"one", ms(7), 7 * time.Millisecond, 7 * time.Millisecond},
+	} {
+		p50, p90 := percentiles(tc.in)
+		if p50 != tc.p50 || p90 != tc.p90 {
+			t.Errorf("%s: p50 %v p90 %v, want %v %v", tc.desc, p50, p90, tc.p50, tc.p90)
+		}
+	}
+}
+
+func TestSpliceSection(t *testing.T) {
+	sec := "## Fleet\n\nnew\n\n### Sub\n\nmore\n"
+	for _, tc := range []struct{ desc, doc, want string }{
+		{"replaced", "# R\n\n## A\n\na\n\n## Fleet\n\nold\n\n### Sub\n\nold\n\n## Versions\n\nv\n", "# R\n\n## A\n\na\n\n" + sec + "\n## Versions\n\nv\n"},
+		{"added before Versions", "# R\n\n## A\n\na\n\n## Versions\n\nv\n", "# R\n\n## A\n\na\n\n" + sec + "\n## Versions\n\nv\n"},
+		{"last section", "# R\n\n## Fleet\n\nold\n", "# R\n\n" + sec},
+		{"no Versions", "# R\n", "# R\n\n" + sec},
+	} {
+		if got := spliceSection(tc.doc, "## Fleet", sec); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.desc, got, tc.want)
+		}
 	}
 }

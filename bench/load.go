@@ -103,86 +103,14 @@ type loadOptions struct {
 // loop for opt.Duration. With NewConn every request opens a new
 // connection: the cost a single-shot script (curl in a loop) pays.
 func runLoad(ctx context.Context, opt loadOptions) (result, error) {
-	var hname, hval string
-	if opt.Header != "" {
-		hname, hval, _ = strings.Cut(opt.Header, ":")
-		hval = strings.TrimSpace(hval)
-	}
-	type worker struct {
-		lat  []time.Duration
-		errs int64
-		err  error
-	}
-	workers := make([]*worker, opt.Conns)
+	workers := make([]*loadWorker, opt.Conns)
 	var wg sync.WaitGroup
-	var measuring sync.WaitGroup
-	measuring.Add(1)
-	startAt := make(chan time.Time)
+	startAt := make(chan struct{})
 	stopAt := make(chan struct{})
 	for i := range workers {
-		w := &worker{}
+		w := &loadWorker{}
 		workers[i] = w
-		wg.Go(func() {
-			tr := &http.Transport{
-				TLSClientConfig:     opt.TLS,
-				DisableKeepAlives:   opt.NewConn,
-				MaxIdleConnsPerHost: 1,
-				MaxConnsPerHost:     1,
-				DisableCompression:  true,
-			}
-			if opt.Proxy != nil {
-				tr.Proxy = http.ProxyURL(opt.Proxy)
-			}
-			defer tr.CloseIdleConnections()
-			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			req, err := http.NewRequestWithContext(ctx, "GET", opt.URL, nil)
-			if err != nil {
-				w.err = err
-				return
-			}
-			if hname != "" {
-				req.Header.Set(hname, hval)
-			}
-			one := func() error {
-				resp, err := client.Do(req)
-				if err != nil {
-					return err
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					return fmt.Errorf("status %d", resp.StatusCode)
-				}
-				return nil
-			}
-			// Warm up: connections open, leaves signed, pools filled.
-			warmEnd := time.Now().Add(opt.WarmUp)
-			for time.Now().Before(warmEnd) {
-				if err := one(); err != nil {
-					w.err = fmt.Errorf("warm-up: %w", err)
-					return
-				}
-			}
-			<-startAt
-			w.lat = make([]time.Duration, 0, 1<<14)
-			for {
-				select {
-				case <-stopAt:
-					return
-				default:
-				}
-				t0 := time.Now()
-				if err := one(); err != nil {
-					w.errs++
-					if w.errs > 100 {
-						w.err = err
-						return
-					}
-					continue
-				}
-				w.lat = append(w.lat, time.Since(t0))
-			}
-		})
+		wg.Go(func() { w.run(ctx, opt, startAt, stopAt) })
 	}
 	time.Sleep(opt.WarmUp + 100*time.Millisecond)
 	t0 := time.Now()
@@ -194,6 +122,111 @@ func runLoad(ctx context.Context, opt loadOptions) (result, error) {
 	close(stopAt)
 	elapsed := time.Since(t0)
 	wg.Wait()
+	return summarize(workers, elapsed)
+}
+
+// loadWorker is one connection of the load generator: the latencies of
+// its requests while measuring, failed requests, and the error that
+// stopped it early.
+type loadWorker struct {
+	lat  []time.Duration
+	errs int64
+	err  error
+}
+
+// run warms up, waits for startAt and issues requests until stopAt.
+func (w *loadWorker) run(ctx context.Context, opt loadOptions, startAt, stopAt <-chan struct{}) {
+	client, closeIdle := loadClient(opt)
+	defer closeIdle()
+	req, err := loadRequest(ctx, opt)
+	if err != nil {
+		w.err = err
+		return
+	}
+	// Warm up: connections open, leaves signed, pools filled.
+	warmEnd := time.Now().Add(opt.WarmUp)
+	for time.Now().Before(warmEnd) {
+		if err := getOK(client, req); err != nil {
+			w.err = fmt.Errorf("warm-up: %w", err)
+			return
+		}
+	}
+	<-startAt
+	w.measure(client, req, stopAt)
+}
+
+// measure issues requests back to back until stopAt, recording the
+// latency of each that succeeds; after more than 100 failures it gives
+// up with the last error.
+func (w *loadWorker) measure(client *http.Client, req *http.Request, stopAt <-chan struct{}) {
+	w.lat = make([]time.Duration, 0, 1<<14)
+	for {
+		select {
+		case <-stopAt:
+			return
+		default:
+		}
+		t0 := time.Now()
+		if err := getOK(client, req); err != nil {
+			w.errs++
+			if w.errs > 100 {
+				w.err = err
+				return
+			}
+			continue
+		}
+		w.lat = append(w.lat, time.Since(t0))
+	}
+}
+
+// loadClient is a worker's client: one connection at a time, kept alive
+// unless opt.NewConn, through opt.Proxy when set. The function returned
+// closes its idle connection.
+func loadClient(opt loadOptions) (*http.Client, func()) {
+	tr := &http.Transport{
+		TLSClientConfig:     opt.TLS,
+		DisableKeepAlives:   opt.NewConn,
+		MaxIdleConnsPerHost: 1,
+		MaxConnsPerHost:     1,
+		DisableCompression:  true,
+	}
+	if opt.Proxy != nil {
+		tr.Proxy = http.ProxyURL(opt.Proxy)
+	}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, tr.CloseIdleConnections
+}
+
+// loadRequest is the GET every request of a worker repeats, with
+// opt.Header when set.
+func loadRequest(ctx context.Context, opt loadOptions) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", opt.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Header != "" {
+		hname, hval, _ := strings.Cut(opt.Header, ":")
+		req.Header.Set(hname, strings.TrimSpace(hval))
+	}
+	return req, nil
+}
+
+// getOK sends req, reads the answer to its end and wants a 200.
+func getOK(client *http.Client, req *http.Request) error {
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// summarize merges the workers' latencies into one result over elapsed;
+// the first worker error fails the measurement.
+func summarize(workers []*loadWorker, elapsed time.Duration) (result, error) {
 	var all []time.Duration
 	var r result
 	for _, w := range workers {

@@ -11,7 +11,11 @@
 //     wrk does not speak CONNECT);
 //   - credproxy's memory: RSS idle, at 256 connections and after a million
 //     requests;
-//   - the token hot path (go test -bench in tokencache).
+//   - the token hot path (go test -bench in tokencache);
+//   - wide area: the upstream a round trip away (-rtt, through a latency
+//     relay), called by a curl loop, a Python requests Session and a Go
+//     client, directly and through credproxy (reverse and forward) and
+//     nginx (wan.go).
 //
 // It builds credproxy from this repository and runs the real binary, then
 // writes bench/results.md and bench/results.svg. Run it from the
@@ -20,8 +24,10 @@
 //	go run ./bench                          # about 8 minutes
 //	go run ./bench -duration 2s -rounds 1   # a quicker look
 //
-// It needs wrk, nginx, haproxy and mitmdump (Debian: apt-get install -y
-// wrk nginx haproxy mitmproxy) and says what is missing. Logs and the
+// It needs wrk, nginx, haproxy, mitmdump, curl and Python requests
+// (Debian: apt-get install -y wrk nginx haproxy mitmproxy curl
+// python3-requests), each only for the parts of the run that use it
+// (-skip), and says what is missing. Logs and the
 // generated configurations are kept in bench/results/ (not committed).
 package main
 
@@ -70,9 +76,18 @@ func main() {
 // upstream answers 401 to anything else.
 const benchToken = "bench-static-token-5f2c9a"
 
-// tools are the programs the run needs and the Debian package of each.
-var tools = []struct{ bin, pkg string }{
-	{"wrk", "wrk"}, {"nginx", "nginx"}, {"haproxy", "haproxy"}, {"mitmdump", "mitmproxy"},
+// tools are the programs the run needs, the Debian package of each and
+// the parts of the run that need it.
+var tools = []struct {
+	bin, pkg string
+	parts    []string
+}{
+	{"wrk", "wrk", []string{"reverse", "memory"}},
+	{"nginx", "nginx", []string{"reverse", "wan"}},
+	{"haproxy", "haproxy", []string{"reverse"}},
+	{"mitmdump", "mitmproxy", []string{"forward"}},
+	{"curl", "curl", []string{"wan"}},
+	{"python3", "python3-requests", []string{"wan"}},
 }
 
 // config is the command line.
@@ -85,11 +100,91 @@ type config struct {
 	// extraEnv is added to credproxy's environment (for experiments such
 	// as GODEBUG or GOGC settings).
 	extraEnv []string
-	// skip names parts of the run to leave out: forward, memory, hot.
+	// skip names parts of the run to leave out: reverse, forward,
+	// memory, wan, hot.
 	skip map[string]bool
+	// rtt is the wide-area scenario's round trip to the upstream, and
+	// wanCalls the calls each of its clients makes on each path.
+	rtt      time.Duration
+	wanCalls int
+	// fleet, when set, runs only the fleet simulation with fleetRoutes
+	// sidecars.
+	fleet       bool
+	fleetRoutes int
+	// render, when set, is a saved report to render instead of a run.
+	render string
 }
 
 func run(ctx context.Context, args []string) error {
+	cfg, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	if cfg.render != "" {
+		return renderSaved(cfg.render)
+	}
+	if cfg.fleet {
+		return runFleet(ctx, cfg)
+	}
+	if err := checkTools(cfg.skip); err != nil {
+		return err
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, "bench", "results")
+	bin, err := buildCredproxy(ctx, root, dir)
+	if err != nil {
+		return err
+	}
+
+	env, err := startAll(ctx, dir, bin, cfg)
+	defer env.stopAll()
+	if err != nil {
+		return err
+	}
+	rep := &report{Started: time.Now(), Duration: cfg.duration, Rounds: cfg.rounds, Machine: machine(), Load: loadAvg(), Versions: env.versions}
+	if rep.RSSIdle, err = rssKiB(env.credproxy.cmd.Process.Pid); err != nil {
+		return err
+	}
+	if !cfg.skip["reverse"] {
+		if err := runReverse(ctx, cfg, env, rep); err != nil {
+			return err
+		}
+	}
+	if !cfg.skip["forward"] {
+		if err := runForward(ctx, cfg, env, rep); err != nil {
+			return err
+		}
+	}
+	if !cfg.skip["memory"] {
+		if err := runMemory(ctx, cfg, env, rep); err != nil {
+			return err
+		}
+	}
+	if !cfg.skip["wan"] {
+		if err := runWAN(ctx, cfg, env, rep); err != nil {
+			return err
+		}
+	}
+	if !cfg.skip["hot"] {
+		if err := runHot(ctx, root, rep); err != nil {
+			return err
+		}
+	}
+	if len(cfg.skip) > 0 || len(cfg.extraEnv) > 0 {
+		logf("partial or modified run: results not written")
+		return nil
+	}
+	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "report.json"), b, 0o644)
+	}
+	return rep.write(root)
+}
+
+// parseFlags reads the command line into a config.
+func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var cfg config
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each measurement")
@@ -104,83 +199,110 @@ func run(ctx context.Context, args []string) error {
 		cfg.extraEnv = append(cfg.extraEnv, v)
 		return nil
 	})
-	render := fs.String("render", "", "only rewrite results.md and results.svg from a report saved by an earlier run (bench/results/report.json)")
-	skip := fs.String("skip", "", "comma list of parts to leave out: forward, memory, hot (results are then not written)")
+	fs.StringVar(&cfg.render, "render", "", "only rewrite results.md and results.svg from a report saved by an earlier run (bench/results/report.json)")
+	skip := fs.String("skip", "", "comma list of parts to leave out: reverse, forward, memory, wan, hot (results are then not written)")
+	fs.DurationVar(&cfg.rtt, "rtt", 60*time.Millisecond, "wide area: round trip between the contenders and the upstream")
+	fs.IntVar(&cfg.wanCalls, "wan-calls", 50, "wide area: calls per client and path")
+	fs.BoolVar(&cfg.fleet, "fleet", false, "only simulate the fleet (virtual time, a few minutes): write bench/fleet.json, bench/fleet.svg and the Fleet section of bench/results.md")
+	fs.IntVar(&cfg.fleetRoutes, "fleet-routes", 10000, "fleet: sidecars simulated")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return cfg, err
 	}
 	var err error
 	if cfg.rounds < 1 {
-		return errors.New("-rounds: at least 1")
+		return cfg, errors.New("-rounds: at least 1")
+	}
+	if cfg.rtt < 0 || cfg.wanCalls < 1 || cfg.fleetRoutes < 1 {
+		return cfg, errors.New("-rtt: not negative; -wan-calls, -fleet-routes: at least 1")
 	}
 	if cfg.conns, err = parseInts(*conns); err != nil {
-		return fmt.Errorf("-conns: %w", err)
+		return cfg, fmt.Errorf("-conns: %w", err)
 	}
 	if cfg.fwdConns, err = parseInts(*fwdConns); err != nil {
-		return fmt.Errorf("-forward-conns: %w", err)
+		return cfg, fmt.Errorf("-forward-conns: %w", err)
 	}
-
 	cfg.skip = map[string]bool{}
 	for _, p := range strings.Split(*skip, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			cfg.skip[p] = true
 		}
 	}
+	return cfg, nil
+}
 
-	if *render != "" {
-		root, err := repoRoot()
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(*render)
-		if err != nil {
-			return err
-		}
-		rep := &report{}
-		if err := json.Unmarshal(b, rep); err != nil {
-			return fmt.Errorf("%s: %w", *render, err)
-		}
-		return rep.write(root)
+// renderSaved rewrites results.md and results.svg from a saved report.
+func renderSaved(path string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
 	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	rep := &report{}
+	if err := json.Unmarshal(b, rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return rep.write(root)
+}
 
+// checkTools says which Debian packages to install when a tool that a
+// part of the run not skipped needs is missing.
+func checkTools(skip map[string]bool) error {
 	var missing []string
 	for _, t := range tools {
-		if _, err := exec.LookPath(t.bin); err != nil {
+		if !slices.ContainsFunc(t.parts, func(p string) bool { return !skip[p] }) {
+			continue
+		}
+		_, err := exec.LookPath(t.bin)
+		if err == nil && t.bin == "python3" {
+			err = exec.Command("python3", "-c", "import requests").Run()
+		}
+		if err != nil {
 			missing = append(missing, t.pkg)
 		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("missing tools; install them with:\n  sudo apt-get update && sudo apt-get install -y %s", strings.Join(missing, " "))
 	}
+	return nil
+}
 
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(root, "bench", "results")
+// buildCredproxy builds ./cmd/credproxy into dir and returns the binary's
+// path.
+func buildCredproxy(ctx context.Context, root, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return "", err
 	}
 	logf("building credproxy")
 	bin := filepath.Join(dir, "credproxy")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/credproxy")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/credproxy: %w\n%s", err, out)
+		return "", fmt.Errorf("go build ./cmd/credproxy: %w\n%s", err, out)
 	}
+	return bin, nil
+}
 
-	env, err := startAll(ctx, dir, bin, cfg.extraEnv)
-	defer env.stopAll()
-	if err != nil {
-		return err
-	}
-	rep := &report{Started: time.Now(), Duration: cfg.duration, Rounds: cfg.rounds, Machine: machine(), Load: loadAvg(), Versions: env.versions}
+// reverseContender is one contender of reverse mode: where wrk sends its
+// requests, the header it adds (for the direct baseline) and the
+// process whose CPU time is counted.
+type reverseContender struct {
+	name, url, header string
+	p                 *proc
+}
 
-	if rep.RSSIdle, err = rssKiB(env.credproxy.cmd.Process.Pid); err != nil {
-		return err
-	}
-
+// runReverse measures reverse mode with wrk and records the median of the
+// rounds in rep.
+func runReverse(ctx context.Context, cfg config, env *env, rep *report) error {
 	logf("reverse mode")
+	contenders := []reverseContender{
+		{"direct", env.upURL, "Authorization: Bearer " + benchToken, nil},
+		{"credproxy", env.credproxyURL, "", env.credproxy},
+		{"nginx", env.nginxURL, "", env.nginx},
+		{"haproxy", env.haproxyURL, "", env.haproxy},
+	}
 	// Each round measures every contender at every connection count in
 	// turn, so that a neighbour's burst of CPU use on a shared machine
 	// hits one round of all of them rather than all rounds of one; the
@@ -191,36 +313,10 @@ func run(ctx context.Context, args []string) error {
 			if samples[n] == nil {
 				samples[n] = map[string][]result{}
 			}
-			for _, c := range []struct {
-				name, url, header string
-				p                 *proc
-			}{
-				{"direct", env.upURL, "Authorization: Bearer " + benchToken, nil},
-				{"credproxy", env.credproxyURL, "", env.credproxy},
-				{"nginx", env.nginxURL, "", env.nginx},
-				{"haproxy", env.haproxyURL, "", env.haproxy},
-			} {
-				var s *rssSampler
-				if c.name == "credproxy" {
-					s = sampleRSS(env.credproxy.cmd.Process.Pid)
-				}
-				cpu0 := c.p.cpu()
-				r, err := runWrk(ctx, c.url+"/api/v2/query", n, cfg.duration, c.header)
-				if c.p != nil && r.Requests > 0 {
-					r.CPU = (c.p.cpu() - cpu0) / time.Duration(r.Requests)
-				}
-				if s != nil {
-					peak := s.peak()
-					if n == 256 {
-						rep.RSS256 = max(rep.RSS256, peak)
-					}
-					logf("  credproxy peak RSS at %d connections: %d KiB", n, peak)
-				}
+			for _, c := range contenders {
+				r, err := measureReverse(ctx, env, rep, c, n, cfg.duration)
 				if err != nil {
-					return fmt.Errorf("%s at %d connections: %w", c.name, n, err)
-				}
-				if r.Errors > 0 {
-					return fmt.Errorf("%s at %d connections: %d errors or non-2xx answers", c.name, n, r.Errors)
+					return err
 				}
 				logf("  round %d %-9s c=%-3d %8.0f req/s  p50 %-8v p99 %-8v CPU/req %v", round, c.name, n, r.RPS, r.P50, r.P99, r.CPU)
 				samples[n][c.name] = append(samples[n][c.name], r)
@@ -234,38 +330,58 @@ func run(ctx context.Context, args []string) error {
 		}
 		rep.Reverse = append(rep.Reverse, row)
 	}
-
-	if !cfg.skip["forward"] {
-		if err := runForward(ctx, cfg, env, rep); err != nil {
-			return err
-		}
-	}
-	if !cfg.skip["memory"] {
-		if err := runMemory(ctx, cfg, env, rep); err != nil {
-			return err
-		}
-	}
-	if !cfg.skip["hot"] {
-		logf("token hot path")
-		if rep.Hot, err = tokenHotPath(ctx, root); err != nil {
-			return err
-		}
-		for _, h := range rep.Hot {
-			logf("  %s %.2f ns/op %d allocs/op", h.Name, h.NsOp, h.AllocsOp)
-		}
-	}
-	if len(cfg.skip) > 0 || len(cfg.extraEnv) > 0 {
-		logf("partial or modified run: results not written")
-		return nil
-	}
-	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
-		_ = os.WriteFile(filepath.Join(dir, "report.json"), b, 0o644)
-	}
-	return rep.write(root)
+	return nil
 }
 
-// write writes bench/results.md and bench/results.svg.
+// measureReverse runs wrk once against c at n connections, with the
+// contender's CPU time per request and, for credproxy, its peak RSS
+// (kept in rep for 256 connections).
+func measureReverse(ctx context.Context, env *env, rep *report, c reverseContender, n int, d time.Duration) (result, error) {
+	var s *rssSampler
+	if c.name == "credproxy" {
+		s = sampleRSS(env.credproxy.cmd.Process.Pid)
+	}
+	cpu0 := c.p.cpu()
+	r, err := runWrk(ctx, c.url+"/api/v2/query", n, d, c.header)
+	if c.p != nil && r.Requests > 0 {
+		r.CPU = (c.p.cpu() - cpu0) / time.Duration(r.Requests)
+	}
+	if s != nil {
+		peak := s.peak()
+		if n == 256 {
+			rep.RSS256 = max(rep.RSS256, peak)
+		}
+		logf("  credproxy peak RSS at %d connections: %d KiB", n, peak)
+	}
+	if err != nil {
+		return r, fmt.Errorf("%s at %d connections: %w", c.name, n, err)
+	}
+	if r.Errors > 0 {
+		return r, fmt.Errorf("%s at %d connections: %d errors or non-2xx answers", c.name, n, r.Errors)
+	}
+	return r, nil
+}
+
+// runHot runs the token hot-path benchmarks into rep.
+func runHot(ctx context.Context, root string, rep *report) error {
+	logf("token hot path")
+	var err error
+	if rep.Hot, err = tokenHotPath(ctx, root); err != nil {
+		return err
+	}
+	for _, h := range rep.Hot {
+		logf("  %s %.2f ns/op %d allocs/op", h.Name, h.NsOp, h.AllocsOp)
+	}
+	return nil
+}
+
+// write writes bench/results.md and bench/results.svg, with the figures
+// of the last fleet simulation (bench/fleet.json) as its Fleet section.
 func (r *report) write(root string) error {
+	var err error
+	if r.Fleet, err = loadFleet(root); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(r.markdown()), 0o644); err != nil {
 		return err
 	}
@@ -376,6 +492,7 @@ func median(rs []result) result {
 // env is the running set of processes and their addresses.
 type env struct {
 	procs     []*proc
+	dir, bin  string // where logs and configurations go; credproxy's binary
 	upstream  *proc
 	credproxy *proc
 	nginx     *proc
@@ -395,10 +512,37 @@ func (e *env) stopAll() {
 	}
 }
 
-// startAll starts the upstream and every contender and waits until each
-// answers a request with the credential the upstream expects.
-func startAll(ctx context.Context, dir, bin string, extraEnv []string) (*env, error) {
-	e := &env{versions: map[string]string{}}
+// ports are the loopback ports of the upstream and the contenders'
+// listeners.
+type ports struct {
+	up, credproxy, fwd, admin, nginx, haproxy, mitm int
+}
+
+// freePorts picks a free loopback port for each listener.
+func freePorts() (ports, error) {
+	var p ports
+	for _, f := range []*int{&p.up, &p.credproxy, &p.fwd, &p.admin, &p.nginx, &p.haproxy, &p.mitm} {
+		var err error
+		if *f, err = freePort(); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// add records a started process so that stopAll ends it.
+func (e *env) add(p *proc, err error) (*proc, error) {
+	if p != nil {
+		e.procs = append(e.procs, p)
+	}
+	return p, err
+}
+
+// startAll starts the upstream and the contenders of the parts not
+// skipped, and waits until each answers a request with the credential
+// the upstream expects. (The wide-area part starts its own.)
+func startAll(ctx context.Context, dir, bin string, cfg config) (*env, error) {
+	e := &env{dir: dir, bin: bin, versions: map[string]string{}}
 	if err := writeUpstreamPKI(dir); err != nil {
 		return e, err
 	}
@@ -408,149 +552,207 @@ func startAll(ctx context.Context, dir, bin string, extraEnv []string) (*env, er
 	}
 	e.upPool = x509.NewCertPool()
 	e.upPool.AppendCertsFromPEM(caPEM)
-	ports := make([]int, 7)
-	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
+	p, err := freePorts()
+	if err != nil {
+		return e, err
+	}
+	steps := []struct {
+		part  string // "" for every run
+		start func() error
+	}{
+		{"", func() error { return e.startUpstream(ctx, dir, p.up) }},
+		{"", func() error { return e.startCredproxy(ctx, dir, bin, p, cfg.extraEnv) }},
+		{"reverse", func() error { return e.startNginx(ctx, dir, p.nginx, p.up) }},
+		{"reverse", func() error { return e.startHAProxy(ctx, dir, p.haproxy, p.up) }},
+		{"forward", func() error { return e.startMitmdump(ctx, dir, p.mitm, p.up) }},
+	}
+	for _, step := range steps {
+		if cfg.skip[step.part] {
+			continue
+		}
+		if err := step.start(); err != nil {
 			return e, err
 		}
 	}
-	upPort, cpPort, fwdPort, adminPort, nginxPort, haPort, mitmPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
+	e.versions["wrk"] = firstLine(exec.Command("wrk", "-v").CombinedOutput())
+	e.versions["go"] = runtime.Version()
+	return e, nil
+}
+
+// startUpstream starts the TLS upstream (this program, re-executed as
+// "bench upstream") and waits until it answers 200 to the credential.
+func (e *env) startUpstream(ctx context.Context, dir string, port int) error {
+	logf("starting the TLS upstream")
 	self, err := os.Executable()
 	if err != nil {
-		return e, err
+		return err
 	}
-	add := func(p *proc, err error) (*proc, error) {
-		if p != nil {
-			e.procs = append(e.procs, p)
-		}
-		return p, err
+	if e.upstream, err = e.add(start(dir, "upstream", nil, self, "upstream", dir, strconv.Itoa(port), benchToken)); err != nil {
+		return err
 	}
+	e.upURL = fmt.Sprintf("https://127.0.0.1:%d", port)
+	return waitUpstream(ctx, e.upstream, e.upURL+"/", e.upPool)
+}
 
-	logf("starting the TLS upstream")
-	if e.upstream, err = add(start(dir, "upstream", nil, self, "upstream", dir, strconv.Itoa(upPort), benchToken)); err != nil {
-		return e, err
-	}
-	e.upURL = fmt.Sprintf("https://127.0.0.1:%d", upPort)
-	upCheck := func(u string) error {
-		req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
-		req.Header.Set("Authorization", "Bearer "+benchToken)
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.upPool}}
-		defer tr.CloseIdleConnections()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Do(req)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return nil
-				}
-				err = fmt.Errorf("status %d", resp.StatusCode)
+// waitUpstream polls the upstream at u with the credential until it
+// answers 200, for up to 10 s.
+func waitUpstream(ctx context.Context, up *proc, u string, pool *x509.CertPool) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	defer tr.CloseIdleConnections()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("upstream not ready: %w\n%s", err, e.upstream.tail())
-			}
-			time.Sleep(100 * time.Millisecond)
+			err = fmt.Errorf("status %d", resp.StatusCode)
 		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("upstream not ready: %w\n%s", err, up.tail())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if err := upCheck(e.upURL + "/"); err != nil {
-		return e, err
-	}
+}
 
+// startCredproxy starts credproxy with its reverse listener and forward
+// proxy, fetches its forward-proxy CA and waits until both modes answer.
+func (e *env) startCredproxy(ctx context.Context, dir, bin string, p ports, extraEnv []string) error {
 	logf("starting credproxy")
-	if e.credproxy, err = add(start(dir, "credproxy", append(credproxyEnv(dir, cpPort, fwdPort, adminPort, upPort, benchToken), extraEnv...), bin, "run")); err != nil {
-		return e, err
+	var err error
+	if e.credproxy, err = e.add(start(dir, "credproxy", append(credproxyEnv(dir, p.credproxy, p.fwd, p.admin, p.up, benchToken), extraEnv...), bin, "run")); err != nil {
+		return err
 	}
-	e.credproxyURL = fmt.Sprintf("http://127.0.0.1:%d", cpPort)
-	e.adminURL = fmt.Sprintf("http://127.0.0.1:%d", adminPort)
-	e.credproxyFwd = &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", fwdPort)}
+	e.credproxyURL = fmt.Sprintf("http://127.0.0.1:%d", p.credproxy)
+	e.adminURL = fmt.Sprintf("http://127.0.0.1:%d", p.admin)
+	e.credproxyFwd = &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", p.fwd)}
 	if err := waitOK(ctx, e.credproxy, e.adminURL+"/readyz", nil, nil); err != nil {
-		return e, err
+		return err
 	}
-	caResp, err := http.Get(e.adminURL + "/ca.pem")
+	if _, e.credproxyCA, err = fetchCA(e.adminURL + "/ca.pem"); err != nil {
+		return err
+	}
+	if err := waitOK(ctx, e.credproxy, e.credproxyURL+"/", nil, nil); err != nil {
+		return err
+	}
+	if err := waitOK(ctx, e.credproxy, e.upURL+"/", http.ProxyURL(e.credproxyFwd), &tls.Config{RootCAs: e.credproxyCA}); err != nil {
+		return err
+	}
+	e.versions["credproxy"] = firstLine(exec.Command(bin, "version").Output())
+	return nil
+}
+
+// fetchCA reads credproxy's forward-proxy CA from its admin listener, as
+// PEM and as a pool.
+func fetchCA(u string) ([]byte, *x509.CertPool, error) {
+	caResp, err := http.Get(u)
 	if err != nil {
-		return e, err
+		return nil, nil, err
 	}
 	cpCA, _ := io.ReadAll(caResp.Body)
 	caResp.Body.Close()
-	e.credproxyCA = x509.NewCertPool()
-	if !e.credproxyCA.AppendCertsFromPEM(cpCA) {
-		return e, errors.New("credproxy /ca.pem: no certificate")
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(cpCA) {
+		return nil, nil, errors.New("credproxy /ca.pem: no certificate")
 	}
-	if err := waitOK(ctx, e.credproxy, e.credproxyURL+"/", nil, nil); err != nil {
-		return e, err
-	}
-	if err := waitOK(ctx, e.credproxy, e.upURL+"/", http.ProxyURL(e.credproxyFwd), &tls.Config{RootCAs: e.credproxyCA}); err != nil {
-		return e, err
-	}
-	e.versions["credproxy"] = firstLine(exec.Command(bin, "version").Output())
+	return cpCA, pool, nil
+}
 
+// startNginx starts nginx in front of the upstream.
+func (e *env) startNginx(ctx context.Context, dir string, port, upPort int) error {
 	logf("starting nginx")
-	nconf, err := writeFile(dir, "nginx.conf", nginxConf(dir, nginxPort, upPort, benchToken))
+	var err error
+	if e.nginx, err = runNginx(ctx, dir, port, upPort, e.add); err != nil {
+		return err
+	}
+	e.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	e.versions["nginx"] = firstLine(exec.Command("nginx", "-v").CombinedOutput())
+	return nil
+}
+
+// runNginx writes dir/nginx.conf (its pid file, logs and temporary
+// directories in dir too), starts nginx on port in front of upPort,
+// records the process with add and waits until it answers.
+func runNginx(ctx context.Context, dir string, port, upPort int, add func(*proc, error) (*proc, error)) (*proc, error) {
+	nconf, err := writeFile(dir, "nginx.conf", nginxConf(dir, port, upPort, benchToken))
 	if err != nil {
-		return e, err
+		return nil, err
 	}
 	for _, d := range []string{"nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"} {
 		_ = os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
-	e.nginx, err = add(start(dir, "nginx", nil, "nginx", "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", nconf))
+	p, err := add(start(dir, "nginx", nil, "nginx", "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", nconf))
 	if err != nil {
-		return e, err
+		return nil, err
 	}
-	e.nginxURL = fmt.Sprintf("http://127.0.0.1:%d", nginxPort)
-	if err := waitOK(ctx, e.nginx, e.nginxURL+"/", nil, nil); err != nil {
-		return e, err
-	}
-	e.versions["nginx"] = firstLine(exec.Command("nginx", "-v").CombinedOutput())
+	return p, waitOK(ctx, p, fmt.Sprintf("http://127.0.0.1:%d/", port), nil, nil)
+}
 
+// startHAProxy writes haproxy.cfg and starts HAProxy in front of the
+// upstream.
+func (e *env) startHAProxy(ctx context.Context, dir string, port, upPort int) error {
 	logf("starting HAProxy")
-	hconf, err := writeFile(dir, "haproxy.cfg", haproxyConf(dir, haPort, upPort, benchToken))
+	hconf, err := writeFile(dir, "haproxy.cfg", haproxyConf(dir, port, upPort, benchToken))
 	if err != nil {
-		return e, err
+		return err
 	}
-	e.haproxy, err = add(start(dir, "haproxy", nil, "haproxy", "-db", "-f", hconf))
+	e.haproxy, err = e.add(start(dir, "haproxy", nil, "haproxy", "-db", "-f", hconf))
 	if err != nil {
-		return e, err
+		return err
 	}
-	e.haproxyURL = fmt.Sprintf("http://127.0.0.1:%d", haPort)
+	e.haproxyURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	if err := waitOK(ctx, e.haproxy, e.haproxyURL+"/", nil, nil); err != nil {
-		return e, err
+		return err
 	}
 	e.versions["haproxy"] = firstLine(exec.Command("haproxy", "-v").CombinedOutput())
+	return nil
+}
 
+// startMitmdump writes the injecting addon, starts mitmdump, waits for
+// the CA it generates and until it forwards with the credential.
+func (e *env) startMitmdump(ctx context.Context, dir string, port, upPort int) error {
 	logf("starting mitmdump")
 	addon, err := writeFile(dir, "inject.py", mitmAddon(upPort, benchToken))
 	if err != nil {
-		return e, err
+		return err
 	}
 	confdir := filepath.Join(dir, "mitmproxy")
 	_ = os.RemoveAll(confdir)
-	e.mitm, err = add(start(dir, "mitmdump", nil, "mitmdump", "-q", "--listen-host", "127.0.0.1", "-p", strconv.Itoa(mitmPort),
+	e.mitm, err = e.add(start(dir, "mitmdump", nil, "mitmdump", "-q", "--listen-host", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-s", addon, "--set", "confdir="+confdir, "--ssl-insecure"))
 	if err != nil {
-		return e, err
+		return err
 	}
-	e.mitmFwd = &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", mitmPort)}
-	caPath := filepath.Join(confdir, "mitmproxy-ca-cert.pem")
+	e.mitmFwd = &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port)}
+	if e.mitmCA, err = waitMitmCA(e.mitm, filepath.Join(confdir, "mitmproxy-ca-cert.pem")); err != nil {
+		return err
+	}
+	if err := waitOK(ctx, e.mitm, e.upURL+"/", http.ProxyURL(e.mitmFwd), &tls.Config{RootCAs: e.mitmCA}); err != nil {
+		return err
+	}
+	e.versions["mitmproxy"] = firstLine(exec.Command("mitmdump", "--version").Output())
+	return nil
+}
+
+// waitMitmCA waits up to 30 s for mitmdump to write its CA certificate at
+// caPath.
+func waitMitmCA(mitm *proc, caPath string) (*x509.CertPool, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(caPath); err == nil && len(b) > 0 {
-			e.mitmCA = x509.NewCertPool()
-			if e.mitmCA.AppendCertsFromPEM(b) {
-				break
+			pool := x509.NewCertPool()
+			if pool.AppendCertsFromPEM(b) {
+				return pool, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return e, fmt.Errorf("mitmdump wrote no CA at %s:\n%s", caPath, e.mitm.tail())
+			return nil, fmt.Errorf("mitmdump wrote no CA at %s:\n%s", caPath, mitm.tail())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := waitOK(ctx, e.mitm, e.upURL+"/", http.ProxyURL(e.mitmFwd), &tls.Config{RootCAs: e.mitmCA}); err != nil {
-		return e, err
-	}
-	e.versions["mitmproxy"] = firstLine(exec.Command("mitmdump", "--version").Output())
-	e.versions["wrk"] = firstLine(exec.Command("wrk", "-v").CombinedOutput())
-	e.versions["go"] = runtime.Version()
-	return e, nil
 }
 
 var requestsMetric = regexp.MustCompile(`(?m)^credproxy_requests_total\{[^}]*\} ([0-9.e+]+)$`)

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/credproxy/credproxy/bench/fleet"
 )
 
 // report is everything one run measured.
@@ -24,6 +26,14 @@ type report struct {
 	Served                      int64
 
 	Hot []hotResult
+
+	// RTT is the wide-area scenario's round trip, WAN its measurements.
+	RTT time.Duration
+	WAN []wanRow
+
+	// Fleet is the last fleet simulation's figures (bench/fleet.json,
+	// written by -fleet), rendered as results.md's Fleet section.
+	Fleet *fleet.Report `json:"-"`
 }
 
 type reverseRow struct {
@@ -37,10 +47,17 @@ type forwardRow struct {
 	By      map[string]result
 }
 
+// wanRow is one client's calls on one path of the wide-area scenario.
+type wanRow struct {
+	Client, Path string
+	Calls        int
+	P50, P90     time.Duration
+}
+
 var (
 	reverseOrder = []string{"direct", "credproxy", "nginx", "haproxy"}
 	forwardOrder = []string{"direct", "credproxy", "mitmproxy"}
-	colors       = map[string]string{"direct": "#9e9e9e", "credproxy": "#1565c0", "nginx": "#2e7d32", "haproxy": "#ef6c00", "mitmproxy": "#8e24aa"}
+	colors       = map[string]string{"direct": "#9e9e9e", "credproxy": "#1565c0", "credproxy-fwd": "#64b5f6", "nginx": "#2e7d32", "haproxy": "#ef6c00", "mitmproxy": "#8e24aa"}
 )
 
 func (r *report) credproxyRPS(conns int) float64 {
@@ -168,9 +185,15 @@ func (r *report) markdown() string {
 	w("\n## Memory\n\ncredproxy's resident set (VmRSS), with both the reverse listener and the forward proxy on:\n\n")
 	w("| when | RSS |\n|---|---:|\n| idle, after start-up and readiness | %s |\n| peak during the 256-connection run | %s |\n| after %d requests, idle again | %s |\n", mib(r.RSSIdle), mib(r.RSS256), r.Served, mib(r.RSSMillion))
 
+	b.WriteString(r.wideAreaMarkdown())
+
 	w("\n## Token hot path\n\n`go test -bench BenchmarkTokenHot -benchmem ./tokencache`: a valid token is an atomic load.\n\n| benchmark | ns/op | allocs/op |\n|---|---:|---:|\n")
 	for _, h := range r.Hot {
 		w("| %s | %.2f | %d |\n", h.Name, h.NsOp, h.AllocsOp)
+	}
+
+	if r.Fleet != nil {
+		w("\n%s", r.Fleet.Markdown())
 	}
 
 	w("\n## Versions\n\n")
@@ -185,6 +208,61 @@ func (r *report) markdown() string {
 	w("\nThe configurations used are written to `bench/results/` (nginx.conf, haproxy.cfg, inject.py) with each process's log. ")
 	w("The per-request work of both modes also has in-process Go benchmarks, for review: `go test -run '^$' -bench . -benchmem ./proxy/`.\n")
 	return b.String()
+}
+
+// wan returns the wide-area row of client on path.
+func (r *report) wan(client, path string) (wanRow, bool) {
+	for _, row := range r.WAN {
+		if row.Client == client && row.Path == path {
+			return row, true
+		}
+	}
+	return wanRow{}, false
+}
+
+// speedup is how many times faster than the direct call row is, at the
+// median.
+func (r *report) speedup(row wanRow) float64 {
+	d, ok := r.wan(row.Client, "direct")
+	if !ok || row.P50 == 0 {
+		return 0
+	}
+	return float64(d.P50) / float64(row.P50)
+}
+
+// wideAreaMarkdown renders the "Wide area" section, or nothing when the
+// part did not run.
+func (r *report) wideAreaMarkdown() string {
+	if len(r.WAN) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("\n## Wide area\n\nThe upstream is %s away (a round trip), as a SaaS API is from a cluster: ", ms(r.RTT))
+	w("a relay in the harness delays every byte each way by half of it, and the TCP handshake too (it connects onward one way after accepting, and lets the client's first bytes leave only a round trip after its connect). ")
+	w("The proxies run beside the client on loopback, with the upstream behind the relay; credproxy and nginx (the same configuration as above, `keepalive 256`) are warmed with a few calls first, as a running sidecar is. ")
+	w("Clients: a shell script calling `curl` in a loop (a new process, TCP connection and TLS handshake per call, as legacy scripts do; the time includes starting curl), ")
+	w("a Python `requests.Session` and a Go client, both with keep-alive (their first direct call pays the handshakes). Each makes %d calls per path; times are per call.\n\n", r.WAN[0].Calls)
+	if cp, ok := r.wan("curl loop", "credproxy"); ok {
+		d, _ := r.wan("curl loop", "direct")
+		w("**A curl loop: %s per call direct, %s through credproxy, %.1fx faster.** ", ms(d.P50), ms(cp.P50), r.speedup(cp))
+		w("Direct, every call pays a TCP and a TLS handshake over the link before its request; through credproxy it pays one round trip, on a pooled connection. ")
+		w("Clients that keep their connection pay one round trip per call either way: for them the table shows what a proxy adds.\n\n")
+	}
+	w("| client | path | median | p90 | speedup over direct |\n|---|---|---:|---:|---:|\n")
+	for _, client := range wanClients {
+		for _, path := range wanPaths {
+			if row, ok := r.wan(client, path); ok {
+				w("| %s | %s | %s | %s | %.2fx |\n", client, wanPathNames[path], ms(row.P50), ms(row.P90), r.speedup(row))
+			}
+		}
+	}
+	return b.String()
+}
+
+// ms renders a duration in milliseconds, to a tenth.
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
 
 // bar is one bar of a chart.
@@ -278,8 +356,26 @@ func (r *report) svg() string {
 		fwd = append(fwd, g)
 	}
 	y += panel(&body, y, "Forward mode (TLS interception): requests/s", "higher is better", fwd) + 10
+	if len(r.WAN) > 0 {
+		y += panel(&body, y, fmt.Sprintf("Wide area: time per call, upstream %s away (median)", ms(r.RTT)), "lower is better", r.wanGroups()) + 10
+	}
 	fmt.Fprintf(&body, `<text x="10" y="%d" font-size="11" fill="#555">%s</text>`+"\n", y+4, html.EscapeString(fmt.Sprintf("go run ./bench, %s, %s; everything on one machine over loopback", r.Started.UTC().Format("2006-01-02"), r.Machine)))
 	y += 14
 	return fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" width="900" height="%d" viewBox="0 0 900 %d" font-family="Helvetica, Arial, sans-serif">`+"\n"+
 		`<rect width="100%%" height="100%%" fill="white"/>`+"\n%s</svg>\n", y, y, body.String())
+}
+
+// wanGroups are the wide-area chart's bars: per client, each path's median.
+func (r *report) wanGroups() []group {
+	var gs []group
+	for _, client := range wanClients {
+		g := group{label: client}
+		for _, path := range wanPaths {
+			if row, ok := r.wan(client, path); ok {
+				g.bars = append(g.bars, bar{path, float64(row.P50), fmt.Sprintf("%s (p90 %s), %.1fx direct", ms(row.P50), ms(row.P90), r.speedup(row))})
+			}
+		}
+		gs = append(gs, g)
+	}
+	return gs
 }
