@@ -109,7 +109,7 @@ func (s *Service) answer(id int) (exchange.Token, error) {
 	r := &s.routes[id]
 	r.everOK, r.issued, r.expiry = true, now, now.Add(s.life)
 	delete(s.suspects, id)
-	return exchange.Token{Value: secret.Secret("fleet-" + strconv.Itoa(id) + "-" + strconv.FormatInt(now.UnixNano(), 36)), Expiry: r.expiry}, nil
+	return exchange.Token{Value: secret.New("fleet-" + strconv.Itoa(id) + "-" + strconv.FormatInt(now.UnixNano(), 36)), Expiry: r.expiry}, nil
 }
 
 // Suspects returns the instances that may hold no usable token.
