@@ -23,8 +23,11 @@ const (
 	// BackoffBase and BackoffMax bound the exponential backoff.
 	BackoffBase = time.Second
 	BackoffMax  = 60 * time.Second
-	// jitterFraction is the renewal jitter, as a fraction of the lifetime
-	// on either side of RefreshAt.
+	// jitterFraction is the renewal jitter, as a fraction of the
+	// lifetime, taken before RefreshAt only: a renewal never comes later
+	// than RefreshAt, so the time left to ride out an outage (a third of
+	// a 30-minute token's life at the default) holds for every sidecar
+	// of a fleet, while their renewals still spread over a tenth of it.
 	jitterFraction = 0.10
 	// autoMarginMax and autoMarginFraction define the automatic expiry
 	// margin: the smaller of 10 s and 10% of the lifetime.
@@ -411,8 +414,8 @@ func (c *Cache) schedule(tok exchange.Token, obtained time.Time) *state {
 	margin = min(margin, life/2)
 	s.usableUntil = tok.Expiry.Add(-margin)
 
-	jitter := (2*c.opts.Rand() - 1) * jitterFraction
-	at := time.Duration(float64(life) * (c.opts.RefreshAt + jitter))
+	jitter := c.opts.Rand() * jitterFraction
+	at := time.Duration(float64(life) * (c.opts.RefreshAt - jitter))
 	// Renew while at least a tenth of the usable time is left, so the
 	// exchange finishes before the old token stops being served.
 	usable := s.usableUntil.Sub(obtained)

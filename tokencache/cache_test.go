@@ -132,8 +132,9 @@ func TestFirstExchangeAtStart(t *testing.T) {
 }
 
 // TestRenewalWindow checks, for lifetimes from a 6 s test token to a
-// 30-day session, that renewal happens at RefreshAt of the lifetime, within
-// +-10% of the lifetime of jitter, and never later.
+// 30-day session, that renewal happens within 10% of the lifetime before
+// RefreshAt, and never later: a third of a 30-minute token's life is left
+// to ride out an outage whatever the jitter.
 func TestRenewalWindow(t *testing.T) {
 	tcs := []struct {
 		desc    string
@@ -141,13 +142,13 @@ func TestRenewalWindow(t *testing.T) {
 		rand    float64
 		wantGap time.Duration
 	}{
-		{desc: "30 min, lowest jitter", life: 30 * time.Minute, rand: 0, wantGap: 1008 * time.Second},   // 0.56 * 1800
-		{desc: "30 min, no jitter", life: 30 * time.Minute, rand: 0.5, wantGap: 1188 * time.Second},     // 0.66 * 1800
-		{desc: "30 min, highest jitter", life: 30 * time.Minute, rand: 1, wantGap: 1368 * time.Second},  // 0.76 * 1800
-		{desc: "6 s, no jitter", life: 6 * time.Second, rand: 0.5, wantGap: 3960 * time.Millisecond},    // 0.66 * 6 s
-		{desc: "6 s, highest jitter", life: 6 * time.Second, rand: 1, wantGap: 4560 * time.Millisecond}, // 0.76 * 6 s, before the 5.4 s margin
-		{desc: "30 days, no jitter", life: 30 * 24 * time.Hour, rand: 0.5, wantGap: time.Duration(0.66 * float64(30*24*time.Hour))},
-		{desc: "1 s token still respects MinGap", life: time.Second, rand: 0, wantGap: time.Second},
+		{desc: "30 min, most jitter", life: 30 * time.Minute, rand: 1, wantGap: 1008 * time.Second},  // 0.56 * 1800
+		{desc: "30 min, mid jitter", life: 30 * time.Minute, rand: 0.5, wantGap: 1098 * time.Second}, // 0.61 * 1800
+		{desc: "30 min, no jitter", life: 30 * time.Minute, rand: 0, wantGap: 1188 * time.Second},    // 0.66 * 1800: 10 min 12 s left
+		{desc: "6 s, no jitter", life: 6 * time.Second, rand: 0, wantGap: 3960 * time.Millisecond},   // 0.66 * 6 s
+		{desc: "6 s, most jitter", life: 6 * time.Second, rand: 1, wantGap: 3360 * time.Millisecond}, // 0.56 * 6 s
+		{desc: "30 days, no jitter", life: 30 * 24 * time.Hour, rand: 0, wantGap: time.Duration(0.66 * float64(30*24*time.Hour))},
+		{desc: "1 s token still respects MinGap", life: time.Second, rand: 1, wantGap: time.Second},
 	}
 	for _, tc := range tcs {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -170,10 +171,10 @@ func TestRenewalWindow(t *testing.T) {
 }
 
 // TestRenewalJitterSpread checks that real random jitter spreads renewals
-// across the whole +-10% window.
+// across the whole window, 10% of the lifetime before RefreshAt.
 func TestRenewalJitterSpread(t *testing.T) {
 	life := 30 * time.Minute
-	lo, hi := time.Duration(0.56*float64(life)), time.Duration(0.76*float64(life))
+	lo, hi := time.Duration(0.56*float64(life)), time.Duration(0.66*float64(life))
 	var minGap, maxGap time.Duration = life, 0
 	for range 200 {
 		c := New(&fakeSource{}, Options{})

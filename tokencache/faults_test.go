@@ -188,8 +188,8 @@ func TestTokenEndpointFaultLifecycle(t *testing.T) {
 				first := mustToken(t, c)
 
 				p.set(row.fault)
-				// Renewal at 0.66 of the lifetime (jitter 0 with Rand 0.5).
-				renewAt := t0.Add(time.Duration(0.66 * float64(life)))
+				// Renewal at 0.61 of the lifetime (0.66 less half the jitter window, with Rand 0.5).
+				renewAt := t0.Add(time.Duration(0.61 * float64(life)))
 				time.Sleep(time.Until(renewAt) + row.firstGap + time.Millisecond)
 				synctest.Wait()
 				times := p.requestsSince(1)
@@ -197,7 +197,7 @@ func TestTokenEndpointFaultLifecycle(t *testing.T) {
 					t.Fatalf("%d requests since the fault, want the renewal and a retry", len(times))
 				}
 				if got := times[0].Sub(renewAt); got != 0 {
-					t.Errorf("renewal %v after 0.66 of the lifetime, want on time", got)
+					t.Errorf("renewal %v after 0.61 of the lifetime, want on time", got)
 				}
 				if got := times[1].Sub(times[0]); got != row.firstGap {
 					t.Errorf("first retry after %v, want %v", got, row.firstGap)
