@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -205,18 +207,43 @@ var onLoopback = []string{
 // their certificate to a PEM file for SSL_CERT_FILE.
 func fakes(t *testing.T, opts demo.CSPOptions) (csp *demo.CSP, cspURL string, echo *demo.Echo, echoURL, certFile string) {
 	t.Helper()
-	csp = demo.NewCSP(opts)
-	cspSrv := httptest.NewTLSServer(csp)
+	f := startFakes(t, opts)
+	return f.csp, f.cspURL, f.echo, f.echoURL, f.certFile
+}
+
+// fakeSet is a fake CSP and echo API on loopback.
+type fakeSet struct {
+	csp             *demo.CSP
+	echo            *demo.Echo
+	cspURL, echoURL string
+	certFile        string
+	echoConnsOpen   atomic.Int64 // connections the echo API holds open
+}
+
+func startFakes(t *testing.T, opts demo.CSPOptions) *fakeSet {
+	t.Helper()
+	f := &fakeSet{csp: demo.NewCSP(opts)}
+	cspSrv := httptest.NewTLSServer(f.csp)
 	t.Cleanup(cspSrv.Close)
-	echo = demo.NewEcho(csp.Valid, demo.EchoOptions{})
-	echoSrv := httptest.NewTLSServer(echo)
+	f.echo = demo.NewEcho(f.csp.Valid, demo.EchoOptions{})
+	echoSrv := httptest.NewUnstartedServer(f.echo)
+	echoSrv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			f.echoConnsOpen.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			f.echoConnsOpen.Add(-1)
+		}
+	}
+	echoSrv.StartTLS()
 	t.Cleanup(echoSrv.Close)
-	certFile = filepath.Join(t.TempDir(), "ca.pem")
+	f.certFile = filepath.Join(t.TempDir(), "ca.pem")
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: echoSrv.Certificate().Raw})
-	if err := os.WriteFile(certFile, pemBytes, 0o644); err != nil {
+	if err := os.WriteFile(f.certFile, pemBytes, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return csp, cspSrv.URL, echo, echoSrv.URL, certFile
+	f.cspURL, f.echoURL = cspSrv.URL, echoSrv.URL
+	return f
 }
 
 func waitReady(t *testing.T, admin string) {
