@@ -11,9 +11,11 @@
 // The lifecycle is the contract of DESIGN.md, "Token lifecycle":
 //
 //   - the first exchange starts as soon as Run does;
-//   - a token is renewed once RefreshAt of its lifetime has passed, give or
-//     take 10% of the lifetime as jitter, so that a fleet of sidecars does
-//     not synchronise its exchanges;
+//   - a token is renewed up to 10% of its lifetime before RefreshAt of it
+//     has passed (jitter, so that a fleet of sidecars does not synchronise
+//     its exchanges), never later, so the time left to ride out an outage
+//     holds for every sidecar (DESIGN.md says +-10%; the README says why
+//     credproxy deviates);
 //   - after a failure the loop retries with exponential backoff and full
 //     jitter (1 s doubling to 60 s); a rejected credential (4xx) is retried
 //     at the ceiling; a Retry-After is honoured;

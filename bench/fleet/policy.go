@@ -32,7 +32,7 @@ type Sidecar interface {
 }
 
 // Credproxy is credproxy's policy: the real tokencache.Cache with its
-// defaults (renew at 0.66 of the lifetime with +-10% jitter, backoff 1 s
+// defaults (renew between 0.56 and 0.66 of the lifetime, backoff 1 s
 // doubling to 60 s with full jitter, the old token served until 10 s
 // before expiry).
 type Credproxy struct{}
