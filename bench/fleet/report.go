@@ -156,15 +156,15 @@ func (r *Report) reading() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	life := r.Life.Minutes()
 	w("\nHow to read them:\n\n")
-	w("- A rollout starts every sidecar in the same second. credproxy's jitter (renewal at 0.66 of the lifetime, +-10%% of it) spreads the first renewals over %.0f minutes and each later cycle further; ", 0.2*life)
+	w("- A rollout starts every sidecar in the same second. credproxy's jitter (renewal between 0.56 and 0.66 of the lifetime) spreads the first renewals over %.0f minutes and each later cycle further; ", 0.1*life)
 	w("wavefront-proxy, without jitter, renews the whole fleet in the same second every %.0f minutes, for as long as the fleet runs.\n", life-3)
 	w("- In an outage, credproxy serves the old token until 10 s before expiry and retries with a backoff of full jitter up to 60 s, so the retries after the outage spread over a minute; ")
 	w("wavefront-proxy retries every 10 s, so every sidecar that failed comes back within the first 10 s, and those sidecars, renewed together, renew together again %.0f minutes later (the echo).\n", life-3)
-	w("- A credproxy sidecar renews between %.0f and %.0f minutes into a %.0f-minute token, so it rides out an outage of at least %.0f minutes (less up to a minute of backoff after the end); ", 0.56*life, 0.76*life, life, 0.24*life)
-	w("the 10 minutes of DESIGN.md (\"Token lifecycle\") hold for a renewal at the centre of the jitter (0.66), not for the sidecars whose jitter fell late: those are the ones failing closed in the 10-minute outage. ")
+	w("- A credproxy sidecar renews between %.1f and %.1f minutes into a %.0f-minute token, never later, so every sidecar rides out an outage shorter than the last third of its token's life (%.0f minutes, less up to a minute of backoff after the end); ", 0.56*life, 0.66*life, life, life/3)
+	w("the few failing closed in the 10-minute outage renewed at the latest moment and their first retry after the end came too late. ")
 	w("wavefront-proxy renews 3 minutes before expiry, so any outage over 3 minutes fails some of its sidecars closed.\n")
-	w("- The price of that margin: credproxy exchanges once per 0.66 of a lifetime on average, wavefront-proxy once per %.0f%% of it, so in steady state credproxy's fleet makes %.0f%% more exchanges. ",
-		100*(life-3)/life, 100*(life/(0.66*life)/(life/(life-3))-1))
+	w("- The price of that margin: credproxy exchanges once per 0.61 of a lifetime on average, wavefront-proxy once per %.0f%% of it, so in steady state credproxy's fleet makes %.0f%% more exchanges. ",
+		100*(life-3)/life, 100*(life/(0.61*life)/(life/(life-3))-1))
 	w("A restart costs an exchange at once but saves the renewal its old instance had coming, so restarts at 1%% a minute add about half an exchange each.\n")
 	return b.String()
 }
