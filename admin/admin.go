@@ -14,13 +14,16 @@ import (
 
 // Admin serves the admin listener: /healthz, /readyz and /metrics, and
 // once enabled the status page (EnableStatusPage), the token APIs
-// (EnableTokenAPI) and the forward proxy's CA (ServeCA).
+// (EnableTokenAPI, EnableOAuth2) and the forward proxy's CA (ServeCA).
 type Admin struct {
 	mux      *http.ServeMux
 	statuses []func() tokencache.Status
 	stopping atomic.Bool
 	// tokenRequests counts token API requests by route and status.
 	tokenRequests *prometheus.CounterVec
+	// oauth2Requests counts local OAuth 2.0 token requests by route and
+	// result.
+	oauth2Requests *prometheus.CounterVec
 }
 
 // New returns the admin handler reporting on the routes whose statuses
@@ -32,8 +35,12 @@ func New(reg *prometheus.Registry, statuses []func() tokencache.Status) *Admin {
 			Name: "credproxy_token_api_requests_total",
 			Help: "Requests to the token API (GET /v1/token/<route>) by route (empty for an unknown route) and status code.",
 		}, []string{"route", "status"}),
+		oauth2Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credproxy_oauth2_token_requests_total",
+			Help: "Requests to the local OAuth 2.0 token endpoint (POST /oauth2/token) by route (empty for an unknown client) and result: ok, forbidden (a caller guard refused it), or the RFC 6749 error answered (invalid_request, invalid_client, unsupported_grant_type, temporarily_unavailable).",
+		}, []string{"route", "result"}),
 	}
-	reg.MustRegister(a.tokenRequests)
+	reg.MustRegister(a.tokenRequests, a.oauth2Requests)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -15,6 +15,7 @@ type Metrics struct {
 	exchanges        *prometheus.CounterVec
 	exchangeDuration *prometheus.HistogramVec
 	renewals         *prometheus.CounterVec
+	sinkWrites       *prometheus.CounterVec
 }
 
 // NewMetrics creates the token metrics on reg.
@@ -34,8 +35,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "credproxy_token_renewals_total",
 			Help: "Exchanges that renew a held token, by route, trigger (scheduled: ahead of expiry or a retry; upstream_401: the upstream rejected the token) and result (ok or the failure reason, as in credproxy_exchanges_total).",
 		}, []string{"route", "trigger", "result"}),
+		sinkWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credproxy_token_sink_writes_total",
+			Help: "Writes of a route's token to its TOKEN_SINK_FILE by route and result (ok or error; a failed write is retried with backoff).",
+		}, []string{"route", "result"}),
 	}
-	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals)
+	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals, m.sinkWrites)
 	return m
 }
 
@@ -50,6 +55,20 @@ func (m *Metrics) ObserveExchange(route, kind string) func(tokencache.Exchange) 
 		if e.Trigger != "" && e.Trigger != "initial" {
 			m.renewals.WithLabelValues(route, e.Trigger, e.Result).Inc()
 		}
+	}
+}
+
+// ObserveSinkWrite returns a tokensink.Options.OnWrite hook for a route:
+// every write of its token sink is counted by result. Both series exist
+// from the start, so that an alert on errors has a zero to compare with.
+func (m *Metrics) ObserveSinkWrite(route string) func(error) {
+	ok, failed := m.sinkWrites.WithLabelValues(route, "ok"), m.sinkWrites.WithLabelValues(route, "error")
+	return func(err error) {
+		if err != nil {
+			failed.Inc()
+			return
+		}
+		ok.Inc()
 	}
 }
 

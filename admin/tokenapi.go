@@ -137,11 +137,23 @@ func (t *tokenAPI) answer(r *http.Request, name string, route *TokenRoute) (int,
 	return http.StatusOK, errorBody{}, resp
 }
 
-// refuse returns why a request may not have a token, or "" when it may.
+// refuse returns why a request may not have a token from the token API,
+// or "" when it may: it must carry the header Metadata: true and pass
+// refuseCaller's guards.
 func refuse(r *http.Request) string {
 	if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
 		return "the header Metadata: true is required"
 	}
+	return refuseCaller(r)
+}
+
+// refuseCaller returns why a request does not come from a direct local
+// caller, or "" when it does. These are the guards of every endpoint
+// that hands out a token, the OAuth 2.0 one included, whose clients
+// cannot add a Metadata header: no proxy on the way (Via, Forwarded,
+// X-Forwarded-*, X-Real-Ip), no browser (Origin, Sec-Fetch-*), and a
+// Host that is an IP address or localhost (DNS rebinding needs a name).
+func refuseCaller(r *http.Request) string {
 	for h := range r.Header {
 		if h == "Via" || h == "Forwarded" || h == "X-Real-Ip" || strings.HasPrefix(h, "X-Forwarded-") {
 			return "requests that came through a proxy (" + h + ") are refused"

@@ -9,6 +9,7 @@
 package config
 
 import (
+	"io/fs"
 	"net/url"
 	"time"
 
@@ -126,6 +127,18 @@ type Route struct {
 	ExchangeTimeout time.Duration
 	// AllowInsecureUpstream allows http:// upstream and token URLs.
 	AllowInsecureUpstream bool
+
+	// LocalClientSecret is the client secret a local OAuth 2.0 client
+	// presents at the admin listener's POST /oauth2/token to get this
+	// route's token (LOCAL_CLIENT_SECRET, LOCAL_CLIENT_SECRET_FILE). Unset
+	// means any secret, or none, is accepted.
+	LocalClientSecret secret.Ref
+	// TokenSinkFile is the file the route's current token is written to
+	// (TOKEN_SINK_FILE), an absolute, clean path; empty means no sink.
+	TokenSinkFile string
+	// TokenSinkMode is the permission bits of TokenSinkFile
+	// (TOKEN_SINK_MODE, default 0600).
+	TokenSinkMode fs.FileMode
 }
 
 // AuthStyle is how an OAuth 2.0 client authenticates to the token

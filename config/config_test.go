@@ -68,6 +68,7 @@ func defaultRoute(kind Kind, upstream string) Route {
 		Listen: "127.0.0.1:8080", Header: "Authorization", HeaderPrefix: "Bearer",
 		AuthStyle: "basic", SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt",
 		RefreshAt: 0.66, DefaultTTL: 300 * time.Second, TokenWait: 5 * time.Second, ExchangeTimeout: 10 * time.Second,
+		TokenSinkMode: 0o600,
 	}
 }
 
@@ -674,7 +675,8 @@ func TestVariables(t *testing.T) {
 		"SPLUNK_REALM", "SPLUNK_EMAIL", "SPLUNK_PASSWORD", "SPLUNK_PASSWORD_FILE", "SPLUNK_ORG_ID",
 		"TOKEN_URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "SCOPES", "AUDIENCE", "AUTH_STYLE",
 		"REFRESH_TOKEN", "REFRESH_TOKEN_FILE", "SUBJECT_TOKEN_FILE", "SUBJECT_TOKEN_TYPE", "TOKEN", "TOKEN_FILE",
-		"REFRESH_AT", "EXPIRY_MARGIN", "DEFAULT_TTL", "TOKEN_WAIT", "EXCHANGE_TIMEOUT", "ALLOW_INSECURE_UPSTREAM",
+		"REFRESH_AT", "EXPIRY_MARGIN", "DEFAULT_TTL", "TOKEN_WAIT", "EXCHANGE_TIMEOUT",
+		"LOCAL_CLIENT_SECRET", "LOCAL_CLIENT_SECRET_FILE", "TOKEN_SINK_FILE", "TOKEN_SINK_MODE", "ALLOW_INSECURE_UPSTREAM",
 	}
 	if diff := cmp.Diff(wantGlobals, globals); diff != "" {
 		t.Errorf("global variables (-want +got):\n%s", diff)
@@ -691,7 +693,7 @@ func TestVariables(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff([]string{"CSP_API_TOKEN", "CSP_CLIENT_SECRET", "SPLUNK_PASSWORD", "CLIENT_SECRET", "REFRESH_TOKEN", "TOKEN"}, secrets); diff != "" {
+	if diff := cmp.Diff([]string{"CSP_API_TOKEN", "CSP_CLIENT_SECRET", "SPLUNK_PASSWORD", "CLIENT_SECRET", "REFRESH_TOKEN", "TOKEN", "LOCAL_CLIENT_SECRET"}, secrets); diff != "" {
 		t.Errorf("secret variables (-want +got):\n%s", diff)
 	}
 }

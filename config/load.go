@@ -90,6 +90,10 @@ type routeEnv struct {
 	DefaultTTL            time.Duration `env:"DEFAULT_TTL" envDefault:"300s" doc:"lifetime assumed when a token response has none (at least 10s)"`
 	TokenWait             time.Duration `env:"TOKEN_WAIT" envDefault:"5s" doc:"how long a request waits for a token before 503 (at most 5m)"`
 	ExchangeTimeout       time.Duration `env:"EXCHANGE_TIMEOUT" envDefault:"10s" doc:"bound on one exchange with the identity service (at most 5m)"`
+	LocalClientSecret     string        `env:"LOCAL_CLIENT_SECRET" secret:"true" doc:"client secret local OAuth 2.0 clients present at POST /oauth2/token for this route (unset: any or none)"`
+	LocalClientSecretFile string        `env:"LOCAL_CLIENT_SECRET_FILE" doc:"file holding it, read at every token request"`
+	TokenSinkFile         string        `env:"TOKEN_SINK_FILE" doc:"write the bare token to this file after every exchange, atomically; removed at shutdown (unset: off)"`
+	TokenSinkMode         string        `env:"TOKEN_SINK_MODE" envDefault:"0600" doc:"permissions of TOKEN_SINK_FILE, in octal"`
 	AllowInsecureUpstream bool          `env:"ALLOW_INSECURE_UPSTREAM" envDefault:"false" doc:"allow http:// upstream and identity URLs (tests only)"`
 }
 
@@ -228,7 +232,7 @@ func Load(environ map[string]string) (*Config, error) {
 		}
 	}
 	for _, r := range cfg.Routes {
-		if r.Listen != "" || cfg.ForwardAddr != "" {
+		if r.Listen != "" || cfg.ForwardAddr != "" || r.TokenSinkFile != "" {
 			continue
 		}
 		if cfg.TokenAPI {
@@ -238,6 +242,7 @@ func Load(environ map[string]string) (*Config, error) {
 		}
 	}
 	l.checkAddresses(cfg)
+	l.checkLocal(cfg)
 	l.warnUnknown(pos)
 
 	if len(l.problems) > 0 {
@@ -402,6 +407,7 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 	l.routeDestination(&r, &e)
 	l.routeHeader(&r, &e)
 	l.routeTiming(&r)
+	l.routeLocal(&r, &e)
 	return r
 }
 

@@ -63,6 +63,12 @@ type Options struct {
 	// OnExchange, when set, is called by the loop after every exchange
 	// (for metrics). It must not block.
 	OnExchange func(Exchange)
+	// OnToken, when set, is called by the loop with the new token after
+	// every successful exchange, the first one included, once the token
+	// is published (Token already returns it). It is how a token sink
+	// learns of a renewal. It must not block: the loop exchanges nothing
+	// while it runs, so slow work (file I/O) belongs on another goroutine.
+	OnToken func(exchange.Token)
 	// Rand returns a uniform float64 in [0, 1) for jitter. Default
 	// math/rand/v2.Float64; tests pin it.
 	Rand func() float64
@@ -203,6 +209,21 @@ func (c *Cache) Token(ctx context.Context) (exchange.Token, error) {
 		return s.tok, nil
 	}
 	return c.wait(ctx, secret.Secret{})
+}
+
+// ServedUntil returns when the cache stops serving tok: its expiry minus
+// the expiry margin; the zero time for a token without expiry (static).
+// ok is false when tok is not the token held now (a renewal replaced it
+// since it was read): then the caller knows only tok.Expiry. It is for
+// callers that hand a token on with a lifetime (the local OAuth 2.0
+// token endpoint), so that their clients stop using it when credproxy
+// does.
+func (c *Cache) ServedUntil(tok exchange.Token) (until time.Time, ok bool) {
+	s := c.cur.Load()
+	if s == nil || !s.tok.Value.Equal(tok.Value) || !s.tok.Expiry.Equal(tok.Expiry) {
+		return time.Time{}, false
+	}
+	return s.usableUntil, true
 }
 
 // Invalidate reports that an upstream answered 401 to rejected. If
@@ -389,6 +410,9 @@ func (c *Cache) exchange(ctx context.Context) time.Duration {
 		zap.Duration("duration", took),
 		zap.Stringer("token", tok.Value),
 	)
+	if c.opts.OnToken != nil {
+		c.opts.OnToken(tok)
+	}
 	c.observe(Exchange{Result: "ok", Duration: took, Lifetime: lifetime, Trigger: trigger})
 	if old != nil && !old.tok.Value.Equal(tok.Value) {
 		c.release(ctx, old.tok)

@@ -523,3 +523,75 @@ func TestStateNeverPrintsTheToken(t *testing.T) {
 		}
 	})
 }
+
+// TestOnTokenAfterEverySuccess: OnToken sees each new token once, the
+// first one included, only after successful exchanges, and only once
+// Token already returns it.
+func TestOnTokenAfterEverySuccess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{answer: func(n int) (exchange.Token, error) {
+			if n == 2 {
+				return exchange.Token{}, &exchange.Error{Status: 503, Message: "down"}
+			}
+			return exchange.Token{Value: secret.New(fmt.Sprintf("tok-%d", n)), Expiry: time.Now().Add(10 * time.Second)}, nil
+		}}
+		var mu sync.Mutex
+		var seen []string
+		var c *Cache
+		c = New(src, Options{Route: "r", Rand: constRand(0.5), OnToken: func(tok exchange.Token) {
+			held, err := c.Token(context.Background())
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || !held.Value.Equal(tok.Value) {
+				t.Errorf("OnToken(%s) ran before the token was published (held %s, %v)", tok.Value.Reveal(), held.Value.Reveal(), err)
+			}
+			seen = append(seen, tok.Value.Reveal())
+		}})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		// tok-1 at 0, a failure at 6.6 s, tok-3 after the backoff, and
+		// renewals of tok-3 after that.
+		for src.count() < 4 {
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if diff := cmp.Diff([]string{"tok-1", "tok-3", "tok-4"}, seen); diff != "" {
+			t.Errorf("OnToken calls (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestServedUntil: the time a token stops being served is its expiry
+// minus the margin, for the held token only; zero for a static token.
+func TestServedUntil(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{life: 100 * time.Second}
+		c := start(t, src, Options{Route: "r", Rand: constRand(0.5)})
+		tok := mustToken(t, c)
+		until, ok := c.ServedUntil(tok)
+		if want := tok.Expiry.Add(-10 * time.Second); !ok || !until.Equal(want) {
+			t.Errorf("ServedUntil = %v %v, want %v (expiry minus the 10 s automatic margin)", until, ok, want)
+		}
+		if _, ok := c.ServedUntil(exchange.Token{Value: secret.New("other"), Expiry: tok.Expiry}); ok {
+			t.Error("ServedUntil of a token the cache does not hold: ok")
+		}
+		time.Sleep(70 * time.Second) // renewed at 66 s
+		synctest.Wait()
+		if _, ok := c.ServedUntil(tok); ok {
+			t.Error("ServedUntil of the replaced token: ok")
+		}
+		m := start(t, &fakeSource{life: 100 * time.Second}, Options{Route: "m", ExpiryMargin: 30 * time.Second})
+		mt := mustToken(t, m)
+		if until, ok := m.ServedUntil(mt); !ok || !until.Equal(mt.Expiry.Add(-30*time.Second)) {
+			t.Errorf("with EXPIRY_MARGIN 30s: ServedUntil = %v, expiry %v", until, mt.Expiry)
+		}
+		s := start(t, &fakeSource{}, Options{Route: "s"})
+		if until, ok := s.ServedUntil(mustToken(t, s)); !ok || !until.IsZero() {
+			t.Errorf("static token: ServedUntil = %v %v, want zero", until, ok)
+		}
+	})
+}

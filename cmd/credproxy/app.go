@@ -22,6 +22,7 @@ import (
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
 	"github.com/credproxy/credproxy/tokencache"
+	"github.com/credproxy/credproxy/tokensink"
 )
 
 // adminDrainTimeout bounds the admin listener's own shutdown, after the
@@ -104,9 +105,14 @@ type liveRoute struct {
 	cfg   config.Route
 	cache *tokencache.Cache
 	route *proxy.Route
+	// sink keeps the token in TOKEN_SINK_FILE; nil without one.
+	sink *tokensink.Sink
 }
 
 func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
+	if err := checkSinkPaths(cfg.Routes); err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(reg), transport: proxy.NewTransport()}
@@ -149,6 +155,7 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 	if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
 		rt.OnRotate = logRotation(rc, log.Named("exchange").With(zap.String("route", rc.Name)))
 	}
+	sink, onToken := newSink(rc, m, log)
 	cache := tokencache.New(src, tokencache.Options{
 		Route:           rc.Name,
 		Kind:            string(rc.Auth),
@@ -158,9 +165,10 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 		ExchangeTimeout: rc.ExchangeTimeout,
 		Logger:          log.Named("tokencache"),
 		OnExchange:      m.ObserveExchange(rc.Name, string(rc.Auth)),
+		OnToken:         onToken,
 	})
 	m.WatchRoute(rc.Name, cache.Status)
-	return &liveRoute{cfg: rc, cache: cache, route: &proxy.Route{
+	return &liveRoute{cfg: rc, cache: cache, sink: sink, route: &proxy.Route{
 		Name:          rc.Name,
 		Upstream:      rc.Upstream,
 		Hosts:         rc.Hosts,
@@ -201,6 +209,7 @@ func (a *app) serveAdminPages(log *zap.Logger) {
 	a.admin.EnableStatusPage(page)
 	if a.cfg.TokenAPI {
 		a.admin.EnableTokenAPI(routes, log.Named("admin"))
+		a.admin.EnableOAuth2(a.oauth2Routes(), log.Named("admin"))
 	}
 }
 
@@ -245,6 +254,7 @@ func (a *app) serve(ctx context.Context) error {
 	for _, r := range a.routes {
 		caches.Go(func() { r.cache.Run(cacheCtx) })
 	}
+	a.startSinks(cacheCtx, &caches)
 
 	serveErr := make(chan error, len(routeLns)+1)
 	all := routeLns

@@ -31,6 +31,9 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
+	if err := checkSinkPaths(cfg.Routes); err != nil {
+		return err
+	}
 	client := exchange.NewHTTPClient()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROUTE\tKIND\tRESULT\tDETAIL")

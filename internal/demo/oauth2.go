@@ -68,6 +68,16 @@ func (o *OAuth2) Valid(token string) bool {
 	return ok && o.opts.Now().Before(exp)
 }
 
+// Issued reports whether token was issued here, expired or not: for a
+// test that reads tokens now and then and must not fail because one
+// expired between the read and the check.
+func (o *OAuth2) Issued(token string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.issued[token]
+	return ok
+}
+
 // Requests returns the token requests received.
 func (o *OAuth2) Requests() []OAuth2Request {
 	o.mu.Lock()

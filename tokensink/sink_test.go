@@ -1,0 +1,255 @@
+package tokensink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/secret"
+)
+
+// running is a Sink whose Run goroutine the test stops.
+type running struct {
+	*Sink
+	stop func()
+}
+
+// run starts a sink on path; stop cancels it and waits for Run to return.
+// It is also called when the test ends.
+func run(t *testing.T, opts Options) *running {
+	t.Helper()
+	s := New(opts)
+	s.retryBase = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return &running{s, stop}
+}
+
+func token(v string) exchange.Token {
+	return exchange.Token{Value: secret.New(v), Expiry: time.Now().Add(time.Hour)}
+}
+
+// eventually waits up to 10 s for cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+func content(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// TestReaderSeesOnlyWholeTokens: while tokens of very different lengths
+// replace each other every millisecond, a reader polling the file sees
+// only tokens that were offered, whole: never an empty file, a torn one,
+// or (once it exists) no file.
+func TestReaderSeesOnlyWholeTokens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	s := run(t, Options{Path: path, Route: "r"})
+	var offered sync.Map
+	var last atomic.Value
+	done := make(chan struct{})
+	var reads, distinct atomic.Int64
+	var readerErr atomic.Value
+	go func() {
+		seen, existed := map[string]bool{}, false
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			b, err := os.ReadFile(path)
+			switch {
+			case errors.Is(err, fs.ErrNotExist) && !existed:
+			case err != nil:
+				readerErr.Store(fmt.Sprintf("read %d: %v", reads.Load(), err))
+				return
+			case len(b) == 0:
+				readerErr.Store(fmt.Sprintf("read %d: an empty file", reads.Load()))
+				return
+			default:
+				if _, ok := offered.Load(string(b)); !ok {
+					readerErr.Store(fmt.Sprintf("read %d: %d bytes that are no offered token", reads.Load(), len(b)))
+					return
+				}
+				existed = true
+				if !seen[string(b)] {
+					seen[string(b)] = true
+					distinct.Add(1)
+				}
+			}
+			reads.Add(1)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	for i := range 1500 {
+		// From 10 bytes to 64 KiB, so a torn or partial read shows.
+		v := fmt.Sprintf("tok-%06d-", i) + strings.Repeat(string(rune('a'+i%26)), (i*7919)%(64<<10))
+		offered.Store(v, true)
+		last.Store(v)
+		s.Offer(token(v))
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "the last token is written", func() bool { return content(path) == last.Load().(string) })
+	close(done)
+	if e := readerErr.Load(); e != nil {
+		t.Fatal(e)
+	}
+	if reads.Load() < 500 || distinct.Load() < 50 {
+		t.Errorf("the reader read %d times and saw %d tokens: too few to tell", reads.Load(), distinct.Load())
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".token.tmp-*")); len(left) != 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
+
+// TestModeAndRemoval: the file has the configured mode whatever the
+// umask, holds the bare token without a newline, and is removed when the
+// sink stops.
+func TestModeAndRemoval(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	for _, mode := range []fs.FileMode{0, 0o640, 0o400} {
+		t.Run(fmt.Sprintf("%04o", mode), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "token")
+			log, logs := logtest.New(t)
+			s := run(t, Options{Path: path, Mode: mode, Route: "r", Logger: log})
+			want := mode
+			if want == 0 {
+				want = DefaultMode
+			}
+			for _, v := range []string{"mode-SECRET-1", "mode-SECRET-2"} {
+				s.Offer(token(v))
+				eventually(t, v+" is written", func() bool { return content(path) == v })
+				if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+					t.Errorf("mode %v (%v), want %v", fi.Mode().Perm(), err, want)
+				}
+			}
+			s.stop()
+			if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("after stop: %v, want the file removed", err)
+			}
+			if !strings.Contains(logs.String(), "token sink removed") {
+				t.Error("the removal is not logged")
+			}
+			logtest.AssertNoSecrets(t, "logs", logs.String(), "mode-SECRET-1", "mode-SECRET-2")
+		})
+	}
+}
+
+// TestWriteFailureLoggedCountedRetried: a write that fails (the path is
+// a directory; the directory is gone) is logged without the token and
+// counted, and retried until it succeeds; a directory in the file's place
+// is not removed at shutdown.
+func TestWriteFailureLoggedCountedRetried(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sink")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "token")
+	log, logs := logtest.New(t)
+	var mu sync.Mutex
+	var results []error
+	s := run(t, Options{Path: path, Route: "r", Logger: log, OnWrite: func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		results = append(results, err)
+	}})
+	failures := func() (n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, err := range results {
+			if err != nil {
+				n++
+			}
+		}
+		return n
+	}
+
+	// The path is a directory.
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s.Offer(token("fail-SECRET-1"))
+	eventually(t, "two failed attempts", func() bool { return failures() >= 2 })
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the retry writes the token", func() bool { return content(path) == "fail-SECRET-1" })
+
+	// The directory is gone.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	before := failures()
+	s.Offer(token("fail-SECRET-2"))
+	eventually(t, "a failed attempt", func() bool { return failures() > before })
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the retry writes the token", func() bool { return content(path) == "fail-SECRET-2" })
+
+	text := logs.String()
+	if !strings.Contains(text, `"level":"error"`) || !strings.Contains(text, "token sink: write failed") || !strings.Contains(text, path) {
+		t.Errorf("the failure is not logged as an error naming the file:\n%s", text)
+	}
+	logtest.AssertNoSecrets(t, "logs", text, "fail-SECRET-1", "fail-SECRET-2")
+
+	// A directory put in the file's place stays at shutdown.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
+	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+		t.Errorf("a directory at the sink's path was removed: %v", err)
+	}
+}
+
+func TestCheckPath(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{filepath.Join(dir, "token"), ""},
+		{file, ""}, // an old sink file is replaced
+		{filepath.Join(dir, "missing", "token"), "directory " + filepath.Join(dir, "missing") + " does not exist"},
+		{filepath.Join(file, "token"), file + " is not a directory"},
+		{dir, dir + " is a directory"},
+	} {
+		got := ""
+		if err := CheckPath(tc.path); err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("CheckPath(%s) = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+}
