@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -154,6 +155,12 @@ func refuse(r *http.Request) string {
 // X-Forwarded-*, X-Real-Ip), no browser (Origin, Sec-Fetch-*), and a
 // Host that is an IP address or localhost (DNS rebinding needs a name).
 func refuseCaller(r *http.Request) string {
+	// Only a caller on this machine (or in this pod's network namespace)
+	// may have a token, whatever address the admin listener is bound to:
+	// it binds 0.0.0.0 in Kubernetes so that the kubelet can probe it.
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return "only callers on this machine may have a token (connect over loopback)"
+	}
 	for h := range r.Header {
 		if h == "Via" || h == "Forwarded" || h == "X-Real-Ip" || strings.HasPrefix(h, "X-Forwarded-") {
 			return "requests that came through a proxy (" + h + ") are refused"

@@ -193,3 +193,36 @@ func TestTokenAPIRefusesProxiedRequests(t *testing.T) {
 	}
 	logtest.AssertNoSecrets(t, "logs", logs.String(), apiTestToken)
 }
+
+// TestTokenAPIsAnswerLoopbackCallersOnly: an admin listener bound to
+// 0.0.0.0 (as in Kubernetes, for the kubelet's probes) still hands no
+// token to a caller from another address, on either token API.
+func TestTokenAPIsAnswerLoopbackCallersOnly(t *testing.T) {
+	log, logs := logtest.New(t)
+	admin := New(prometheus.NewRegistry(), nil)
+	admin.EnableTokenAPI([]TokenRoute{{Name: "wf", TokenType: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken)}}}}, log)
+	for _, remote := range []string{"10.1.2.3:40000", "[fd00::7]:40000", "192.168.1.9:1"} {
+		for _, req := range []*http.Request{
+			httptest.NewRequest("GET", "http://127.0.0.1:9901/v1/token/wf", nil),
+			httptest.NewRequest("POST", "http://127.0.0.1:9901/oauth2/token", strings.NewReader("grant_type=client_credentials&client_id=wf")),
+		} {
+			req.RemoteAddr = remote
+			req.Header.Set("Metadata", "true")
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := httptest.NewRecorder()
+			admin.ServeHTTP(w, req)
+			if w.Code == http.StatusOK || strings.Contains(w.Body.String(), apiTestToken) {
+				t.Errorf("%s %s from %s = %d %s, want no token", req.Method, req.URL.Path, remote, w.Code, w.Body)
+			}
+		}
+	}
+	req := httptest.NewRequest("GET", "http://127.0.0.1:9901/v1/token/wf", nil)
+	req.RemoteAddr = "[::1]:40000"
+	req.Header.Set("Metadata", "true")
+	w := httptest.NewRecorder()
+	admin.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		t.Errorf("a loopback caller (::1) = %d %s, want the token", w.Code, w.Body)
+	}
+	logtest.AssertNoSecrets(t, "logs", logs.String(), apiTestToken)
+}
