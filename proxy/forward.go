@@ -154,7 +154,7 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rp, ok := f.byHost[host]; ok && r.URL.Scheme == "http" {
 		ctx := context.WithValue(r.Context(), connectHostKey{}, host)
-		(&countingHandler{next: rp, metrics: rp.metrics}).ServeHTTP(w, r.WithContext(ctx))
+		rp.counted.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
 	if f.deny {
@@ -260,7 +260,7 @@ func (f *Forward) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMisdirectedRequest, errorBody{Error: "misdirected_request", Detail: "the Host header does not match the CONNECT target " + host})
 		return
 	}
-	(&countingHandler{next: rp, metrics: rp.metrics}).ServeHTTP(w, r)
+	rp.counted.ServeHTTP(w, r)
 }
 
 // dialTunnel connects a blind tunnel, directly (no proxy from the

@@ -63,7 +63,7 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &errCredential{err}
 	}
-	req.Header[in.route.Header] = []string{in.route.headerValue(tok)}
+	req.Header[in.route.Header] = in.route.headerValues(tok)
 	resp, err := in.next.RoundTrip(req)
 	if err != nil {
 		return nil, clientGone(req, err)
@@ -94,7 +94,7 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	again := req.Clone(req.Context())
 	again.Body = replay()
-	again.Header[in.route.Header] = []string{in.route.headerValue(fresh)}
+	again.Header[in.route.Header] = in.route.headerValues(fresh)
 	in.metrics.replays("replayed")
 	in.log.Info("upstream rejected the token; replaying with the renewed one",
 		zap.Stringer("rejected", tok.Value), zap.Stringer("token", fresh.Value))

@@ -29,13 +29,15 @@ func NewReverse(route *Route, transport http.RoundTripper, metrics *Metrics, log
 	upstream := route.Upstream
 	rp := newRouteProxy(route, transport, metrics.forRoute(route.Name, "reverse"), log, func(*http.Request) *url.URL { return upstream })
 	rp.ModifyResponse = func(resp *http.Response) error { rewriteLocation(resp, upstream); return nil }
-	return &countingHandler{next: &dotSegmentGuard{next: rp, route: route.Name}, metrics: rp.metrics}
+	return newCountingHandler(&dotSegmentGuard{next: rp, route: route.Name}, rp.metrics)
 }
 
 // routeProxy is a route's httputil.ReverseProxy with its metrics.
 type routeProxy struct {
 	*httputil.ReverseProxy
 	metrics *routeMetrics
+	// counted is the proxy behind a countingHandler.
+	counted http.Handler
 }
 
 // newRouteProxy returns the proxy that carries a route's requests to
@@ -44,7 +46,7 @@ type routeProxy struct {
 func newRouteProxy(route *Route, transport http.RoundTripper, rm *routeMetrics, log *zap.Logger, target func(*http.Request) *url.URL) *routeProxy {
 	route.init()
 	log = log.With(zap.String("route", route.Name), zap.String("mode", rm.mode))
-	return &routeProxy{metrics: rm, ReverseProxy: &httputil.ReverseProxy{
+	rp := &routeProxy{metrics: rm, ReverseProxy: &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target(pr.In))
 			// The client's own value must not reach the upstream, even
@@ -54,10 +56,12 @@ func newRouteProxy(route *Route, transport http.RoundTripper, rm *routeMetrics, 
 		},
 		Transport:     &timedTransport{next: &injector{route: route, next: transport, metrics: rm, log: log}, metrics: rm},
 		FlushInterval: flushInterval,
-		BufferPool:    sharedBufferPool,
+		BufferPool:    &bufferPool{},
 		ErrorHandler:  errorHandler(route.Name, log),
 		ErrorLog:      zap.NewStdLog(log.Named("httputil")),
 	}}
+	rp.counted = newCountingHandler(rp.ReverseProxy, rm)
+	return rp
 }
 
 // flushInterval bounds how long part of a response body with a known
@@ -160,15 +164,26 @@ func (t *timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type countingHandler struct {
 	next    http.Handler
 	metrics *routeMetrics
+	// writers recycles the statusWriters: one per request otherwise. A
+	// writer is not used after ServeHTTP returns (the reverse proxy
+	// finishes upgrades and streams before it returns).
+	writers sync.Pool
+}
+
+func newCountingHandler(next http.Handler, m *routeMetrics) *countingHandler {
+	return &countingHandler{next: next, metrics: m, writers: sync.Pool{New: func() any { return new(statusWriter) }}}
 }
 
 func (h *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sw := &statusWriter{ResponseWriter: w}
+	sw := h.writers.Get().(*statusWriter)
+	*sw = statusWriter{ResponseWriter: w}
 	h.next.ServeHTTP(sw, r)
 	if sw.status == 0 {
 		sw.status = http.StatusOK
 	}
 	h.metrics.request(sw.status)
+	*sw = statusWriter{}
+	h.writers.Put(sw)
 }
 
 // statusWriter remembers the status code. Unwrap lets
@@ -194,11 +209,23 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// bufferPool recycles the 32 KiB copy buffers of httputil.ReverseProxy.
+// copyBufferSize is the size of httputil.ReverseProxy's copy buffers.
+const copyBufferSize = 32 << 10
+
+// bufferPool recycles the copy buffers of httputil.ReverseProxy. It keeps
+// them as array pointers, so that putting one back allocates nothing (a
+// []byte put into a sync.Pool would be boxed).
 type bufferPool struct{ p sync.Pool }
 
-// sharedBufferPool serves every route and mode.
-var sharedBufferPool = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+func (b *bufferPool) Get() []byte {
+	if a, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return a[:]
+	}
+	return make([]byte, copyBufferSize)
+}
 
-func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
-func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
+func (b *bufferPool) Put(p []byte) {
+	if len(p) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(p))
+	}
+}

@@ -50,8 +50,14 @@ type Route struct {
 	lastValue atomic.Pointer[headerCache]
 }
 
-// headerCache is a token and the header value made from it.
-type headerCache struct{ token, value string }
+// headerCache is a token and the header values made from it. values is
+// shared by every request of the token's lifetime: nothing downstream
+// (httputil.ReverseProxy, net/http's Transport) writes to a header's
+// value slice, and a replay clones the header first.
+type headerCache struct {
+	token  string
+	values []string
+}
 
 // init computes the route's host set. It is called by the constructors of
 // this package.
@@ -123,18 +129,20 @@ func foldHeaderByte(c byte) byte {
 	return c
 }
 
-// headerValue is what goes into the route's header for tok.
-func (r *Route) headerValue(tok exchange.Token) string {
-	if r.Prefix == "" {
-		return tok.Value.Reveal()
-	}
+// headerValues is what goes into the route's header for tok, built once
+// per token.
+func (r *Route) headerValues(tok exchange.Token) []string {
 	t := tok.Value.Reveal()
 	if c := r.lastValue.Load(); c != nil && c.token == t {
-		return c.value
+		return c.values
 	}
-	c := &headerCache{token: t, value: r.Prefix + " " + t}
+	v := t
+	if r.Prefix != "" {
+		v = r.Prefix + " " + t
+	}
+	c := &headerCache{token: t, values: []string{v}}
 	r.lastValue.Store(c)
-	return c.value
+	return c.values
 }
 
 // Authority normalises a host or host:port to lower-case host:port, with

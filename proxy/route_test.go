@@ -61,16 +61,16 @@ func TestRouteAllows(t *testing.T) {
 func TestHeaderValueFollowsTheToken(t *testing.T) {
 	r := &Route{Prefix: "Bearer"}
 	for _, tok := range []string{"tok-one", "tok-one", "tok-two", "tok-one"} {
-		if got := r.headerValue(exchange.Token{Value: secret.New(tok)}); got != "Bearer "+tok {
-			t.Errorf("headerValue(%s) = %q", tok, got)
+		if got := r.headerValues(exchange.Token{Value: secret.New(tok)}); len(got) != 1 || got[0] != "Bearer "+tok {
+			t.Errorf("headerValues(%s) = %q", tok, got)
 		}
 	}
 	bare := &Route{}
-	if got := bare.headerValue(exchange.Token{Value: secret.New("tok-bare")}); got != "tok-bare" {
-		t.Errorf("bare headerValue = %q", got)
+	if got := bare.headerValues(exchange.Token{Value: secret.New("tok-bare")}); len(got) != 1 || got[0] != "tok-bare" {
+		t.Errorf("bare headerValues = %q", got)
 	}
 	one := exchange.Token{Value: secret.New("tok-one")}
-	if n := testing.AllocsPerRun(100, func() { r.headerValue(one) }); n != 0 {
-		t.Errorf("headerValue for the current token allocates %v times", n)
+	if n := testing.AllocsPerRun(100, func() { r.headerValues(one) }); n != 0 {
+		t.Errorf("headerValues for the current token allocates %v times", n)
 	}
 }
