@@ -126,6 +126,10 @@ type Route struct {
 	ExchangeTimeout time.Duration
 	// AllowInsecureUpstream allows http:// upstream and token URLs.
 	AllowInsecureUpstream bool
+	// CredentialExpiresAt is CREDENTIAL_EXPIRES_AT: when the long-lived
+	// credential (not the access token) expires, as the user knows it;
+	// zero when unset.
+	CredentialExpiresAt time.Time
 }
 
 // AuthStyle is how an OAuth 2.0 client authenticates to the token

@@ -194,6 +194,16 @@ func TestLoadValidKinds(t *testing.T) {
 			},
 		},
 		{
+			desc: "credential expiry, with an offset, and in the past",
+			env:  with(apiTokenEnv, "CREDPROXY_CREDENTIAL_EXPIRES_AT", " 2020-02-29T23:30:00+02:00\n"),
+			want: func(r *Route) {
+				*r = defaultRoute(KindCSPAPIToken, "https://example.wavefront.com")
+				r.CSPURL = mustURL("https://console.cloud.vmware.com")
+				r.CSPAPIToken = secret.Ref{Value: secret.New(sentinel + "-api"), Var: "CREDPROXY_CSP_API_TOKEN"}
+				r.CredentialExpiresAt = time.Date(2020, 2, 29, 21, 30, 0, 0, time.UTC)
+			},
+		},
+		{
 			desc: "oauth2-token-exchange",
 			env: map[string]string{
 				"CREDPROXY_AUTH": "oauth2-token-exchange", "CREDPROXY_TOKEN_URL": "https://sts.example/token",
@@ -431,6 +441,13 @@ func TestLoadProblems(t *testing.T) {
 			want: []string{"CREDPROXY_TOKEN_WAIT: 5m0.000000001s is outside 0-5m"}},
 		{desc: "zero exchange timeout", env: with(static, "CREDPROXY_EXCHANGE_TIMEOUT", "0s"),
 			want: []string{"CREDPROXY_EXCHANGE_TIMEOUT: 0s is outside 0-5m (0 excluded)"}},
+		{desc: "credential expiry as a date only", env: with(static, "CREDPROXY_CREDENTIAL_EXPIRES_AT", "2026-09-30"),
+			want: []string{`CREDPROXY_CREDENTIAL_EXPIRES_AT: "2026-09-30" is not an RFC 3339 time (e.g. 2026-09-30T00:00:00Z)`}},
+		{desc: "credential expiry without a zone", env: with(static, "CREDPROXY_CREDENTIAL_EXPIRES_AT", "2026-09-30T00:00:00"),
+			want: []string{`CREDPROXY_CREDENTIAL_EXPIRES_AT: "2026-09-30T00:00:00" is not an RFC 3339 time (e.g. 2026-09-30T00:00:00Z)`}},
+		{desc: "named route's credential expiry", env: map[string]string{"CREDPROXY_ROUTES": "wf", "CREDPROXY_WF_AUTH": "static", "CREDPROXY_WF_TOKEN": sentinel,
+			"CREDPROXY_WF_UPSTREAM": "https://a.example", "CREDPROXY_WF_LISTEN": "127.0.0.1:8080", "CREDPROXY_WF_CREDENTIAL_EXPIRES_AT": "next tuesday"},
+			want: []string{`CREDPROXY_WF_CREDENTIAL_EXPIRES_AT: "next tuesday" is not an RFC 3339 time (e.g. 2026-09-30T00:00:00Z)`}},
 
 		// Values caarlos0/env cannot parse: reported once, by full name.
 		{desc: "bad values of every type", env: with(static,
@@ -576,6 +593,8 @@ func TestWarnings(t *testing.T) {
 				"CREDPROXY_CSP_API_TOKN is not a credproxy variable and is ignored (did you mean CREDPROXY_CSP_API_TOKEN?)",
 				"CREDPROXY_FROBNICATE is not a credproxy variable and is ignored",
 			}},
+		{desc: "misspelt credential expiry", env: with(apiTokenEnv, "CREDPROXY_CREDENTIAL_EXPIRE_AT", "2026-09-30T00:00:00Z"),
+			want: []string{"CREDPROXY_CREDENTIAL_EXPIRE_AT is not a credproxy variable and is ignored (did you mean CREDPROXY_CREDENTIAL_EXPIRES_AT?)"}},
 		{desc: "route variable of an unlisted route", env: map[string]string{
 			"CREDPROXY_ROUTES": "a", "CREDPROXY_FORWARD_ADDR": "127.0.0.1:3128",
 			"CREDPROXY_A_AUTH": "static", "CREDPROXY_A_TOKEN": "t", "CREDPROXY_A_UPSTREAM": "https://a.example",
@@ -674,7 +693,7 @@ func TestVariables(t *testing.T) {
 		"SPLUNK_REALM", "SPLUNK_EMAIL", "SPLUNK_PASSWORD", "SPLUNK_PASSWORD_FILE", "SPLUNK_ORG_ID",
 		"TOKEN_URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "SCOPES", "AUDIENCE", "AUTH_STYLE",
 		"REFRESH_TOKEN", "REFRESH_TOKEN_FILE", "SUBJECT_TOKEN_FILE", "SUBJECT_TOKEN_TYPE", "TOKEN", "TOKEN_FILE",
-		"REFRESH_AT", "EXPIRY_MARGIN", "DEFAULT_TTL", "TOKEN_WAIT", "EXCHANGE_TIMEOUT", "ALLOW_INSECURE_UPSTREAM",
+		"REFRESH_AT", "EXPIRY_MARGIN", "DEFAULT_TTL", "TOKEN_WAIT", "EXCHANGE_TIMEOUT", "CREDENTIAL_EXPIRES_AT", "ALLOW_INSECURE_UPSTREAM",
 	}
 	if diff := cmp.Diff(wantGlobals, globals); diff != "" {
 		t.Errorf("global variables (-want +got):\n%s", diff)

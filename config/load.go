@@ -90,6 +90,7 @@ type routeEnv struct {
 	DefaultTTL            time.Duration `env:"DEFAULT_TTL" envDefault:"300s" doc:"lifetime assumed when a token response has none (at least 10s)"`
 	TokenWait             time.Duration `env:"TOKEN_WAIT" envDefault:"5s" doc:"how long a request waits for a token before 503 (at most 5m)"`
 	ExchangeTimeout       time.Duration `env:"EXCHANGE_TIMEOUT" envDefault:"10s" doc:"bound on one exchange with the identity service (at most 5m)"`
+	CredentialExpiresAt   string        `env:"CREDENTIAL_EXPIRES_AT" doc:"when the long-lived credential expires, RFC 3339 (e.g. 2026-09-30T00:00:00Z): warnings at 30, 7 and 1 days left"`
 	AllowInsecureUpstream bool          `env:"ALLOW_INSECURE_UPSTREAM" envDefault:"false" doc:"allow http:// upstream and identity URLs (tests only)"`
 }
 
@@ -402,6 +403,7 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 	l.routeDestination(&r, &e)
 	l.routeHeader(&r, &e)
 	l.routeTiming(&r)
+	l.routeCredentialExpiry(&r, &e)
 	return r
 }
 
@@ -544,6 +546,23 @@ func (l *loader) routeTiming(r *Route) {
 	if ok("EXCHANGE_TIMEOUT") && (r.ExchangeTimeout <= 0 || r.ExchangeTimeout > 5*time.Minute) {
 		l.problem(v("EXCHANGE_TIMEOUT"), "%v is outside 0-5m (0 excluded)", r.ExchangeTimeout)
 	}
+}
+
+// routeCredentialExpiry reads CREDENTIAL_EXPIRES_AT. A date in the past
+// is accepted: the credential may really have expired, which the expiry
+// watcher then reports as an error, and refusing to start would take down
+// the other routes with it.
+func (l *loader) routeCredentialExpiry(r *Route, e *routeEnv) {
+	raw := strings.TrimSpace(e.CredentialExpiresAt)
+	if raw == "" {
+		return
+	}
+	t, err := time.Parse(time.RFC3339, raw)
+	if err != nil {
+		l.problem(r.Prefix+"CREDENTIAL_EXPIRES_AT", "%.40q is not an RFC 3339 time (e.g. 2026-09-30T00:00:00Z)", raw)
+		return
+	}
+	r.CredentialExpiresAt = t
 }
 
 // secret returns where the secret name comes from: inline (prefix+name)
