@@ -595,6 +595,18 @@ func TestWarnings(t *testing.T) {
 			}},
 		{desc: "misspelt credential expiry", env: with(apiTokenEnv, "CREDPROXY_CREDENTIAL_EXPIRE_AT", "2026-09-30T00:00:00Z"),
 			want: []string{"CREDPROXY_CREDENTIAL_EXPIRE_AT is not a credproxy variable and is ignored (did you mean CREDPROXY_CREDENTIAL_EXPIRES_AT?)"}},
+		{desc: "splunk-session to an ingest upstream", env: with(splunkEnv, "CREDPROXY_UPSTREAM", "https://ingest.us1.signalfx.com"),
+			want: []string{"route default: CREDPROXY_UPSTREAM ingest.us1.signalfx.com is a Splunk ingest host, and a splunk-session token cannot authenticate ingest (/v2/datapoint, /v2/event): " +
+				"send ingest through its own route with AUTH=static and an org access token in TOKEN_FILE"}},
+		{desc: "splunk-session with ingest hosts in HOSTS", env: map[string]string{
+			"CREDPROXY_ROUTES": "sfx", "CREDPROXY_SFX_AUTH": "splunk-session", "CREDPROXY_SFX_SPLUNK_REALM": "eu0", "CREDPROXY_SFX_SPLUNK_EMAIL": "e",
+			"CREDPROXY_SFX_SPLUNK_PASSWORD": sentinel, "CREDPROXY_SFX_LISTEN": "127.0.0.1:8080",
+			"CREDPROXY_SFX_HOSTS": "stream.eu0.signalfx.com,INGEST.eu0.signalfx.com:443,api.eu0.signalfx.com,ingest.signalfx.com"},
+			want: []string{"route sfx: CREDPROXY_SFX_HOSTS ingest.eu0.signalfx.com, CREDPROXY_SFX_HOSTS ingest.signalfx.com is a Splunk ingest host, and a splunk-session token cannot authenticate ingest (/v2/datapoint, /v2/event): " +
+				"send ingest through its own route with AUTH=static and an org access token in TOKEN_FILE"}},
+		{desc: "splunk-session to the API and SignalFlow hosts", env: with(splunkEnv, "CREDPROXY_HOSTS", "stream.us1.signalfx.com,api.signalfx.com")},
+		{desc: "static org token to ingest", env: map[string]string{
+			"CREDPROXY_AUTH": "static", "CREDPROXY_TOKEN": sentinel, "CREDPROXY_UPSTREAM": "https://ingest.us1.signalfx.com", "CREDPROXY_HOSTS": "ingest.us0.signalfx.com"}},
 		{desc: "route variable of an unlisted route", env: map[string]string{
 			"CREDPROXY_ROUTES": "a", "CREDPROXY_FORWARD_ADDR": "127.0.0.1:3128",
 			"CREDPROXY_A_AUTH": "static", "CREDPROXY_A_TOKEN": "t", "CREDPROXY_A_UPSTREAM": "https://a.example",
@@ -626,6 +638,27 @@ func TestWarnings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// splunkEnv is a splunk-session default route in realm us1 (upstream
+// api.us1.signalfx.com).
+var splunkEnv = map[string]string{
+	"CREDPROXY_AUTH": "splunk-session", "CREDPROXY_SPLUNK_REALM": "us1", "CREDPROXY_SPLUNK_EMAIL": "e", "CREDPROXY_SPLUNK_PASSWORD": sentinel,
+}
+
+func TestIsSplunkIngestHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"ingest.us1.signalfx.com": true, "ingest.signalfx.com": true, "Ingest.EU0.signalfx.com.": true,
+		"rum-ingest.us1.signalfx.com": true, "backfill.signalfx.com": true,
+		"ingest.us1.observability.splunkcloud.com": true,
+		"api.us1.signalfx.com":                     false, "stream.us1.signalfx.com": false, "api.signalfx.com": false,
+		"ingest.example.com": false, "ingest.us1.signalfx.com.evil.example": false, "ingest.a.b.signalfx.com": false,
+		"signalfx.com": false, "ingest": false, "": false, "ingest.observability.splunkcloud.com": false,
+	} {
+		if got := isSplunkIngestHost(host); got != want {
+			t.Errorf("isSplunkIngestHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/textproto"
 	"reflect"
 	"regexp"
@@ -239,6 +240,9 @@ func Load(environ map[string]string) (*Config, error) {
 		}
 	}
 	l.checkAddresses(cfg)
+	for _, r := range cfg.Routes {
+		l.warnSplunkIngest(r)
+	}
 	l.warnUnknown(pos)
 
 	if len(l.problems) > 0 {
@@ -563,6 +567,59 @@ func (l *loader) routeCredentialExpiry(r *Route, e *routeEnv) {
 		return
 	}
 	r.CredentialExpiresAt = t
+}
+
+// warnSplunkIngest warns about a splunk-session route that sends its
+// session token to an ingest host: Splunk accepts only org access tokens
+// there (PROTOCOLS.md 2c), so every datapoint would get 401. It is a
+// warning, not a problem: the host list may be wider than what the route
+// is used for.
+func (l *loader) warnSplunkIngest(r Route) {
+	if r.Auth != KindSplunkSession {
+		return
+	}
+	var found []string
+	if r.Upstream != nil && isSplunkIngestHost(r.Upstream.Hostname()) {
+		found = append(found, r.Prefix+"UPSTREAM "+r.Upstream.Hostname())
+	}
+	for _, h := range r.Hosts {
+		host := h
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			host = hh
+		}
+		if isSplunkIngestHost(host) {
+			found = append(found, r.Prefix+"HOSTS "+host)
+		}
+	}
+	if len(found) == 0 {
+		return
+	}
+	l.warn("route %s: %s is a Splunk ingest host, and a splunk-session token cannot authenticate ingest (/v2/datapoint, /v2/event): "+
+		"send ingest through its own route with AUTH=static and an org access token in TOKEN_FILE", r.Name, strings.Join(found, ", "))
+}
+
+// isSplunkIngestHost reports whether host is one of Splunk Observability
+// Cloud's ingest hosts: ingest (and rum-ingest, backfill) under
+// signalfx.com, with or without a realm (none is us0), or under
+// <realm>.observability.splunkcloud.com. The API and SignalFlow (stream)
+// hosts accept session tokens and are not ingest hosts.
+func isSplunkIngestHost(host string) bool {
+	labels := strings.Split(strings.TrimSuffix(strings.ToLower(host), "."), ".")
+	switch labels[0] {
+	case "ingest", "rum-ingest", "backfill":
+	default:
+		return false
+	}
+	rest := strings.Join(labels[1:], ".")
+	switch {
+	case rest == "signalfx.com":
+		return true
+	case len(labels) == 4 && labels[2]+"."+labels[3] == "signalfx.com":
+		return true
+	case len(labels) == 5 && strings.HasSuffix(rest, ".observability.splunkcloud.com"):
+		return true
+	}
+	return false
 }
 
 // secret returns where the secret name comes from: inline (prefix+name)
