@@ -27,6 +27,11 @@ type OAuth2Options struct {
 	// out of answers.
 	TTL           time.Duration
 	OmitExpiresIn bool
+	// RefreshExpiresIn, when set, is the raw JSON value of the
+	// refresh_expires_in that refresh answers carry (seconds until the
+	// refresh token expires, as Keycloak sends it; 0 for one that does
+	// not). Nil leaves the field out.
+	RefreshExpiresIn json.RawMessage
 	// Now is the fake's clock; default time.Now.
 	Now func() time.Time
 }
@@ -140,6 +145,9 @@ func (o *OAuth2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid or expired")
 			return
+		}
+		if o.opts.RefreshExpiresIn != nil {
+			resp["refresh_expires_in"] = o.opts.RefreshExpiresIn
 		}
 	case "urn:ietf:params:oauth:grant-type:token-exchange":
 		if o.opts.SubjectToken == "" || form.Get("subject_token") != o.opts.SubjectToken || form.Get("subject_token_type") == "" {
