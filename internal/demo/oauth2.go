@@ -135,19 +135,9 @@ func (o *OAuth2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch form.Get("grant_type") {
 	case "client_credentials":
 	case "refresh_token":
-		o.mu.Lock()
-		ok := o.refresh != "" && form.Get("refresh_token") == o.refresh
-		if ok && o.opts.Rotate {
-			o.refresh = "rt." + randomHex(12)
-			resp["refresh_token"] = o.refresh
-		}
-		o.mu.Unlock()
-		if !ok {
+		if !o.refreshGrant(form.Get("refresh_token"), resp) {
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid or expired")
 			return
-		}
-		if o.opts.RefreshExpiresIn != nil {
-			resp["refresh_expires_in"] = o.opts.RefreshExpiresIn
 		}
 	case "urn:ietf:params:oauth:grant-type:token-exchange":
 		if o.opts.SubjectToken == "" || form.Get("subject_token") != o.opts.SubjectToken || form.Get("subject_token_type") == "" {
@@ -173,6 +163,25 @@ func (o *OAuth2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// refreshGrant checks the refresh token rt and adds to the answer resp
+// what a refresh answers besides the access token: a rotated refresh
+// token, refresh_expires_in. It reports whether rt is accepted.
+func (o *OAuth2) refreshGrant(rt string, resp map[string]any) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.refresh == "" || rt != o.refresh {
+		return false
+	}
+	if o.opts.Rotate {
+		o.refresh = "rt." + randomHex(12)
+		resp["refresh_token"] = o.refresh
+	}
+	if o.opts.RefreshExpiresIn != nil {
+		resp["refresh_expires_in"] = o.opts.RefreshExpiresIn
+	}
+	return true
 }
 
 func oauthError(w http.ResponseWriter, status int, code, desc string) {
