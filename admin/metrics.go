@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/credproxy/credproxy/tokencache"
@@ -15,6 +17,7 @@ type Metrics struct {
 	exchanges        *prometheus.CounterVec
 	exchangeDuration *prometheus.HistogramVec
 	renewals         *prometheus.CounterVec
+	credentialExpiry *prometheus.GaugeVec
 }
 
 // NewMetrics creates the token metrics on reg.
@@ -34,8 +37,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "credproxy_token_renewals_total",
 			Help: "Exchanges that renew a held token, by route, trigger (scheduled: ahead of expiry or a retry; upstream_401: the upstream rejected the token) and result (ok or the failure reason, as in credproxy_exchanges_total).",
 		}, []string{"route", "trigger", "result"}),
+		credentialExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "credproxy_credential_expiry_timestamp_seconds",
+			Help: "When the route's long-lived credential expires (the CSP API token, the refresh token, or CREDPROXY_CREDENTIAL_EXPIRES_AT), in seconds since 1970. No series for a route while it is unknown.",
+		}, []string{"route"}),
 	}
-	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals)
+	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals, m.credentialExpiry)
 	return m
 }
 
@@ -50,6 +57,20 @@ func (m *Metrics) ObserveExchange(route, kind string) func(tokencache.Exchange) 
 		if e.Trigger != "" && e.Trigger != "initial" {
 			m.renewals.WithLabelValues(route, e.Trigger, e.Result).Inc()
 		}
+	}
+}
+
+// CredentialExpiry returns a credexpiry.Options.OnChange hook for a
+// route: it sets the route's credproxy_credential_expiry_timestamp_seconds
+// to the expiry, and removes the series when the expiry is zero
+// (unknown), so that no series says "1970" or NaN.
+func (m *Metrics) CredentialExpiry(route string) func(time.Time) {
+	return func(at time.Time) {
+		if at.IsZero() {
+			m.credentialExpiry.DeleteLabelValues(route)
+			return
+		}
+		m.credentialExpiry.WithLabelValues(route).Set(float64(at.UnixNano()) / 1e9)
 	}
 }
 
