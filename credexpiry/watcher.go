@@ -67,7 +67,8 @@ type Options struct {
 	// Logger receives the warnings. Default: no logging.
 	Logger *zap.Logger
 	// OnChange, when set, is called with the expiry (zero when unknown)
-	// each time it changes, for the gauge. It is called with the
+	// each time it changes, for the gauge, and by New with Configured
+	// when it is set. It is called with the
 	// Watcher's lock held, in the order of the changes, so it must be
 	// quick and must not call back into the Watcher.
 	OnChange func(time.Time)
@@ -130,6 +131,9 @@ func New(opts Options) *Watcher {
 	if !opts.Configured.IsZero() {
 		w.known[SourceConfig] = opts.Configured
 		w.current = Status{ExpiresAt: opts.Configured, Source: SourceConfig}
+		if opts.OnChange != nil {
+			opts.OnChange(opts.Configured)
+		}
 	}
 	return w
 }

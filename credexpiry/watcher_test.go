@@ -255,6 +255,11 @@ func TestWarningAtStart(t *testing.T) {
 		if got := h.w.Status(); got.Source != SourceConfig {
 			t.Errorf("Status %+v", got)
 		}
+		h.mu.Lock()
+		if len(h.changes) != 1 || !h.changes[0].Equal(start.Add(5*day)) {
+			t.Errorf("OnChange %v, want the configured expiry from New", h.changes)
+		}
+		h.mu.Unlock()
 		sleepTo(start.Add(4 * day))
 		sleepTo(start.Add(5 * day))
 		if diff := cmp.Diff([]string{"warn 7d", "warn 1d", "error expired"}, h.thresholds(t)); diff != "" {

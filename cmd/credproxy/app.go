@@ -18,6 +18,7 @@ import (
 
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
@@ -101,9 +102,10 @@ type app struct {
 }
 
 type liveRoute struct {
-	cfg   config.Route
-	cache *tokencache.Cache
-	route *proxy.Route
+	cfg    config.Route
+	cache  *tokencache.Cache
+	route  *proxy.Route
+	expiry *credexpiry.Watcher
 }
 
 func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
@@ -160,7 +162,7 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 		OnExchange:      m.ObserveExchange(rc.Name, string(rc.Auth)),
 	})
 	m.WatchRoute(rc.Name, cache.Status)
-	return &liveRoute{cfg: rc, cache: cache, route: &proxy.Route{
+	return &liveRoute{cfg: rc, cache: cache, expiry: newExpiryWatcher(rc, src, m, log), route: &proxy.Route{
 		Name:          rc.Name,
 		Upstream:      rc.Upstream,
 		Hosts:         rc.Hosts,
@@ -197,6 +199,7 @@ func (a *app) serveAdminPages(log *zap.Logger) {
 		}
 		page = append(page, admin.StatusRoute{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen, Status: r.cache.Status})
 		routes = append(routes, admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache})
+		a.admin.ReportCredentialExpiry(r.cfg.Name, r.expiry.Status)
 	}
 	a.admin.EnableStatusPage(page)
 	if a.cfg.TokenAPI {
@@ -244,6 +247,7 @@ func (a *app) serve(ctx context.Context) error {
 	var caches sync.WaitGroup
 	for _, r := range a.routes {
 		caches.Go(func() { r.cache.Run(cacheCtx) })
+		caches.Go(func() { r.expiry.Run(cacheCtx) })
 	}
 
 	serveErr := make(chan error, len(routeLns)+1)
