@@ -442,12 +442,12 @@ func TestLoadProblems(t *testing.T) {
 		{desc: "zero exchange timeout", env: with(static, "CREDPROXY_EXCHANGE_TIMEOUT", "0s"),
 			want: []string{"CREDPROXY_EXCHANGE_TIMEOUT: 0s is outside 0-5m (0 excluded)"}},
 		{desc: "credential expiry as a date only", env: with(static, "CREDPROXY_CREDENTIAL_EXPIRES_AT", "2026-09-30"),
-			want: []string{`CREDPROXY_CREDENTIAL_EXPIRES_AT: "2026-09-30" is not an RFC 3339 time (e.g. 2026-09-30T00:00:00Z)`}},
+			want: []string{`CREDPROXY_CREDENTIAL_EXPIRES_AT: "2026-09-30" is not an RFC 3339 time (e.g. 2027-06-30T00:00:00Z)`}},
 		{desc: "credential expiry without a zone", env: with(static, "CREDPROXY_CREDENTIAL_EXPIRES_AT", "2026-09-30T00:00:00"),
-			want: []string{`CREDPROXY_CREDENTIAL_EXPIRES_AT: "2026-09-30T00:00:00" is not an RFC 3339 time (e.g. 2026-09-30T00:00:00Z)`}},
+			want: []string{`CREDPROXY_CREDENTIAL_EXPIRES_AT: "2026-09-30T00:00:00" is not an RFC 3339 time (e.g. 2027-06-30T00:00:00Z)`}},
 		{desc: "named route's credential expiry", env: map[string]string{"CREDPROXY_ROUTES": "wf", "CREDPROXY_WF_AUTH": "static", "CREDPROXY_WF_TOKEN": sentinel,
 			"CREDPROXY_WF_UPSTREAM": "https://a.example", "CREDPROXY_WF_LISTEN": "127.0.0.1:8080", "CREDPROXY_WF_CREDENTIAL_EXPIRES_AT": "next tuesday"},
-			want: []string{`CREDPROXY_WF_CREDENTIAL_EXPIRES_AT: "next tuesday" is not an RFC 3339 time (e.g. 2026-09-30T00:00:00Z)`}},
+			want: []string{`CREDPROXY_WF_CREDENTIAL_EXPIRES_AT: "next tuesday" is not an RFC 3339 time (e.g. 2027-06-30T00:00:00Z)`}},
 
 		// Values caarlos0/env cannot parse: reported once, by full name.
 		{desc: "bad values of every type", env: with(static,
@@ -593,7 +593,7 @@ func TestWarnings(t *testing.T) {
 				"CREDPROXY_CSP_API_TOKN is not a credproxy variable and is ignored (did you mean CREDPROXY_CSP_API_TOKEN?)",
 				"CREDPROXY_FROBNICATE is not a credproxy variable and is ignored",
 			}},
-		{desc: "misspelt credential expiry", env: with(apiTokenEnv, "CREDPROXY_CREDENTIAL_EXPIRE_AT", "2026-09-30T00:00:00Z"),
+		{desc: "misspelt credential expiry", env: with(apiTokenEnv, "CREDPROXY_CREDENTIAL_EXPIRE_AT", "2027-06-30T00:00:00Z"),
 			want: []string{"CREDPROXY_CREDENTIAL_EXPIRE_AT is not a credproxy variable and is ignored (did you mean CREDPROXY_CREDENTIAL_EXPIRES_AT?)"}},
 		{desc: "splunk-session to an ingest upstream", env: with(splunkEnv, "CREDPROXY_UPSTREAM", "https://ingest.us1.signalfx.com"),
 			want: []string{"route default: CREDPROXY_UPSTREAM ingest.us1.signalfx.com is a Splunk ingest host, and a splunk-session token cannot authenticate ingest (/v2/datapoint, /v2/event): " +

@@ -91,7 +91,7 @@ type routeEnv struct {
 	DefaultTTL            time.Duration `env:"DEFAULT_TTL" envDefault:"300s" doc:"lifetime assumed when a token response has none (at least 10s)"`
 	TokenWait             time.Duration `env:"TOKEN_WAIT" envDefault:"5s" doc:"how long a request waits for a token before 503 (at most 5m)"`
 	ExchangeTimeout       time.Duration `env:"EXCHANGE_TIMEOUT" envDefault:"10s" doc:"bound on one exchange with the identity service (at most 5m)"`
-	CredentialExpiresAt   string        `env:"CREDENTIAL_EXPIRES_AT" doc:"when the long-lived credential expires, RFC 3339 (e.g. 2026-09-30T00:00:00Z): warnings at 30, 7 and 1 days left"`
+	CredentialExpiresAt   string        `env:"CREDENTIAL_EXPIRES_AT" doc:"when the long-lived credential expires, RFC 3339 (e.g. 2027-06-30T00:00:00Z): warnings at 30, 7 and 1 days left"`
 	AllowInsecureUpstream bool          `env:"ALLOW_INSECURE_UPSTREAM" envDefault:"false" doc:"allow http:// upstream and identity URLs (tests only)"`
 }
 
@@ -563,7 +563,7 @@ func (l *loader) routeCredentialExpiry(r *Route, e *routeEnv) {
 	}
 	t, err := time.Parse(time.RFC3339, raw)
 	if err != nil {
-		l.problem(r.Prefix+"CREDENTIAL_EXPIRES_AT", "%.40q is not an RFC 3339 time (e.g. 2026-09-30T00:00:00Z)", raw)
+		l.problem(r.Prefix+"CREDENTIAL_EXPIRES_AT", "%.40q is not an RFC 3339 time (e.g. 2027-06-30T00:00:00Z)", raw)
 		return
 	}
 	r.CredentialExpiresAt = t
