@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/internal/jsonerror"
 	"github.com/credproxy/credproxy/tokencache"
 )
@@ -24,6 +25,9 @@ type Admin struct {
 	// oauth2Requests counts local OAuth 2.0 token requests by route and
 	// result.
 	oauth2Requests *prometheus.CounterVec
+	// credentials report each route's credential expiry, by route name;
+	// set before serving, read-only after.
+	credentials map[string]func() credexpiry.Status
 }
 
 // New returns the admin handler reporting on the routes whose statuses
@@ -70,16 +74,23 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeH
 
 // readiness is the /readyz body.
 type readiness struct {
-	Ready        bool                `json:"ready"`
-	ShuttingDown bool                `json:"shutting_down,omitempty"`
-	Routes       []tokencache.Status `json:"routes"`
+	Ready        bool             `json:"ready"`
+	ShuttingDown bool             `json:"shutting_down,omitempty"`
+	Routes       []routeReadiness `json:"routes"`
+}
+
+// routeReadiness is one route in /readyz: its token state and what is
+// known of its credential's expiry, which readiness does not depend on.
+type routeReadiness struct {
+	tokencache.Status
+	credentialView
 }
 
 func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
-	body := readiness{Ready: true, Routes: make([]tokencache.Status, 0, len(a.statuses))}
+	body := readiness{Ready: true, Routes: make([]routeReadiness, 0, len(a.statuses))}
 	for _, st := range a.statuses {
 		s := st()
-		body.Routes = append(body.Routes, s)
+		body.Routes = append(body.Routes, routeReadiness{Status: s, credentialView: a.credential(s.Route)})
 		body.Ready = body.Ready && s.Ready
 	}
 	if a.stopping.Load() {

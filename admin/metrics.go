@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/credproxy/credproxy/tokencache"
@@ -16,6 +18,7 @@ type Metrics struct {
 	exchangeDuration *prometheus.HistogramVec
 	renewals         *prometheus.CounterVec
 	sinkWrites       *prometheus.CounterVec
+	credentialExpiry *prometheus.GaugeVec
 }
 
 // NewMetrics creates the token metrics on reg.
@@ -39,8 +42,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "credproxy_token_sink_writes_total",
 			Help: "Writes of a route's token to its TOKEN_SINK_FILE by route and result (ok or error; a failed write is retried with backoff).",
 		}, []string{"route", "result"}),
+		credentialExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "credproxy_credential_expiry_timestamp_seconds",
+			Help: "When the route's long-lived credential expires (the CSP API token, the refresh token, or CREDPROXY_CREDENTIAL_EXPIRES_AT), in seconds since 1970. No series for a route while it is unknown.",
+		}, []string{"route"}),
 	}
-	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals, m.sinkWrites)
+	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals, m.sinkWrites, m.credentialExpiry)
 	return m
 }
 
@@ -69,6 +76,20 @@ func (m *Metrics) ObserveSinkWrite(route string) func(error) {
 			return
 		}
 		ok.Inc()
+	}
+}
+
+// CredentialExpiry returns a credexpiry.Options.OnChange hook for a
+// route: it sets the route's credproxy_credential_expiry_timestamp_seconds
+// to the expiry, and removes the series when the expiry is zero
+// (unknown), so that no series says "1970" or NaN.
+func (m *Metrics) CredentialExpiry(route string) func(time.Time) {
+	return func(at time.Time) {
+		if at.IsZero() {
+			m.credentialExpiry.DeleteLabelValues(route)
+			return
+		}
+		m.credentialExpiry.WithLabelValues(route).Set(float64(at.UnixNano()) / 1e9)
 	}
 }
 

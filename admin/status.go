@@ -37,6 +37,7 @@ type StatusRoute struct {
 // with where the route goes.
 type routeView struct {
 	tokencache.Status
+	credentialView
 	Upstream string `json:"upstream"`
 	Listen   string `json:"listen,omitempty"`
 }
@@ -61,7 +62,7 @@ func (a *Admin) EnableStatusPage(routes []StatusRoute) {
 		body := statusView{Ready: true, Now: time.Now().UTC(), Routes: make([]routeView, 0, len(routes))}
 		for _, r := range routes {
 			st := r.Status()
-			body.Routes = append(body.Routes, routeView{Status: st, Upstream: r.Upstream, Listen: r.Listen})
+			body.Routes = append(body.Routes, routeView{Status: st, credentialView: a.credential(r.Name), Upstream: r.Upstream, Listen: r.Listen})
 			body.Ready = body.Ready && st.Ready
 		}
 		if a.stopping.Load() {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/secret"
 	"github.com/credproxy/credproxy/tokencache"
@@ -123,6 +124,17 @@ func TestStatusPageSelfContained(t *testing.T) {
 // chromiumPath is Debian's chromium, which CI installs.
 const chromiumPath = "/usr/bin/chromium"
 
+// demoCredentials are the credential expiries of demoStatusRoutes: one
+// with weeks left, one under the 7-day warning, one expired, and the
+// static route's unknown.
+func demoCredentials(a *Admin) {
+	now := time.Now()
+	fixed := func(st credexpiry.Status) func() credexpiry.Status { return func() credexpiry.Status { return st } }
+	a.ReportCredentialExpiry("wavefront", fixed(credexpiry.Status{ExpiresAt: now.Add(20*24*time.Hour + 3*time.Hour), Source: credexpiry.SourceLookup}))
+	a.ReportCredentialExpiry("splunk", fixed(credexpiry.Status{ExpiresAt: now.Add(3*24*time.Hour + 5*time.Hour), Source: credexpiry.SourceConfig}))
+	a.ReportCredentialExpiry("billing", fixed(credexpiry.Status{ExpiresAt: now.Add(-2 * time.Hour), Source: credexpiry.SourceExchange}))
+}
+
 // demoStatusRoutes are four routes in the states an on-call person meets.
 func demoStatusRoutes() []StatusRoute {
 	now := time.Now()
@@ -187,6 +199,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	admin := New(prometheus.NewRegistry(), nil)
 	admin.EnableStatusPage(demoStatusRoutes())
+	demoCredentials(admin)
 	srv := httptest.NewServer(admin) // 127.0.0.1
 	defer srv.Close()
 
@@ -205,11 +218,14 @@ func TestStatusPageInChromium(t *testing.T) {
 	countdown := regexp.MustCompile(`^(\d+d \d{2}h \d{2}m|\d+h \d{2}m \d{2}s|\d+m \d{2}s|\d+s)$`)
 	want := []struct {
 		route, kind, state, countdown, errorPart string
+		// credential is the credential cell's text; credentialHTML is
+		// how the cell holds it (the warning colour is a pill class).
+		credential, credentialHTML string
 	}{
-		{"wavefront", "csp-oauth-app", "valid", "2", ""},
-		{"splunk", "splunk-session", "degraded", "9d 0", "HTTP 503"},
-		{"ingest", "static", "valid", "never", ""},
-		{"billing", "oauth2-client-credentials", "pending", "-", "invalid_client"},
+		{"wavefront", "csp-oauth-app", "valid", "2", "", "20 days", "<span>20 days</span>"},
+		{"splunk", "splunk-session", "degraded", "9d 0", "HTTP 503", "3 days", `<span class="pill soon">3 days</span>`},
+		{"ingest", "static", "valid", "never", "", "-", "-"},
+		{"billing", "oauth2-client-credentials", "pending", "-", "invalid_client", "expired", `<span class="pill expired">expired</span>`},
 	}
 	for i, w := range want {
 		route, row := rows[i][1], rows[i][2]
@@ -228,6 +244,12 @@ func TestStatusPageInChromium(t *testing.T) {
 		got := cellText(row, "countdown")
 		if !strings.HasPrefix(got, w.countdown) || (w.countdown != "never" && w.countdown != "-" && !countdown.MatchString(got)) {
 			t.Errorf("%s: expires in %q, want a countdown from %q", w.route, got, w.countdown)
+		}
+		if got := cellText(row, "credential"); got != w.credential {
+			t.Errorf("%s: credential %q, want %q", w.route, got, w.credential)
+		}
+		if m := regexp.MustCompile(`<td class="credential"[^>]*>(.*?)</td>`).FindStringSubmatch(row); m == nil || m[1] != w.credentialHTML {
+			t.Errorf("%s: credential cell %v, want %s", w.route, m, w.credentialHTML)
 		}
 		if got := cellText(row, "error"); !strings.Contains(got, w.errorPart) {
 			t.Errorf("%s: last error %q, want it to mention %q", w.route, got, w.errorPart)

@@ -139,6 +139,10 @@ type Route struct {
 	// TokenSinkMode is the permission bits of TokenSinkFile
 	// (TOKEN_SINK_MODE, default 0600).
 	TokenSinkMode fs.FileMode
+	// CredentialExpiresAt is CREDENTIAL_EXPIRES_AT: when the long-lived
+	// credential (not the access token) expires, as the user knows it;
+	// zero when unset.
+	CredentialExpiresAt time.Time
 }
 
 // AuthStyle is how an OAuth 2.0 client authenticates to the token

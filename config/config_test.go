@@ -195,6 +195,16 @@ func TestLoadValidKinds(t *testing.T) {
 			},
 		},
 		{
+			desc: "credential expiry, with an offset, and in the past",
+			env:  with(apiTokenEnv, "CREDPROXY_CREDENTIAL_EXPIRES_AT", " 2020-02-29T23:30:00+02:00\n"),
+			want: func(r *Route) {
+				*r = defaultRoute(KindCSPAPIToken, "https://example.wavefront.com")
+				r.CSPURL = mustURL("https://console.cloud.vmware.com")
+				r.CSPAPIToken = secret.Ref{Value: secret.New(sentinel + "-api"), Var: "CREDPROXY_CSP_API_TOKEN"}
+				r.CredentialExpiresAt = time.Date(2020, 2, 29, 21, 30, 0, 0, time.UTC)
+			},
+		},
+		{
 			desc: "oauth2-token-exchange",
 			env: map[string]string{
 				"CREDPROXY_AUTH": "oauth2-token-exchange", "CREDPROXY_TOKEN_URL": "https://sts.example/token",
@@ -432,6 +442,13 @@ func TestLoadProblems(t *testing.T) {
 			want: []string{"CREDPROXY_TOKEN_WAIT: 5m0.000000001s is outside 0-5m"}},
 		{desc: "zero exchange timeout", env: with(static, "CREDPROXY_EXCHANGE_TIMEOUT", "0s"),
 			want: []string{"CREDPROXY_EXCHANGE_TIMEOUT: 0s is outside 0-5m (0 excluded)"}},
+		{desc: "credential expiry as a date only", env: with(static, "CREDPROXY_CREDENTIAL_EXPIRES_AT", "2026-09-30"),
+			want: []string{`CREDPROXY_CREDENTIAL_EXPIRES_AT: "2026-09-30" is not an RFC 3339 time (e.g. 2027-06-30T00:00:00Z)`}},
+		{desc: "credential expiry without a zone", env: with(static, "CREDPROXY_CREDENTIAL_EXPIRES_AT", "2026-09-30T00:00:00"),
+			want: []string{`CREDPROXY_CREDENTIAL_EXPIRES_AT: "2026-09-30T00:00:00" is not an RFC 3339 time (e.g. 2027-06-30T00:00:00Z)`}},
+		{desc: "named route's credential expiry", env: map[string]string{"CREDPROXY_ROUTES": "wf", "CREDPROXY_WF_AUTH": "static", "CREDPROXY_WF_TOKEN": sentinel,
+			"CREDPROXY_WF_UPSTREAM": "https://a.example", "CREDPROXY_WF_LISTEN": "127.0.0.1:8080", "CREDPROXY_WF_CREDENTIAL_EXPIRES_AT": "next tuesday"},
+			want: []string{`CREDPROXY_WF_CREDENTIAL_EXPIRES_AT: "next tuesday" is not an RFC 3339 time (e.g. 2027-06-30T00:00:00Z)`}},
 
 		// Values caarlos0/env cannot parse: reported once, by full name.
 		{desc: "bad values of every type", env: with(static,
@@ -577,6 +594,20 @@ func TestWarnings(t *testing.T) {
 				"CREDPROXY_CSP_API_TOKN is not a credproxy variable and is ignored (did you mean CREDPROXY_CSP_API_TOKEN?)",
 				"CREDPROXY_FROBNICATE is not a credproxy variable and is ignored",
 			}},
+		{desc: "misspelt credential expiry", env: with(apiTokenEnv, "CREDPROXY_CREDENTIAL_EXPIRE_AT", "2027-06-30T00:00:00Z"),
+			want: []string{"CREDPROXY_CREDENTIAL_EXPIRE_AT is not a credproxy variable and is ignored (did you mean CREDPROXY_CREDENTIAL_EXPIRES_AT?)"}},
+		{desc: "splunk-session to an ingest upstream", env: with(splunkEnv, "CREDPROXY_UPSTREAM", "https://ingest.us1.signalfx.com"),
+			want: []string{"route default: CREDPROXY_UPSTREAM ingest.us1.signalfx.com is a Splunk ingest host, and a splunk-session token cannot authenticate ingest (/v2/datapoint, /v2/event): " +
+				"send ingest through its own route with AUTH=static and an org access token in TOKEN_FILE"}},
+		{desc: "splunk-session with ingest hosts in HOSTS", env: map[string]string{
+			"CREDPROXY_ROUTES": "sfx", "CREDPROXY_SFX_AUTH": "splunk-session", "CREDPROXY_SFX_SPLUNK_REALM": "eu0", "CREDPROXY_SFX_SPLUNK_EMAIL": "e",
+			"CREDPROXY_SFX_SPLUNK_PASSWORD": sentinel, "CREDPROXY_SFX_LISTEN": "127.0.0.1:8080",
+			"CREDPROXY_SFX_HOSTS": "stream.eu0.signalfx.com,INGEST.eu0.signalfx.com:443,api.eu0.signalfx.com,ingest.signalfx.com"},
+			want: []string{"route sfx: CREDPROXY_SFX_HOSTS ingest.eu0.signalfx.com, CREDPROXY_SFX_HOSTS ingest.signalfx.com is a Splunk ingest host, and a splunk-session token cannot authenticate ingest (/v2/datapoint, /v2/event): " +
+				"send ingest through its own route with AUTH=static and an org access token in TOKEN_FILE"}},
+		{desc: "splunk-session to the API and SignalFlow hosts", env: with(splunkEnv, "CREDPROXY_HOSTS", "stream.us1.signalfx.com,api.signalfx.com")},
+		{desc: "static org token to ingest", env: map[string]string{
+			"CREDPROXY_AUTH": "static", "CREDPROXY_TOKEN": sentinel, "CREDPROXY_UPSTREAM": "https://ingest.us1.signalfx.com", "CREDPROXY_HOSTS": "ingest.us0.signalfx.com"}},
 		{desc: "route variable of an unlisted route", env: map[string]string{
 			"CREDPROXY_ROUTES": "a", "CREDPROXY_FORWARD_ADDR": "127.0.0.1:3128",
 			"CREDPROXY_A_AUTH": "static", "CREDPROXY_A_TOKEN": "t", "CREDPROXY_A_UPSTREAM": "https://a.example",
@@ -608,6 +639,27 @@ func TestWarnings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// splunkEnv is a splunk-session default route in realm us1 (upstream
+// api.us1.signalfx.com).
+var splunkEnv = map[string]string{
+	"CREDPROXY_AUTH": "splunk-session", "CREDPROXY_SPLUNK_REALM": "us1", "CREDPROXY_SPLUNK_EMAIL": "e", "CREDPROXY_SPLUNK_PASSWORD": sentinel,
+}
+
+func TestIsSplunkIngestHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"ingest.us1.signalfx.com": true, "ingest.signalfx.com": true, "Ingest.EU0.signalfx.com.": true,
+		"rum-ingest.us1.signalfx.com": true, "backfill.signalfx.com": true,
+		"ingest.us1.observability.splunkcloud.com": true,
+		"api.us1.signalfx.com":                     false, "stream.us1.signalfx.com": false, "api.signalfx.com": false,
+		"ingest.example.com": false, "ingest.us1.signalfx.com.evil.example": false, "ingest.a.b.signalfx.com": false,
+		"signalfx.com": false, "ingest": false, "": false, "ingest.observability.splunkcloud.com": false,
+	} {
+		if got := isSplunkIngestHost(host); got != want {
+			t.Errorf("isSplunkIngestHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }
 
@@ -676,7 +728,7 @@ func TestVariables(t *testing.T) {
 		"TOKEN_URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "SCOPES", "AUDIENCE", "AUTH_STYLE",
 		"REFRESH_TOKEN", "REFRESH_TOKEN_FILE", "SUBJECT_TOKEN_FILE", "SUBJECT_TOKEN_TYPE", "TOKEN", "TOKEN_FILE",
 		"REFRESH_AT", "EXPIRY_MARGIN", "DEFAULT_TTL", "TOKEN_WAIT", "EXCHANGE_TIMEOUT",
-		"LOCAL_CLIENT_SECRET", "LOCAL_CLIENT_SECRET_FILE", "TOKEN_SINK_FILE", "TOKEN_SINK_MODE", "ALLOW_INSECURE_UPSTREAM",
+		"LOCAL_CLIENT_SECRET", "LOCAL_CLIENT_SECRET_FILE", "TOKEN_SINK_FILE", "TOKEN_SINK_MODE", "CREDENTIAL_EXPIRES_AT", "ALLOW_INSECURE_UPSTREAM",
 	}
 	if diff := cmp.Diff(wantGlobals, globals); diff != "" {
 		t.Errorf("global variables (-want +got):\n%s", diff)

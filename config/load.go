@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/textproto"
 	"reflect"
 	"regexp"
@@ -94,6 +95,7 @@ type routeEnv struct {
 	LocalClientSecretFile string        `env:"LOCAL_CLIENT_SECRET_FILE" doc:"file holding it, read at every token request"`
 	TokenSinkFile         string        `env:"TOKEN_SINK_FILE" doc:"write the bare token to this file after every exchange, atomically; removed at shutdown (unset: off)"`
 	TokenSinkMode         string        `env:"TOKEN_SINK_MODE" envDefault:"0600" doc:"permissions of TOKEN_SINK_FILE, in octal"`
+	CredentialExpiresAt   string        `env:"CREDENTIAL_EXPIRES_AT" doc:"when the long-lived credential expires, RFC 3339 (e.g. 2027-06-30T00:00:00Z): warnings at 30, 7 and 1 days left"`
 	AllowInsecureUpstream bool          `env:"ALLOW_INSECURE_UPSTREAM" envDefault:"false" doc:"allow http:// upstream and identity URLs (tests only)"`
 }
 
@@ -243,6 +245,9 @@ func Load(environ map[string]string) (*Config, error) {
 	}
 	l.checkAddresses(cfg)
 	l.checkLocal(cfg)
+	for _, r := range cfg.Routes {
+		l.warnSplunkIngest(r)
+	}
 	l.warnUnknown(pos)
 
 	if len(l.problems) > 0 {
@@ -408,6 +413,7 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 	l.routeHeader(&r, &e)
 	l.routeTiming(&r)
 	l.routeLocal(&r, &e)
+	l.routeCredentialExpiry(&r, &e)
 	return r
 }
 
@@ -550,6 +556,76 @@ func (l *loader) routeTiming(r *Route) {
 	if ok("EXCHANGE_TIMEOUT") && (r.ExchangeTimeout <= 0 || r.ExchangeTimeout > 5*time.Minute) {
 		l.problem(v("EXCHANGE_TIMEOUT"), "%v is outside 0-5m (0 excluded)", r.ExchangeTimeout)
 	}
+}
+
+// routeCredentialExpiry reads CREDENTIAL_EXPIRES_AT. A date in the past
+// is accepted: the credential may really have expired, which the expiry
+// watcher then reports as an error, and refusing to start would take down
+// the other routes with it.
+func (l *loader) routeCredentialExpiry(r *Route, e *routeEnv) {
+	raw := strings.TrimSpace(e.CredentialExpiresAt)
+	if raw == "" {
+		return
+	}
+	t, err := time.Parse(time.RFC3339, raw)
+	if err != nil {
+		l.problem(r.Prefix+"CREDENTIAL_EXPIRES_AT", "%.40q is not an RFC 3339 time (e.g. 2027-06-30T00:00:00Z)", raw)
+		return
+	}
+	r.CredentialExpiresAt = t
+}
+
+// warnSplunkIngest warns about a splunk-session route that sends its
+// session token to an ingest host: Splunk accepts only org access tokens
+// there (PROTOCOLS.md 2c), so every datapoint would get 401. It is a
+// warning, not a problem: the host list may be wider than what the route
+// is used for.
+func (l *loader) warnSplunkIngest(r Route) {
+	if r.Auth != KindSplunkSession {
+		return
+	}
+	var found []string
+	if r.Upstream != nil && isSplunkIngestHost(r.Upstream.Hostname()) {
+		found = append(found, r.Prefix+"UPSTREAM "+r.Upstream.Hostname())
+	}
+	for _, h := range r.Hosts {
+		host := h
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			host = hh
+		}
+		if isSplunkIngestHost(host) {
+			found = append(found, r.Prefix+"HOSTS "+host)
+		}
+	}
+	if len(found) == 0 {
+		return
+	}
+	l.warn("route %s: %s is a Splunk ingest host, and a splunk-session token cannot authenticate ingest (/v2/datapoint, /v2/event): "+
+		"send ingest through its own route with AUTH=static and an org access token in TOKEN_FILE", r.Name, strings.Join(found, ", "))
+}
+
+// isSplunkIngestHost reports whether host is one of Splunk Observability
+// Cloud's ingest hosts: ingest (and rum-ingest, backfill) under
+// signalfx.com, with or without a realm (none is us0), or under
+// <realm>.observability.splunkcloud.com. The API and SignalFlow (stream)
+// hosts accept session tokens and are not ingest hosts.
+func isSplunkIngestHost(host string) bool {
+	labels := strings.Split(strings.TrimSuffix(strings.ToLower(host), "."), ".")
+	switch labels[0] {
+	case "ingest", "rum-ingest", "backfill":
+	default:
+		return false
+	}
+	rest := strings.Join(labels[1:], ".")
+	switch {
+	case rest == "signalfx.com":
+		return true
+	case len(labels) == 4 && labels[2]+"."+labels[3] == "signalfx.com":
+		return true
+	case len(labels) == 5 && strings.HasSuffix(rest, ".observability.splunkcloud.com"):
+		return true
+	}
+	return false
 }
 
 // secret returns where the secret name comes from: inline (prefix+name)

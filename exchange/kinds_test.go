@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -189,6 +190,54 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 		if _, err := ro.Fetch(context.Background()); err != nil {
 			t.Fatalf("in-memory rotation %d: %v", i, err)
 		}
+	}
+}
+
+// TestOAuth2RefreshTokenExpiry: refresh_expires_in, when the provider
+// sends it, says when the refresh token expires, counted from the request;
+// 0 says it does not; an answer without it says nothing.
+func TestOAuth2RefreshTokenExpiry(t *testing.T) {
+	tcs := []struct {
+		desc   string
+		raw    string // refresh_expires_in; "" leaves it out
+		called bool
+		want   time.Duration // from the request; 0 with called: the zero time
+	}{
+		{desc: "30 days", raw: "2592000", called: true, want: 30 * 24 * time.Hour},
+		{desc: "a string", raw: `"3600"`, called: true, want: time.Hour},
+		{desc: "0: no expiry", raw: "0", called: true},
+		{desc: "absent"},
+		{desc: "not a number", raw: `"soon"`},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.desc, func(t *testing.T) {
+			opts := demo.OAuth2Options{RefreshToken: "rt-expiring-0001"}
+			if tc.raw != "" {
+				opts.RefreshExpiresIn = json.RawMessage(tc.raw)
+			}
+			u := serve(t, demo.NewOAuth2(opts))
+			var got []time.Time
+			src := &OAuth2RefreshToken{
+				OAuth2Client:       OAuth2Client{TokenURL: u.String(), Client: NewHTTPClient(), DefaultTTL: time.Minute},
+				RefreshToken:       secret.Ref{Value: secret.New("rt-expiring-0001")},
+				OnCredentialExpiry: func(at time.Time) { got = append(got, at) },
+			}
+			before := time.Now()
+			if _, err := src.Fetch(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			after := time.Now()
+			switch {
+			case !tc.called && len(got) != 0:
+				t.Errorf("called with %v", got)
+			case tc.called && len(got) != 1:
+				t.Errorf("called %d times", len(got))
+			case tc.called && tc.want == 0 && !got[0].IsZero():
+				t.Errorf("got %v, want the zero time", got[0])
+			case tc.called && tc.want != 0 && (got[0].Before(before.Add(tc.want)) || got[0].After(after.Add(tc.want))):
+				t.Errorf("got %v, want %v after the request", got[0], tc.want)
+			}
+		})
 	}
 }
 

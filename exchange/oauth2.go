@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -321,6 +322,12 @@ type OAuth2RefreshToken struct {
 	// OnRotate, when set, is told that the refresh token was rotated and
 	// whether it could be written back (for logging).
 	OnRotate func(writtenBack bool, err error)
+	// OnCredentialExpiry, when set, is told after every refresh whose
+	// answer has refresh_expires_in (an extension some providers send,
+	// Keycloak among them) when the refresh token expires: the zero time
+	// for 0, which such providers send for a refresh token without expiry
+	// (Keycloak's offline tokens). An answer without it calls nothing.
+	OnCredentialExpiry func(time.Time)
 
 	mu sync.Mutex
 	// current is the refresh token in use once the provider has rotated
@@ -356,6 +363,7 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
+	issued := time.Now()
 	tok, err := cfg.TokenSource(ec.ctx, &oauth2.Token{RefreshToken: rt.Reveal()}).Token()
 	out, err := s.token(op, ec, tok, err, s.sent(sec, rt))
 	if err != nil {
@@ -364,8 +372,22 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	if next := secret.New(tok.RefreshToken); !next.Empty() && !next.Equal(rt) {
 		s.rotate(configured, next)
 	}
+	if secs, ok := expiresInSeconds(tok.Extra("refresh_expires_in")); ok && s.OnCredentialExpiry != nil && !math.IsNaN(secs) {
+		// Counted from when the request was sent, like the access
+		// token's lifetime: on the early side.
+		var at time.Time
+		if secs > 0 {
+			at = issued.Add(time.Duration(min(secs, maxCredentialLifetime.Seconds()) * float64(time.Second)))
+		}
+		s.OnCredentialExpiry(at)
+	}
 	return out, nil
 }
+
+// maxCredentialLifetime caps a credential lifetime read from an answer
+// (refresh_expires_in), so that an absurd number cannot overflow a
+// time.Duration; a hundred years is "does not expire" for any purpose.
+const maxCredentialLifetime = 100 * 365 * 24 * time.Hour
 
 // rotate records a rotated refresh token and writes it back to the file it
 // came from when that file is writable.

@@ -47,12 +47,15 @@ func (c call) withAnswer(body []byte) call {
 		SessionToken string `json:"accessToken"`
 		RefreshToken string `json:"refresh_token"`
 		IDToken      string `json:"id_token"`
+		// Token is where CSP's api-tokens/details answer may carry the
+		// API token itself (PROTOCOLS.md 1e).
+		Token string `json:"token"`
 	}
 	if json.Unmarshal(body, &t) != nil {
 		form, _ := url.ParseQuery(string(body))
-		t.AccessToken, t.RefreshToken, t.IDToken = form.Get("access_token"), form.Get("refresh_token"), form.Get("id_token")
+		t.AccessToken, t.RefreshToken, t.IDToken, t.Token = form.Get("access_token"), form.Get("refresh_token"), form.Get("id_token"), form.Get("token")
 	}
-	for _, v := range []string{t.AccessToken, t.SessionToken, t.RefreshToken, t.IDToken} {
+	for _, v := range []string{t.AccessToken, t.SessionToken, t.RefreshToken, t.IDToken, t.Token} {
 		// One shorter than a piece is no real token, and redacting it
 		// whole would take out letters of every word.
 		if len(v) >= pieceLen {

@@ -1,7 +1,8 @@
 'use strict';
 // credproxy status page: fetches status.json every 5 s and, in between,
-// counts each token's expiry down. Everything shown is set as text, never
-// as HTML. The JSON holds no token or secret.
+// counts each token's expiry down; it also shows the days left of each
+// route's long-lived credential when credproxy knows them. Everything
+// shown is set as text, never as HTML. The JSON holds no token or secret.
 
 let data = null;
 let fetchedAt = 0; // performance.now() when data arrived
@@ -41,6 +42,33 @@ function cell(tr, cls, text, title) {
   if (title) td.title = title;
   tr.appendChild(td);
   return td;
+}
+
+// credentialSources says where a credential expiry came from.
+const credentialSources = {
+  config: 'set by CREDENTIAL_EXPIRES_AT',
+  lookup: 'reported by the identity service',
+  exchange: 'reported with the last token',
+};
+
+// credentialCell shows how long the route's long-lived credential has
+// left: days while there are days, a warning colour under 7 days, and
+// "-" while it is unknown.
+function credentialCell(tr, r) {
+  const td = cell(tr, 'credential', r.credential_expires_at ? '' : '-');
+  if (!r.credential_expires_at) return;
+  const s = secondsFromNow(r.credential_expires_at);
+  const span = document.createElement('span');
+  if (s <= 0) {
+    span.textContent = 'expired';
+    span.className = 'pill expired';
+  } else {
+    const days = Math.floor(s / 86400);
+    span.textContent = days >= 1 ? days + (days === 1 ? ' day' : ' days') : duration(s);
+    if (s < 7 * 86400) span.className = 'pill soon';
+  }
+  td.appendChild(span);
+  td.title = r.credential_expires_at + ' (' + (credentialSources[r.credential_expiry_source] || r.credential_expiry_source) + ')';
 }
 
 function render() {
@@ -83,6 +111,7 @@ function render() {
       left = 'never';
     }
     cell(tr, cls, left, r.expires_at || '');
+    credentialCell(tr, r);
     const next = secondsFromNow(r.next_exchange);
     cell(tr, 'next', next === null ? '-' : (next > 0 ? 'in ' + duration(next) : 'due'), r.next_exchange || '');
     const last = secondsFromNow(r.last_exchange);

@@ -18,6 +18,7 @@ import (
 
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
@@ -102,9 +103,10 @@ type app struct {
 }
 
 type liveRoute struct {
-	cfg   config.Route
-	cache *tokencache.Cache
-	route *proxy.Route
+	cfg    config.Route
+	cache  *tokencache.Cache
+	route  *proxy.Route
+	expiry *credexpiry.Watcher
 	// sink keeps the token in TOKEN_SINK_FILE; nil without one.
 	sink *tokensink.Sink
 }
@@ -168,7 +170,7 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 		OnToken:         onToken,
 	})
 	m.WatchRoute(rc.Name, cache.Status)
-	return &liveRoute{cfg: rc, cache: cache, sink: sink, route: &proxy.Route{
+	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: newExpiryWatcher(rc, src, m, log), route: &proxy.Route{
 		Name:          rc.Name,
 		Upstream:      rc.Upstream,
 		Hosts:         rc.Hosts,
@@ -205,6 +207,7 @@ func (a *app) serveAdminPages(log *zap.Logger) {
 		}
 		page = append(page, admin.StatusRoute{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen, Status: r.cache.Status})
 		routes = append(routes, admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache})
+		a.admin.ReportCredentialExpiry(r.cfg.Name, r.expiry.Status)
 	}
 	a.admin.EnableStatusPage(page)
 	if a.cfg.TokenAPI {
@@ -253,6 +256,7 @@ func (a *app) serve(ctx context.Context) error {
 	var caches sync.WaitGroup
 	for _, r := range a.routes {
 		caches.Go(func() { r.cache.Run(cacheCtx) })
+		caches.Go(func() { r.expiry.Run(cacheCtx) })
 	}
 	a.startSinks(cacheCtx, &caches)
 

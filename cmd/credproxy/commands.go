@@ -43,6 +43,11 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
+		var reported *time.Time
+		if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
+			reported = new(time.Time)
+			rt.OnCredentialExpiry = func(at time.Time) { *reported = at }
+		}
 		tok, took, err := fetchOnce(ctx, rc, src)
 		if err != nil {
 			failed++
@@ -57,7 +62,14 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 		if !tok.Expiry.IsZero() {
 			detail = fmt.Sprintf("token expires in %s", time.Until(tok.Expiry).Round(time.Second))
 		}
-		fmt.Fprintf(tw, "%s\t%s\tok\t%s (%s), exchange took %s\n", rc.Name, rc.Auth, detail, tok.Value.Fingerprint(), took.Round(time.Millisecond))
+		detail = fmt.Sprintf("%s (%s), exchange took %s", detail, tok.Value.Fingerprint(), took.Round(time.Millisecond))
+		if cred, warning := credentialReport(ctx, rc, src, reported); cred != "" {
+			detail += "; " + cred
+			if warning != "" {
+				fmt.Fprintf(stderr, "warning: %s\n", warning)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\tok\t%s\n", rc.Name, rc.Auth, detail)
 	}
 	tw.Flush()
 	if failed > 0 {

@@ -21,21 +21,35 @@ import (
 )
 
 // demoTTL is the lifetime of the demo's tokens: short, so that a renewal
-// shows within the first minute.
+// shows within the first minute, and a simulated outage outlives a token
+// within a minute too.
 const demoTTL = 30 * time.Second
 
+// demoAPITokenLife is how long the demo's CSP API token itself has left:
+// weeks, so that the status page shows a credential expiry without a
+// warning colour, as a healthy deployment's would.
+const demoAPITokenLife = 20*24*time.Hour + time.Hour
+
+// demoOutage is the outage the demo suggests: long enough that the token
+// held expires during it (at most demoTTL), short enough to watch.
+const demoOutage = 60 * time.Second
+
 // runDemo is the embedded default: on loopback, a fake VMware Cloud
-// Services issuing 30 s tokens, an echo API that accepts only currently
-// valid tokens, and credproxy between them, configured exactly as a user
-// would configure it, through environment variables.
+// Services issuing 30 s tokens for an API token that expires in about 20
+// days, with a control to simulate its outage, an echo API that accepts
+// only currently valid tokens, and credproxy between them, configured
+// exactly as a user would configure it, through environment variables.
 func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Writer) error {
 	hangup, stopHangup := catchHangup()
 	defer stopHangup()
-	clientSecret := randomHex(16)
-	csp := demo.NewCSP(demo.CSPOptions{ClientID: "credproxy-demo", ClientSecret: clientSecret, TTL: demoTTL})
+	apiToken := randomHex(16)
+	csp := demo.NewCSP(demo.CSPOptions{APIToken: apiToken, APITokenExpiresAt: time.Now().Add(demoAPITokenLife), TTL: demoTTL})
 	echo := demo.NewEcho(csp.Valid, demo.EchoOptions{})
+	cspMux := http.NewServeMux()
+	cspMux.Handle(demo.ControlPath, demo.NewControl(csp))
+	cspMux.Handle("/", csp)
 
-	cspAddr, stopCSP, err := serveLoopback(csp)
+	cspAddr, stopCSP, err := serveLoopback(cspMux)
 	if err != nil {
 		return err
 	}
@@ -47,10 +61,9 @@ func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Write
 	defer stopEcho()
 
 	demoEnv := map[string]string{
-		"CREDPROXY_AUTH":                    "csp-oauth-app",
+		"CREDPROXY_AUTH":                    "csp-api-token",
 		"CREDPROXY_CSP_URL":                 "http://" + cspAddr,
-		"CREDPROXY_CSP_CLIENT_ID":           "credproxy-demo",
-		"CREDPROXY_CSP_CLIENT_SECRET":       clientSecret,
+		"CREDPROXY_CSP_API_TOKEN":           apiToken,
 		"CREDPROXY_UPSTREAM":                "http://" + echoAddr,
 		"CREDPROXY_ALLOW_INSECURE_UPSTREAM": "true", // loopback fakes, no TLS
 		"CREDPROXY_LISTEN":                  freeOr(env["CREDPROXY_LISTEN"], "127.0.0.1:8080"),
@@ -83,26 +96,40 @@ func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Write
 		if len(addrs) < 2 {
 			return
 		}
-		proxyAddr, adminAddr := addrs["route default"], addrs["admin"]
-		fmt.Fprintf(stdout, `
+		printDemoIntro(stdout, cspAddr, echoAddr, addrs["route default"], addrs["admin"])
+		go selfCheck(ctx, addrs["route default"], log)
+	}
+	return a.serve(ctx)
+}
+
+// printDemoIntro tells what the demo runs and what to try.
+func printDemoIntro(w io.Writer, cspAddr, echoAddr, proxyAddr, adminAddr string) {
+	fmt.Fprintf(w, `
 credproxy demo: a fake VMware Cloud Services (%s) issues %s tokens to
-credproxy, which renews them ahead of expiry and injects them into calls to
-an echo API (%s) that accepts only currently valid tokens.
+credproxy for an API token that expires in about %d days; credproxy renews
+the tokens ahead of expiry and injects them into calls to an echo API (%s)
+that accepts only currently valid tokens.
 
 Try it (no credential in the request: credproxy adds it):
   curl -s http://%s/api/v2/source
   curl -s -H 'Authorization: Bearer forged' http://%s/api/v2/source   # replaced
-Watch the token state and metrics:
+Watch the token state, the API token's own expiry, and metrics:
   http://%s/            status page, in a browser
   curl -s http://%s/readyz
   curl -s http://%s/metrics | grep ^credproxy_
 
+Simulate an outage of the identity service for %d s:
+  curl -s -X POST 'http://%s%s?seconds=%d'
+and keep calling the API: the old token is served through the outage until
+it expires (within %s), then requests get 503 credential_unavailable
+(credproxy fails closed), and once the service is back credproxy recovers
+on its own, without a restart. End the outage early with:
+  curl -s -X DELETE http://%s%s
+
 Each exchange is logged below; a renewal shows about every 20 s. Ctrl-C stops.
 
-`, cspAddr, demoTTL, echoAddr, proxyAddr, proxyAddr, adminAddr, adminAddr, adminAddr)
-		go selfCheck(ctx, proxyAddr, log)
-	}
-	return a.serve(ctx)
+`, cspAddr, demoTTL, int(demoAPITokenLife/(24*time.Hour)), echoAddr, proxyAddr, proxyAddr, adminAddr, adminAddr, adminAddr,
+		int(demoOutage/time.Second), cspAddr, demo.ControlPath, int(demoOutage/time.Second), demoTTL, cspAddr, demo.ControlPath)
 }
 
 // selfCheck sends one request through the proxy once it is up and logs

@@ -214,6 +214,7 @@ func TestAlertRules(t *testing.T) {
 		"CredproxyTokenExpiringWithoutRenewal": "credproxy_token_expiry_seconds",
 		"CredproxyExchangeFailures":            "credproxy_exchanges_total",
 		"CredproxyRouteNotReady":               "credproxy_route_ready",
+		"CredproxyCredentialExpiresSoon":       "credproxy_credential_expiry_timestamp_seconds",
 	} {
 		r, ok := byName[alert]
 		if !ok {

@@ -26,6 +26,9 @@ const (
 	// CSPAppPath is the client-credentials grant of a server-to-server
 	// OAuth app (PROTOCOLS.md 1b).
 	CSPAppPath = "/csp/gateway/am/api/auth/authorize"
+	// CSPDetailsPath answers the details of a user API token, its own
+	// expiry among them (PROTOCOLS.md 1e).
+	CSPDetailsPath = "/csp/gateway/am/api/auth/api-tokens/details"
 )
 
 // maxFormBody bounds a token request body. A real one is well under 1 KiB,
@@ -51,6 +54,17 @@ type CSPOptions struct {
 	// in the request is accepted whatever it is, since the fake models no
 	// org membership; tests read what a token got with CSP.Org.
 	OrgID string
+	// APITokenExpiresAt is when the user API token itself expires. From
+	// then on the api-token grant refuses it (400) and the details
+	// endpoint does not know it (404), as CSP's covers unexpired tokens
+	// only. Zero: the API token never expires, and its details have no
+	// expiresAt.
+	APITokenExpiresAt time.Time
+	// DetailsInMillis answers the times of the details endpoint
+	// (createdAt, expiresAt, lastUsedAt) in milliseconds since 1970, as
+	// public clients read them, instead of the seconds of the reference:
+	// which one CSP sends is unconfirmed (PROTOCOLS.md 1e).
+	DetailsInMillis bool
 	// TTL is the lifetime of issued tokens; default 30 s, short enough
 	// that the demo shows a renewal within a minute.
 	TTL time.Duration
@@ -69,7 +83,11 @@ type Request struct {
 	Header http.Header
 	// Form is the parsed body; nil when the request was refused before it
 	// was parsed (wrong path, method or Content-Type; too large; malformed).
+	// A details request's JSON body is in Body instead.
 	Form url.Values
+	// Body is the body of a details request as received; nil for the
+	// token endpoints.
+	Body []byte
 	// Time is when the request arrived, by CSPOptions.Now.
 	Time time.Time
 }
@@ -91,6 +109,12 @@ type Fault struct {
 	// Times is how many requests get the fault before it clears itself;
 	// 0 keeps it until ClearFault.
 	Times int
+	// Until, when set, clears the fault at that time (by CSPOptions.Now),
+	// if Times has not cleared it before: an outage of a given length.
+	Until time.Time
+	// Drop closes the connection after Delay without an answer: a network
+	// failure. Status, Body and the headers are then not used.
+	Drop bool
 }
 
 // CSP is a fake VMware Cloud Services identity service: an http.Handler
@@ -114,6 +138,15 @@ type CSP struct {
 	fault     *Fault
 	issued    map[string]grant // by access token
 	requests  []Request
+	// detailsFault and details are the fault and the records of the
+	// details endpoint, apart from the token endpoints', so that a test
+	// of a failing lookup keeps its exchanges working, and one counting
+	// exchanges is not disturbed by lookups.
+	detailsFault *Fault
+	details      []Request
+	// created and lastUsed are what the details report of the API token:
+	// when the CSP was made, and its last successful exchange.
+	created, lastUsed time.Time
 }
 
 // grant is what the CSP remembers of an issued access token.
@@ -130,7 +163,7 @@ func NewCSP(opts CSPOptions) *CSP {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &CSP{opts: opts, ttl: opts.TTL, issued: map[string]grant{}}
+	return &CSP{opts: opts, ttl: opts.TTL, issued: map[string]grant{}, created: opts.Now()}
 }
 
 // Requests returns deep copies of the requests received so far, oldest
@@ -206,6 +239,39 @@ func (c *CSP) ClearFault() {
 	c.fault = nil
 }
 
+// SetDetailsFault makes the details endpoint answer with f, as SetFault
+// does for the token endpoints, which it leaves alone.
+func (c *CSP) SetDetailsFault(f Fault) {
+	if f.Status != 0 && (f.Status < 200 || f.Status > 999) {
+		panic(fmt.Sprintf("demo: CSP.SetDetailsFault: status %d", f.Status))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.detailsFault = &f
+}
+
+// ClearDetailsFault restores normal answers of the details endpoint.
+func (c *CSP) ClearDetailsFault() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.detailsFault = nil
+}
+
+// DetailsRequests returns deep copies of the requests the details
+// endpoint received, oldest first (at most the last 4096). Requests does
+// not hold them.
+func (c *CSP) DetailsRequests() []Request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Request, len(c.details))
+	for i, r := range c.details {
+		r.Header = r.Header.Clone()
+		r.Body = bytes.Clone(r.Body)
+		out[i] = r
+	}
+	return out
+}
+
 // SetTTL changes the lifetime of the tokens issued from now on; those
 // already issued keep theirs. A d <= 0 issues tokens that are already
 // expired, answered with an expires_in of 0 or less.
@@ -233,12 +299,16 @@ func (c *CSP) SetExpiresIn(raw json.RawMessage) {
 // ServeHTTP records the request, then answers it as CSP would, or with
 // the fault set.
 func (c *CSP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == CSPDetailsPath {
+		c.serveDetails(w, r)
+		return
+	}
 	form, status, msg := readTokenRequest(w, r)
 	c.mu.Lock()
 	c.recordLocked(r, form)
 	var fault *Fault
 	if status == 0 {
-		fault = c.takeFaultLocked()
+		fault = takeFaultLocked(&c.fault, c.opts.Now())
 	}
 	c.mu.Unlock()
 	if status != 0 {
@@ -264,6 +334,10 @@ func (c *CSP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if !secretEqual(tok, c.opts.APIToken) {
 			cspError(w, http.StatusBadRequest, "invalid_grant: Invalid refresh token: "+mask(tok))
+			return
+		}
+		if c.apiTokenExpired() {
+			cspError(w, http.StatusBadRequest, "invalid_grant: The API token has expired: "+mask(tok))
 			return
 		}
 	case CSPAppPath:
@@ -325,17 +399,22 @@ func (c *CSP) recordLocked(r *http.Request, form url.Values) {
 	})
 }
 
-// takeFaultLocked returns a copy of the fault to serve, if any, counting
-// it against Times.
-func (c *CSP) takeFaultLocked() *Fault {
-	if c.fault == nil {
+// takeFaultLocked returns a copy of the fault *p to serve at now, if
+// any, counting it against Times; it clears *p once Times or Until is
+// reached.
+func takeFaultLocked(p **Fault, now time.Time) *Fault {
+	if *p == nil {
 		return nil
 	}
-	f := *c.fault
-	if c.fault.Times > 0 {
-		c.fault.Times--
-		if c.fault.Times == 0 {
-			c.fault = nil
+	if u := (*p).Until; !u.IsZero() && !now.Before(u) {
+		*p = nil
+		return nil
+	}
+	f := **p
+	if (*p).Times > 0 {
+		(*p).Times--
+		if (*p).Times == 0 {
+			*p = nil
 		}
 	}
 	return &f
@@ -352,6 +431,11 @@ func serveFault(w http.ResponseWriter, r *http.Request, f *Fault) bool {
 		case <-r.Context().Done():
 			return false // the client gave up: nobody to answer
 		}
+	}
+	if f.Drop {
+		// net/http closes the connection (or resets the HTTP/2 stream)
+		// without an answer, and logs nothing.
+		panic(http.ErrAbortHandler)
 	}
 	if f.Status == 0 {
 		return true
@@ -404,6 +488,7 @@ func (c *CSP) issue(w http.ResponseWriter, org string) {
 		}
 	}
 	c.issued[tok.AccessToken] = grant{expiry: now.Add(c.ttl), org: org}
+	c.lastUsed = now
 	ttl, raw := c.ttl, c.expiresIn
 	c.mu.Unlock()
 	c.exchanges.Add(1)
@@ -428,11 +513,13 @@ func cspExpiresIn(ttl time.Duration) json.RawMessage {
 	return strconv.AppendInt(nil, secs, 10)
 }
 
-// cspErrorBody is CSP's error body (shape unconfirmed, PROTOCOLS.md 1a).
+// cspErrorBody is CSP's error body (shape unconfirmed, PROTOCOLS.md 1a);
+// the details endpoint adds moduleCode.
 type cspErrorBody struct {
 	StatusCode   int    `json:"statusCode"`
 	Message      string `json:"message"`
 	CSPErrorCode string `json:"cspErrorCode"`
+	ModuleCode   string `json:"moduleCode,omitempty"`
 	RequestID    string `json:"requestId"`
 }
 

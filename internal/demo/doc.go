@@ -2,7 +2,8 @@
 // VMware Cloud Services issuing short-lived tokens (CSP), an observability
 // API that accepts only currently valid tokens and echoes what it received
 // (Echo), Splunk Observability Cloud sessions (Splunk) and a generic
-// OAuth 2.0 token endpoint (OAuth2).
+// OAuth 2.0 token endpoint (OAuth2). Control is the knob `credproxy demo`
+// serves beside its CSP to simulate an outage of it.
 //
 // The fakes mirror the wire formats of PROTOCOLS.md, quirks included (raw,
 // not form-encoded, Basic credentials for CSP; expires_in one second short

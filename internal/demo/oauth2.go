@@ -27,6 +27,11 @@ type OAuth2Options struct {
 	// out of answers.
 	TTL           time.Duration
 	OmitExpiresIn bool
+	// RefreshExpiresIn, when set, is the raw JSON value of the
+	// refresh_expires_in that refresh answers carry (seconds until the
+	// refresh token expires, as Keycloak sends it; 0 for one that does
+	// not). Nil leaves the field out.
+	RefreshExpiresIn json.RawMessage
 	// Now is the fake's clock; default time.Now.
 	Now func() time.Time
 }
@@ -140,14 +145,7 @@ func (o *OAuth2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch form.Get("grant_type") {
 	case "client_credentials":
 	case "refresh_token":
-		o.mu.Lock()
-		ok := o.refresh != "" && form.Get("refresh_token") == o.refresh
-		if ok && o.opts.Rotate {
-			o.refresh = "rt." + randomHex(12)
-			resp["refresh_token"] = o.refresh
-		}
-		o.mu.Unlock()
-		if !ok {
+		if !o.refreshGrant(form.Get("refresh_token"), resp) {
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid or expired")
 			return
 		}
@@ -175,6 +173,25 @@ func (o *OAuth2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// refreshGrant checks the refresh token rt and adds to the answer resp
+// what a refresh answers besides the access token: a rotated refresh
+// token, refresh_expires_in. It reports whether rt is accepted.
+func (o *OAuth2) refreshGrant(rt string, resp map[string]any) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.refresh == "" || rt != o.refresh {
+		return false
+	}
+	if o.opts.Rotate {
+		o.refresh = "rt." + randomHex(12)
+		resp["refresh_token"] = o.refresh
+	}
+	if o.opts.RefreshExpiresIn != nil {
+		resp["refresh_expires_in"] = o.opts.RefreshExpiresIn
+	}
+	return true
 }
 
 func oauthError(w http.ResponseWriter, status int, code, desc string) {
