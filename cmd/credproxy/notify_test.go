@@ -172,10 +172,12 @@ func TestSystemdNotify(t *testing.T) {
 	if !slices.Contains(ready.lines, "READY=1") {
 		t.Fatalf("the first datagram is %q, want READY=1 first", ready.lines)
 	}
+	// Under load an exchange may time out and be retried: what matters is
+	// that READY=1 follows the first, delayed, answer.
 	answered := answers.times()
 	switch {
-	case len(answered) != 1:
-		t.Fatalf("READY=1 after %d CSP answers, want 1", len(answered))
+	case len(answered) == 0:
+		t.Fatal("READY=1 before the CSP answered anything")
 	case !ready.at.After(answered[0]):
 		t.Errorf("READY=1 arrived %v before the CSP answered", answered[0].Sub(ready.at))
 	case answered[0].Sub(started) < delay:
