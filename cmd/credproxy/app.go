@@ -100,6 +100,9 @@ type app struct {
 	// calls reload for each. Nil under exec, whose command gets the
 	// signal instead.
 	hangup <-chan os.Signal
+	// notify tells systemd READY=1 and STOPPING=1 (notify.go); nil
+	// unless the run command was started with NOTIFY_SOCKET.
+	notify *sdNotifier
 }
 
 type liveRoute struct {
@@ -282,7 +285,9 @@ func (a *app) serve(ctx context.Context) error {
 		}()
 	}
 
+	stopNotify := a.startNotify(ctx)
 	runErr := a.wait(ctx, serveErr)
+	stopNotify()
 	a.shutdown(routeLns, admin, func() { stopCaches(); caches.Wait() })
 	return runErr
 }
@@ -411,6 +416,7 @@ func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 	a.hangup = hangup
+	a.notify = newSDNotifier(env["NOTIFY_SOCKET"], log.Named("systemd"))
 	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)))
 	return a.serve(ctx)
 }

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/credproxy/credproxy/internal/demo"
+	"github.com/credproxy/credproxy/internal/logtest"
+)
+
+// datagram is one sd_notify message a notifySocket received.
+type datagram struct {
+	at    time.Time
+	lines []string
+}
+
+// notifySocket listens on a unixgram socket as systemd's NOTIFY_SOCKET
+// does and delivers each datagram with the time it arrived. name is a
+// path, or an abstract name with a leading '@'.
+func notifySocket(t *testing.T, name string) <-chan datagram {
+	t.Helper()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	got := make(chan datagram, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			got <- datagram{at: time.Now(), lines: strings.Split(string(buf[:n]), "\n")}
+		}
+	}()
+	return got
+}
+
+// shortTempDir is a temporary directory with a path short enough for a
+// unix socket (108 bytes), which t.TempDir's may not be.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// nextDatagram waits up to within for a datagram on got.
+func nextDatagram(t *testing.T, got <-chan datagram, within time.Duration, what string) datagram {
+	t.Helper()
+	select {
+	case d := <-got:
+		return d
+	case <-time.After(within):
+		t.Fatalf("no %s datagram within %v", what, within)
+		return datagram{}
+	}
+}
+
+// TestSDNotifierSends: send delivers its state in one datagram to a
+// socket path and to an abstract socket named with '@'.
+func TestSDNotifierSends(t *testing.T) {
+	abstract := "@credproxy-test-" + rand.Text()
+	for _, name := range []string{filepath.Join(shortTempDir(t), "notify"), abstract} {
+		t.Run(name, func(t *testing.T) {
+			got := notifySocket(t, name)
+			log, logs := logtest.New(t)
+			newSDNotifier(name, log).send("READY=1\nSTATUS=serving")
+			d := nextDatagram(t, got, 5*time.Second, "READY=1")
+			if want := []string{"READY=1", "STATUS=serving"}; !slices.Equal(d.lines, want) {
+				t.Errorf("datagram lines %q, want %q", d.lines, want)
+			}
+			if strings.Contains(logs.String(), "failed") {
+				t.Errorf("logged a failure:\n%s", logs)
+			}
+		})
+	}
+}
+
+// TestSDNotifierOff: no NOTIFY_SOCKET, or one credproxy cannot send to,
+// gives a nil notifier whose send does nothing; a socket nobody listens on
+// is logged and does not stop credproxy.
+func TestSDNotifierOff(t *testing.T) {
+	log, logs := logtest.New(t)
+	if n := newSDNotifier("", log); n != nil {
+		t.Errorf("notifier for an empty NOTIFY_SOCKET: %+v", n)
+	}
+	n := newSDNotifier("vsock:2:1234", log)
+	if n != nil {
+		t.Errorf("notifier for a vsock NOTIFY_SOCKET: %+v", n)
+	}
+	n.send("READY=1") // nil: nothing happens
+	if !strings.Contains(logs.String(), "NOTIFY_SOCKET is neither") {
+		t.Errorf("the vsock address was not logged:\n%s", logs)
+	}
+	newSDNotifier(filepath.Join(shortTempDir(t), "nobody"), log).send("READY=1")
+	if !strings.Contains(logs.String(), "telling systemd failed") {
+		t.Errorf("a send to a missing socket was not logged:\n%s", logs)
+	}
+}
+
+// answerTimes records when a handler finished each answer: after
+// ServeHTTP returns, the response has been written (net/http sends the
+// buffered answer only then), so a client reads it after that time.
+type answerTimes struct {
+	h  http.Handler
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (a *answerTimes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.h.ServeHTTP(w, r)
+	a.mu.Lock()
+	a.at = append(a.at, time.Now())
+	a.mu.Unlock()
+}
+
+func (a *answerTimes) times() []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.at)
+}
+
+// TestSystemdNotify runs the binary as a Type=notify unit would, with
+// NOTIFY_SOCKET set to a socket of the test's, and a CSP that takes 1 s to
+// answer the first exchange: READY=1 arrives only after the CSP answered
+// (nothing at all before), /readyz is 200 by then, and SIGTERM brings
+// STOPPING=1 before the process exits 0.
+func TestSystemdNotify(t *testing.T) {
+	const apiToken = "sdN0tify-api-t0ken-5e6f"
+	const delay = time.Second
+	csp := demo.NewCSP(demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
+	csp.SetFault(demo.Fault{Delay: delay, Times: 1})
+	answers := &answerTimes{h: csp}
+	cspSrv := httptest.NewTLSServer(answers)
+	t.Cleanup(cspSrv.Close)
+	echoSrv := httptest.NewTLSServer(demo.NewEcho(csp.Valid, demo.EchoOptions{}))
+	t.Cleanup(echoSrv.Close)
+	// httptest's TLS servers share one certificate.
+	certFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cspSrv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(shortTempDir(t), "notify")
+	got := notifySocket(t, socket)
+
+	started := time.Now()
+	p := start(t, cspEnv(cspSrv.URL, apiToken, echoSrv.URL, certFile,
+		"CREDPROXY_LISTEN", "127.0.0.1:0",
+		"CREDPROXY_ADMIN_ADDR", "127.0.0.1:0",
+		"NOTIFY_SOCKET", socket,
+	))
+	admin := p.listeners(t, 2)["admin"]
+
+	ready := nextDatagram(t, got, 30*time.Second, "READY=1")
+	if !slices.Contains(ready.lines, "READY=1") {
+		t.Fatalf("the first datagram is %q, want READY=1 first", ready.lines)
+	}
+	// Under load an exchange may time out and be retried: what matters is
+	// that READY=1 follows the first, delayed, answer.
+	answered := answers.times()
+	switch {
+	case len(answered) == 0:
+		t.Fatal("READY=1 before the CSP answered anything")
+	case !ready.at.After(answered[0]):
+		t.Errorf("READY=1 arrived %v before the CSP answered", answered[0].Sub(ready.at))
+	case answered[0].Sub(started) < delay:
+		t.Errorf("the CSP answered %v after start, before its %v delay", answered[0].Sub(started), delay)
+	}
+	resp, err := http.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz = %d after READY=1", resp.StatusCode)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	stopping := nextDatagram(t, got, 10*time.Second, "STOPPING=1")
+	if !slices.Contains(stopping.lines, "STOPPING=1") {
+		t.Errorf("after SIGTERM the datagram is %q, want STOPPING=1", stopping.lines)
+	}
+	if code := p.wait(t, 15*time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d", code)
+	}
+	select {
+	case d := <-got:
+		t.Errorf("a datagram after STOPPING=1: %q", d.lines)
+	default:
+	}
+	logtest.AssertNoSecrets(t, "logs", p.stderr.String(), apiToken)
+}
