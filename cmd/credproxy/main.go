@@ -17,5 +17,7 @@ func main() {
 	// After the first signal, restore the default disposition so that a
 	// second one ends the process at once instead of waiting for the drain.
 	go func() { <-ctx.Done(); stop() }()
-	os.Exit(exitCode(run(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr)))
+	env := environ()
+	tuneGC(env)
+	os.Exit(exitCode(run(ctx, os.Args[1:], env, os.Stdout, os.Stderr)))
 }

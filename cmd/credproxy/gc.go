@@ -1,0 +1,25 @@
+package main
+
+import "runtime/debug"
+
+// GC defaults, measured with `go run ./bench` (bench/README.md): GOGC=200
+// took a fifth off credproxy's CPU per request in reverse mode at 32
+// connections (82 -> 67 µs), since a proxy's heap is small and short-lived
+// and collecting it half as often halves the collector's share. The
+// memory limit keeps the heap's growth bounded should it ever be large:
+// near it the collector runs as often as it must.
+const (
+	defaultGCPercent   = 200
+	defaultMemoryLimit = 64 << 20
+)
+
+// tuneGC applies the GC defaults unless the user set GOGC or GOMEMLIMIT,
+// which the Go runtime reads itself and which then win.
+func tuneGC(env map[string]string) {
+	if _, set := env["GOGC"]; !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+	if _, set := env["GOMEMLIMIT"]; !set {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+}
