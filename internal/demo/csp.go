@@ -365,12 +365,27 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (form url.Values, 
 	if r.URL.Path != CSPAPITokenPath && r.URL.Path != CSPAppPath {
 		return nil, http.StatusNotFound, "Not Found"
 	}
+	body, status, msg := readPost(w, r, "application/x-www-form-urlencoded")
+	if status != 0 {
+		return nil, status, msg
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, http.StatusBadRequest, "malformed form body"
+	}
+	return form, 0, ""
+}
+
+// readPost checks that r is a POST of contentType, as CSP's endpoints
+// require, and reads its body (at most maxFormBody). A non-zero status is
+// the refusal to send, with its message.
+func readPost(w http.ResponseWriter, r *http.Request, contentType string) (body []byte, status int, msg string) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return nil, http.StatusMethodNotAllowed, "Request method '" + r.Method + "' not supported"
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, http.StatusUnsupportedMediaType, "Content-Type must be application/x-www-form-urlencoded"
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != contentType {
+		return nil, http.StatusUnsupportedMediaType, "Content-Type must be " + contentType
 	}
 	// MaxBytesReader, unlike a LimitReader, also makes the server close
 	// the connection instead of draining the rest of an oversized body.
@@ -381,11 +396,7 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (form url.Values, 
 	if err != nil {
 		return nil, http.StatusBadRequest, "could not read the request body"
 	}
-	form, err = url.ParseQuery(string(body))
-	if err != nil {
-		return nil, http.StatusBadRequest, "malformed form body"
-	}
-	return form, 0, ""
+	return body, 0, ""
 }
 
 // recordLocked appends r to the records, forgetting the oldest beyond

@@ -2,9 +2,6 @@ package demo
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"time"
@@ -121,19 +118,5 @@ func (c *CSP) detailsLocked() cspTokenDetails {
 // readDetailsRequest checks what the details endpoint requires and reads
 // the body. A non-zero status is the refusal to send, with its message.
 func readDetailsRequest(w http.ResponseWriter, r *http.Request) (body []byte, status int, msg string) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		return nil, http.StatusMethodNotAllowed, "Request method '" + r.Method + "' not supported"
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, http.StatusUnsupportedMediaType, "Content-Type must be application/json"
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
-	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-		return nil, http.StatusRequestEntityTooLarge, "request body larger than 64 KiB"
-	}
-	if err != nil {
-		return nil, http.StatusBadRequest, "could not read the request body"
-	}
-	return body, 0, ""
+	return readPost(w, r, "application/json")
 }
