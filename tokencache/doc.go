@@ -5,8 +5,9 @@
 // published through an atomic.Pointer: reading a valid token (the hot path
 // of every proxied request) is one atomic load and a clock read, with no
 // lock and no allocation. Deduplication therefore needs no flag: however
-// many requests wait, however many upstream 401s arrive, there is one loop
-// and so at most one exchange in flight per route.
+// many requests wait, however many upstream 401s arrive, however many
+// Renew calls (credproxy's SIGHUP) come together, there is one loop and so
+// at most one exchange in flight per route.
 //
 // The lifecycle is the contract of DESIGN.md, "Token lifecycle":
 //
