@@ -518,10 +518,16 @@ func (c *Cache) schedule(tok exchange.Token, obtained time.Time) *state {
 func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger string) time.Duration {
 	result := classify(err, timedOut)
 	done := Exchange{Result: result, Duration: took, Trigger: trigger}
+	retryAfter := exchange.RetryAfter(err)
+	held := c.cur.Load()
 	c.mu.Lock()
 	c.failures++
 	n := c.failures
-	delay := c.backoff(n, result == "rejected", exchange.RetryAfter(err))
+	delay := c.backoff(n, result == "rejected", retryAfter)
+	wanted := delay
+	if held != nil && !held.usableUntil.IsZero() {
+		delay = capRetry(delay, time.Until(held.usableUntil))
+	}
 	c.lastErr, c.nextAttempt = err, time.Now().Add(delay)
 	c.finishLocked(Renewal{Exchange: done}, err)
 	c.mu.Unlock()
@@ -534,23 +540,50 @@ func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger str
 		zap.Duration("retry_in", delay),
 		zap.Duration("duration", took),
 	}
-	if s := c.cur.Load(); s != nil && !s.usableUntil.IsZero() {
-		fields = append(fields, zap.Duration("old_token_usable_for", max(0, time.Until(s.usableUntil))))
+	if retryAfter > 0 {
+		fields = append(fields, zap.Duration("retry_after", retryAfter))
+	}
+	if held != nil && !held.usableUntil.IsZero() {
+		fields = append(fields, zap.Duration("old_token_usable_for", max(0, time.Until(held.usableUntil))))
 	}
 	if result == "rejected" {
 		c.log.Error("exchange rejected: the credential is not accepted", fields...)
 	} else {
 		c.log.Warn("exchange failed", fields...)
 	}
+	if delay < wanted && delay < retryAfter {
+		c.log.Warn("the service's Retry-After is longer than the held token stays usable; retrying sooner",
+			zap.Duration("retry_after", retryAfter), zap.Duration("retry_in", delay),
+			zap.Duration("old_token_usable_for", max(0, time.Until(held.usableUntil))))
+	}
 	c.observe(done)
 	return delay
+}
+
+// capRetry shortens delay, the wait before retrying a failed renewal,
+// while the held token is usable for left: the retry comes no later than
+// halfway through left. A Retry-After (or a backoff) longer than the
+// token lasts would otherwise let a token that could still be renewed
+// expire: with 8 s tokens, one 429 asking for an hour failed 24 of 60
+// requests although the service answered again a second later. Halving
+// rather than retrying once just before the end leaves room for the
+// retry itself to take time or fail, and costs a service that keeps
+// refusing about log2(left / MinGap) attempts (a dozen for a 30-minute
+// token), not one a second. Once no usable token is held, nothing is
+// capped: the service's Retry-After is honoured as it asks.
+func capRetry(delay, left time.Duration) time.Duration {
+	if left <= 0 {
+		return delay
+	}
+	return min(delay, left/2)
 }
 
 // backoff is the delay after the n-th consecutive failure: full jitter
 // over an exponential ceiling (1 s doubling to 60 s). A rejected
 // credential waits between half the maximum and the maximum: fixing it
 // takes a human, but a fleet must still not retry in step. A service's
-// Retry-After is a floor.
+// Retry-After is a floor; capRetry then bounds the result by the held
+// token's usable time.
 func (c *Cache) backoff(n int, rejected bool, retryAfter time.Duration) time.Duration {
 	var d time.Duration
 	if rejected {

@@ -17,7 +17,10 @@
 //     not synchronise its exchanges;
 //   - after a failure the loop retries with exponential backoff and full
 //     jitter (1 s doubling to 60 s); a rejected credential (4xx) is retried
-//     at the ceiling; a Retry-After is honoured;
+//     at the ceiling; a Retry-After is honoured, except that while a
+//     usable token is held the retry comes no later than halfway to the
+//     moment it stops being usable, so that a renewable token is never let
+//     expire for want of an attempt;
 //   - meanwhile the old token is served until it is within the expiry
 //     margin of its expiry, then requests fail closed: Token waits up to
 //     TokenWait for an exchange and returns *UnavailableError;
