@@ -87,10 +87,9 @@ type app struct {
 	admin     *admin.Admin
 	routes    []*liveRoute
 	transport *http.Transport
-	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is unset.
+	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is
+	// unset. Its CA method gives the CA in use.
 	forward *proxy.Forward
-	// ca is the forward proxy's CA, nil without forward mode.
-	ca *mitm.CA
 	// onListen, when set, is told each listener's bound address (the demo
 	// prints them; a port of 0 becomes real here).
 	onListen func(name, addr string)
@@ -98,6 +97,8 @@ type app struct {
 	// calls reload for each. Nil under exec, whose command gets the
 	// signal instead.
 	hangup <-chan os.Signal
+	// hup is the SIGHUP renewals under way; serve waits for them.
+	hup reloader
 }
 
 type liveRoute struct {
@@ -132,9 +133,8 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		for _, r := range a.routes {
 			routes = append(routes, r.route)
 		}
-		a.ca = ca
 		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{CA: ca, DenyOthers: cfg.ForwardDenyOthers}, log.Named("proxy"))
-		a.admin.ServeCA(ca.CertPEM())
+		a.admin.ServeCA(func() []byte { return a.forward.CA().CertPEM() })
 	}
 	return a, nil
 }
@@ -212,7 +212,7 @@ func loadCA(cfg *config.Config, log *zap.Logger) (*mitm.CA, error) {
 		if err != nil {
 			return nil, fmt.Errorf("CREDPROXY_CA_CERT_FILE, CREDPROXY_CA_KEY_FILE: %w", err)
 		}
-		log.Info("forward-proxy CA loaded", zap.String("subject", ca.Certificate().Subject.String()))
+		log.Info("forward-proxy CA loaded", zap.String("subject", ca.Certificate().Subject.String()), zap.String("fingerprint", ca.Fingerprint()))
 		return ca, nil
 	}
 	ca, err := mitm.NewCA("credproxy ephemeral CA " + time.Now().UTC().Format(time.RFC3339))
@@ -269,7 +269,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 
 	runErr := a.wait(ctx, serveErr)
-	a.shutdown(routeLns, admin, func() { stopCaches(); caches.Wait() })
+	a.shutdown(routeLns, admin, func() { stopCaches(); caches.Wait(); a.hup.wait() })
 	return runErr
 }
 
@@ -325,7 +325,7 @@ func (a *app) wait(ctx context.Context, serveErr <-chan error) error {
 			a.log.Error("listener failed; shutting down", zap.Error(err))
 			return err
 		case <-a.hangup:
-			a.reload()
+			a.reload(ctx)
 		}
 	}
 }

@@ -222,7 +222,7 @@ func writeTrustFiles(dir string, env map[string]string, a *app, log *zap.Logger)
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return trustFiles{}, fmt.Errorf("exec: temp dir: %w", err)
 	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ca.Certificate().Raw})
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.forward.CA().Certificate().Raw})
 	roots, rootsFrom := systemRoots(env)
 	if rootsFrom == "" {
 		log.Warn("exec: no system CA bundle found; the command trusts only credproxy's CA through SSL_CERT_FILE")
