@@ -267,3 +267,90 @@ func TestExecTerminalCtrlZ(t *testing.T) {
 		t.Errorf("credproxy exited %s after fg, want the command's 0", st[1])
 	}
 }
+
+// TestExecBackgroundStop: `credproxy exec ... &` in an interactive shell
+// is a job of its own, not the terminal's foreground: a `kill -TSTP` of
+// credproxy is passed on, credproxy stops once its command has, and a
+// `kill -CONT` of credproxy alone continues both.
+func TestExecBackgroundStop(t *testing.T) {
+	const apiToken = "execBgStop-2e7c-d0a8"
+	_, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
+	sh := startShell(t, execEnv(cspURL, apiToken, echoURL, certFile))
+	script, stop := writeScript(t, countingScript)
+	sh.typeIn(fmt.Sprintf("'%s' exec -- sh '%s' '%s' &\n", binary, script, stop))
+	m := sh.waitFor(`ready pid=(\d+)`, 40*time.Second)
+	child, _ := strconv.Atoi(m[1])
+	credproxy := parentOf(t, child)
+	sh.pids = append(sh.pids, child, credproxy)
+
+	if err := syscall.Kill(credproxy, syscall.SIGTSTP); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, child, "T", false, 10*time.Second)
+	waitState(t, credproxy, "T", false, 10*time.Second)
+	if err := syscall.Kill(credproxy, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, credproxy, "T", true, 10*time.Second)
+	waitState(t, child, "T", true, 10*time.Second)
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh.waitFor(`counted INT=0 QUIT=0 TERM=0`, 10*time.Second)
+}
+
+// TestExecForwardsInterruptWithoutTerminal: with no terminal (a service
+// manager, CI, another program running exec), a SIGINT to credproxy is
+// its sender's, not a terminal's: it reaches the command, once.
+func TestExecForwardsInterruptWithoutTerminal(t *testing.T) {
+	const apiToken = "execNoTty-8a3e-44f1"
+	_, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
+	stop := filepath.Join(t.TempDir(), "stop")
+	p := command(binary, withPath(execEnv(cspURL, apiToken, echoURL, certFile)), "exec", "--", "sh", "-c", countingScript, "sh", stop)
+	// A session of its own: no controlling terminal, even when the test
+	// runs in one.
+	p.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var out, errOut logtest.Capture
+	p.Stdout, p.Stderr = &out, &errOut
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Wait() }()
+	t.Cleanup(func() {
+		// The whole group: the command holds the output pipes too.
+		_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+		<-done
+		checkNoRace(t, "credproxy exec", errOut.String())
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the command never started; stderr: %s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := p.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "got INT 1") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Errorf("credproxy exec: %v; stderr: %s", err, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("credproxy exec did not end with its command")
+	}
+	if !strings.Contains(out.String(), "counted INT=1 QUIT=0 TERM=0") {
+		t.Errorf("the command's counts: %q, want one SIGINT", out.String())
+	}
+}

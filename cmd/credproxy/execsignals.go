@@ -137,10 +137,14 @@ func (r *childRelay) relay(sig os.Signal) {
 	}
 }
 
-// resumed handles a SIGCONT: the command gets it too unless it is in
-// credproxy's process group, which the shell continues as a whole.
+// resumed handles a SIGCONT: a command still stopped gets one too. A
+// shell's fg or bg continues the whole process group, the command
+// included, before credproxy runs again; a `kill -CONT` of credproxy
+// alone does not. Where the command's state cannot be read, one outside
+// credproxy's group gets it.
 func (r *childRelay) resumed() {
-	if !sameGroup(r.proc.Pid) {
+	stopped, known := processStopped(r.proc.Pid)
+	if stopped || !known && !sameGroup(r.proc.Pid) {
 		_ = r.proc.Signal(syscall.SIGCONT)
 	}
 }
