@@ -58,11 +58,12 @@ func New(reg *prometheus.Registry, statuses []func() tokencache.Status) *Admin {
 }
 
 // ServeCA serves the forward proxy's CA certificate at GET /ca.pem, for
-// clients to trust.
-func (a *Admin) ServeCA(certPEM []byte) {
+// clients to trust: the PEM that certPEM returns at each request, so that
+// a CA reloaded on SIGHUP is the one served.
+func (a *Admin) ServeCA(certPEM func() []byte) {
 	a.mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
-		_, _ = w.Write(certPEM)
+		_, _ = w.Write(certPEM())
 	})
 }
 

@@ -36,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"route", "kind"}),
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credproxy_token_renewals_total",
-			Help: "Exchanges that renew a held token, by route, trigger (scheduled: ahead of expiry or a retry; upstream_401: the upstream rejected the token) and result (ok or the failure reason, as in credproxy_exchanges_total).",
+			Help: "Exchanges that renew a held token, by route, trigger (scheduled: ahead of expiry or a retry; upstream_401: the upstream rejected the token; reload: SIGHUP) and result (ok or the failure reason, as in credproxy_exchanges_total).",
 		}, []string{"route", "trigger", "result"}),
 		sinkWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credproxy_token_sink_writes_total",

@@ -146,6 +146,23 @@ func (ca *CA) CertPEM() []byte { return ca.pem }
 // Certificate returns the parsed CA certificate.
 func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
 
+// Fingerprint is the SHA-256 fingerprint of the CA certificate, written
+// as `openssl x509 -noout -fingerprint -sha256` writes it, so that an
+// operator can tell from a log line which CA is in use. A certificate is
+// public: this is no secret.
+func (ca *CA) Fingerprint() string {
+	sum := sha256.Sum256(ca.cert.Raw)
+	const hexDigits = "0123456789ABCDEF"
+	out := make([]byte, 0, len(sum)*3-1)
+	for i, b := range sum {
+		if i > 0 {
+			out = append(out, ':')
+		}
+		out = append(out, hexDigits[b>>4], hexDigits[b&0xf])
+	}
+	return string(out)
+}
+
 // WriteFiles writes ca.pem and ca-key.pem into dir; the key file is
 // created with mode 0600 and never overwritten.
 func (ca *CA) WriteFiles(dir string) error {

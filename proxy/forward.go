@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -27,7 +28,8 @@ const (
 
 // ForwardOptions configures the forward proxy.
 type ForwardOptions struct {
-	// CA signs the leaf certificates of intercepted hosts.
+	// CA signs the leaf certificates of intercepted hosts, until SetCA
+	// replaces it.
 	CA *mitm.CA
 	// DenyOthers refuses CONNECTs and plain requests to hosts of no route
 	// (403) instead of tunnelling them untouched.
@@ -52,7 +54,11 @@ type ForwardOptions struct {
 type Forward struct {
 	byHost map[string]*routeProxy // by Authority("https", host)
 	gp     *goproxy.ProxyHttpServer
-	leaves *mitm.Leaves
+	// signer is the CA and its leaf cache; SetCA replaces both at once.
+	signer atomic.Pointer[signer]
+	// signed counts leaf signatures across CAs; onSign also bumps the
+	// metric.
+	signed atomic.Int64
 	deny   bool
 	idle   time.Duration
 	log    *zap.Logger
@@ -73,6 +79,14 @@ type Forward struct {
 // authority.
 type connectHostKey struct{}
 
+// signer is a CA with the cache of the leaves it signed. They are
+// published together so that an interception never gets a leaf of one
+// CA out of the cache of another.
+type signer struct {
+	ca     *mitm.CA
+	leaves *mitm.Leaves
+}
+
 // NewForward returns the forward proxy for routes.
 //
 // transport carries the routes' requests; traffic to other hosts goes
@@ -82,7 +96,6 @@ func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, op
 	log = log.Named("forward")
 	f := &Forward{
 		byHost: map[string]*routeProxy{},
-		leaves: mitm.NewLeaves(opts.CA, metrics.leafSigned.Inc),
 		deny:   opts.DenyOthers,
 		idle:   opts.TunnelIdleTimeout,
 		log:    log,
@@ -92,6 +105,7 @@ func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, op
 	if f.idle <= 0 {
 		f.idle = DefaultTunnelIdleTimeout
 	}
+	f.SetCA(opts.CA)
 	for _, r := range routes {
 		r.init()
 		rp := newRouteProxy(r, transport, metrics.forRoute(r.Name, "forward"), log, forwardTarget)
@@ -226,6 +240,21 @@ func (f *Forward) refuseSelf(w http.ResponseWriter, host string) {
 // itself would loop. Call it for every listener before serving.
 func (f *Forward) RefuseSelf(addr net.Addr) { f.self.add(addr) }
 
+// SetCA makes ca sign the leaves of the connections intercepted from now
+// on, with a leaf cache of its own: no leaf of the previous CA is served
+// again. Connections intercepted before keep the leaf their handshake
+// used, and nothing is dropped. It may be called while the proxy serves
+// (credproxy's SIGHUP reloads the CA files).
+func (f *Forward) SetCA(ca *mitm.CA) {
+	f.signer.Store(&signer{ca: ca, leaves: mitm.NewLeaves(ca, func() {
+		f.signed.Add(1)
+		f.m.leafSigned.Inc()
+	})})
+}
+
+// CA returns the CA that signs the leaves of new interceptions.
+func (f *Forward) CA() *mitm.CA { return f.signer.Load().ca }
+
 // intercept answers the CONNECT and hands the client's TLS connection to
 // the mitm server.
 func (f *Forward) intercept(client net.Conn, host string) {
@@ -234,13 +263,16 @@ func (f *Forward) intercept(client net.Conn, host string) {
 		return
 	}
 	hostname, _, _ := net.SplitHostPort(host)
+	// The CA of the moment of the CONNECT signs this tunnel's leaf, even
+	// if SetCA runs before the client's hello arrives.
+	leaves := f.signer.Load().leaves
 	conn := tls.Server(client, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			// The certificate is for the CONNECT host whatever SNI says:
 			// that is the only host this tunnel may reach.
-			return f.leaves.Get(hostname)
+			return leaves.Get(hostname)
 		},
 	})
 	f.connectHosts.Store(conn, host)
@@ -285,8 +317,9 @@ func (f *Forward) Close() error {
 	return f.mitm.Close()
 }
 
-// SignedLeaves reports how many leaf certificates have been signed.
-func (f *Forward) SignedLeaves() int64 { return f.leaves.Signed() }
+// SignedLeaves reports how many leaf certificates have been signed, by
+// every CA the proxy has had.
+func (f *Forward) SignedLeaves() int64 { return f.signed.Load() }
 
 // idleConn closes a blind tunnel that has been silent in both directions
 // for timeout: each read or write pushes the deadline forward.

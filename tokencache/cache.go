@@ -87,13 +87,31 @@ type Exchange struct {
 	// the exchange failed.
 	Lifetime time.Duration
 	// Trigger says why the exchange ran: "initial" (no token held yet),
-	// "scheduled" (renewal ahead of expiry, or its retry) or
-	// "upstream_401" (the upstream rejected the held token).
+	// "scheduled" (renewal ahead of expiry, or its retry),
+	// "upstream_401" (the upstream rejected the held token) or "reload"
+	// (Renew asked for it: credproxy's SIGHUP).
 	Trigger string
 }
 
-// Cache holds one route's token. Token and Invalidate may be called from
-// any number of goroutines; Run must be called exactly once.
+// Renewal is the exchange that answered a Renew: as OnExchange saw it,
+// and the token it obtained (zero when it failed).
+type Renewal struct {
+	Exchange
+	Token exchange.Token
+}
+
+// ErrStopped is Renew's error once Run has ended.
+var ErrStopped = errors.New("token cache stopped")
+
+// renewAnswer is the loop's answer to one Renew.
+type renewAnswer struct {
+	r   Renewal
+	err error
+}
+
+// Cache holds one route's token. Token, Invalidate, Renew and Status may
+// be called from any number of goroutines; Run must be called exactly
+// once.
 type Cache struct {
 	src  exchange.Source
 	opts Options
@@ -103,6 +121,9 @@ type Cache struct {
 	cur atomic.Pointer[state]
 	// kick wakes the loop after an Invalidate; one pending kick suffices.
 	kick chan struct{}
+	// renew wakes the loop after a Renew; one pending wake-up suffices,
+	// since the loop reads who is waiting from renewers.
+	renew chan struct{}
 
 	// mu guards the fields below, which are read by waiters and Status,
 	// never on the hot path.
@@ -119,6 +140,9 @@ type Cache struct {
 	lastErr      error
 	nextAttempt  time.Time
 	shuttingDown bool
+	// renewers are the Renew calls waiting for the next exchange to
+	// finish; finishLocked answers them all.
+	renewers []chan<- renewAnswer
 }
 
 // state is one published token with its schedule. It is immutable once
@@ -195,6 +219,7 @@ func New(src exchange.Source, opts Options) *Cache {
 		opts:    opts,
 		log:     log.With(zap.String("route", opts.Route), zap.String("kind", opts.Kind)),
 		kick:    make(chan struct{}, 1),
+		renew:   make(chan struct{}, 1),
 		changed: make(chan struct{}),
 	}
 }
@@ -317,6 +342,7 @@ func (c *Cache) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		reload := false
 		select {
 		case <-ctx.Done():
 			c.stop()
@@ -325,6 +351,13 @@ func (c *Cache) Run(ctx context.Context) {
 			if !c.renewNeeded() {
 				continue
 			}
+		case <-c.renew:
+			// No one waiting: an exchange that finished since the
+			// wake-up was sent has answered them.
+			if !c.renewWanted() {
+				continue
+			}
+			reload = true
 		case <-timer.C:
 		}
 		// Two exchanges never start less than MinGap apart, whatever
@@ -340,8 +373,57 @@ func (c *Cache) Run(ctx context.Context) {
 			case <-time.After(gap):
 			}
 		}
-		timer.Reset(c.exchange(ctx))
+		timer.Reset(c.exchange(ctx, reload))
 	}
+}
+
+// Renew asks for an exchange now and returns the one that answers it:
+// its result, and the new token when it succeeded (or that exchange's
+// error). It is how credproxy's SIGHUP renews every route.
+//
+// Concurrency: Renew may be called from any goroutine, any number of
+// times, before Run starts or while it runs. The Run loop serves the
+// calls, so deduplication is structural: a call made while an exchange
+// is in flight is answered by that exchange, and calls made while none
+// is are answered by the next one, which the first of them asks the loop
+// to start. However many calls arrive together, they cost one exchange.
+// That exchange still starts no less than MinGap after the previous
+// one, but it does not wait out a backoff: a renewal is an operator's
+// request, and MinGap bounds what a loop of them can cost.
+//
+// Renew blocks until that exchange finishes, ctx ends (the exchange goes
+// on; only the wait is abandoned) or the cache stops (ErrStopped).
+func (c *Cache) Renew(ctx context.Context) (Renewal, error) {
+	reply := make(chan renewAnswer, 1)
+	c.mu.Lock()
+	if c.shuttingDown {
+		c.mu.Unlock()
+		return Renewal{}, ErrStopped
+	}
+	c.renewers = append(c.renewers, reply)
+	inFlight := c.inFlight
+	c.mu.Unlock()
+	// With an exchange in flight, its end answers reply (inFlight and
+	// renewers change together, under mu). Otherwise wake the loop.
+	if !inFlight {
+		select {
+		case c.renew <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	select {
+	case a := <-reply:
+		return a.r, a.err
+	case <-ctx.Done():
+		return Renewal{}, ctx.Err()
+	}
+}
+
+// renewWanted reports whether a Renew is waiting for an exchange.
+func (c *Cache) renewWanted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.renewers) > 0
 }
 
 // renewNeeded reports whether a kick should start an exchange now: the
@@ -357,17 +439,26 @@ func (c *Cache) renewNeeded() bool {
 	return c.failures == 0
 }
 
-// exchange does one exchange, publishes its result and returns the delay
-// until the next one.
-func (c *Cache) exchange(ctx context.Context) time.Duration {
-	start := time.Now()
-	trigger := "initial"
-	if held := c.cur.Load(); held != nil {
-		trigger = "scheduled"
-		if held.invalidated.Load() {
-			trigger = "upstream_401"
-		}
+// trigger says why the exchange about to start runs; reload is set when
+// a Renew asked for it.
+func (c *Cache) trigger(reload bool) string {
+	held := c.cur.Load()
+	switch {
+	case reload:
+		return "reload"
+	case held == nil:
+		return "initial"
+	case held.invalidated.Load():
+		return "upstream_401"
 	}
+	return "scheduled"
+}
+
+// exchange does one exchange, publishes its result and returns the delay
+// until the next one. reload is set when a Renew asked for it.
+func (c *Cache) exchange(ctx context.Context, reload bool) time.Duration {
+	start := time.Now()
+	trigger := c.trigger(reload)
 	c.mu.Lock()
 	c.lastAttempt, c.inFlight = start, true
 	c.mu.Unlock()
@@ -387,24 +478,26 @@ func (c *Cache) exchange(ctx context.Context) time.Duration {
 		return c.failed(err, timedOut, took, trigger)
 	}
 
+	lifetime := time.Duration(0)
+	if !tok.Expiry.IsZero() {
+		lifetime = tok.Expiry.Sub(start)
+	}
+	done := Exchange{Result: "ok", Duration: took, Lifetime: lifetime, Trigger: trigger}
 	old := c.cur.Load()
 	s := c.schedule(tok, start)
 	c.publish(s)
 	c.mu.Lock()
 	c.failures, c.lastErr, c.nextAttempt = 0, nil, s.refreshAt
-	c.finishLocked()
+	c.finishLocked(Renewal{Exchange: done, Token: tok}, nil)
 	c.mu.Unlock()
 
-	lifetime := time.Duration(0)
-	if !tok.Expiry.IsZero() {
-		lifetime = tok.Expiry.Sub(start)
-	}
 	expiresIn := zap.Duration("expires_in", lifetime)
 	if lifetime == 0 {
 		expiresIn = zap.String("expires_in", "never")
 	}
 	c.log.Info("token obtained",
 		zap.String("result", "ok"),
+		zap.String("trigger", trigger),
 		expiresIn,
 		zap.Duration("renew_in", time.Until(s.refreshAt)),
 		zap.Duration("duration", took),
@@ -413,7 +506,7 @@ func (c *Cache) exchange(ctx context.Context) time.Duration {
 	if c.opts.OnToken != nil {
 		c.opts.OnToken(tok)
 	}
-	c.observe(Exchange{Result: "ok", Duration: took, Lifetime: lifetime, Trigger: trigger})
+	c.observe(done)
 	if old != nil && !old.tok.Value.Equal(tok.Value) {
 		c.release(ctx, old.tok)
 	}
@@ -451,38 +544,73 @@ func (c *Cache) schedule(tok exchange.Token, obtained time.Time) *state {
 // failed records a failed exchange and returns the backoff delay.
 func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger string) time.Duration {
 	result := classify(err, timedOut)
+	done := Exchange{Result: result, Duration: took, Trigger: trigger}
+	retryAfter := exchange.RetryAfter(err)
+	held := c.cur.Load()
 	c.mu.Lock()
 	c.failures++
 	n := c.failures
-	delay := c.backoff(n, result == "rejected", exchange.RetryAfter(err))
+	delay := c.backoff(n, result == "rejected", retryAfter)
+	wanted := delay
+	if held != nil && !held.usableUntil.IsZero() {
+		delay = capRetry(delay, time.Until(held.usableUntil))
+	}
 	c.lastErr, c.nextAttempt = err, time.Now().Add(delay)
-	c.finishLocked()
+	c.finishLocked(Renewal{Exchange: done}, err)
 	c.mu.Unlock()
 
 	fields := []zap.Field{
 		zap.String("result", result),
+		zap.String("trigger", trigger),
 		zap.Error(err),
 		zap.Int("consecutive_failures", n),
 		zap.Duration("retry_in", delay),
 		zap.Duration("duration", took),
 	}
-	if s := c.cur.Load(); s != nil && !s.usableUntil.IsZero() {
-		fields = append(fields, zap.Duration("old_token_usable_for", max(0, time.Until(s.usableUntil))))
+	if retryAfter > 0 {
+		fields = append(fields, zap.Duration("retry_after", retryAfter))
+	}
+	if held != nil && !held.usableUntil.IsZero() {
+		fields = append(fields, zap.Duration("old_token_usable_for", max(0, time.Until(held.usableUntil))))
 	}
 	if result == "rejected" {
 		c.log.Error("exchange rejected: the credential is not accepted", fields...)
 	} else {
 		c.log.Warn("exchange failed", fields...)
 	}
-	c.observe(Exchange{Result: result, Duration: took, Trigger: trigger})
+	if delay < wanted && delay < retryAfter {
+		c.log.Warn("the service's Retry-After is longer than the held token stays usable; retrying sooner",
+			zap.Duration("retry_after", retryAfter), zap.Duration("retry_in", delay),
+			zap.Duration("old_token_usable_for", max(0, time.Until(held.usableUntil))))
+	}
+	c.observe(done)
 	return delay
+}
+
+// capRetry shortens delay, the wait before retrying a failed renewal,
+// while the held token is usable for left: the retry comes no later than
+// halfway through left. A Retry-After (or a backoff) longer than the
+// token lasts would otherwise let a token that could still be renewed
+// expire: with 8 s tokens, one 429 asking for an hour failed 24 of 60
+// requests although the service answered again a second later. Halving
+// rather than retrying once just before the end leaves room for the
+// retry itself to take time or fail, and costs a service that keeps
+// refusing about log2(left / MinGap) attempts (a dozen for a 30-minute
+// token), not one a second. Once no usable token is held, nothing is
+// capped: the service's Retry-After is honoured as it asks.
+func capRetry(delay, left time.Duration) time.Duration {
+	if left <= 0 {
+		return delay
+	}
+	return min(delay, left/2)
 }
 
 // backoff is the delay after the n-th consecutive failure: full jitter
 // over an exponential ceiling (1 s doubling to 60 s). A rejected
 // credential waits between half the maximum and the maximum: fixing it
 // takes a human, but a fleet must still not retry in step. A service's
-// Retry-After is a floor.
+// Retry-After is a floor; capRetry then bounds the result by the held
+// token's usable time.
 func (c *Cache) backoff(n int, rejected bool, retryAfter time.Duration) time.Duration {
 	var d time.Duration
 	if rejected {
@@ -514,12 +642,17 @@ func classify(err error, timedOut bool) string {
 	return "unavailable"
 }
 
-// finishLocked wakes waiters after an exchange. c.mu must be held.
-func (c *Cache) finishLocked() {
+// finishLocked wakes waiters after an exchange, and answers the Renew
+// calls waiting for it with r and err. c.mu must be held.
+func (c *Cache) finishLocked(r Renewal, err error) {
 	c.attempts++
 	c.inFlight = false
 	close(c.changed)
 	c.changed = make(chan struct{})
+	for _, w := range c.renewers {
+		w <- renewAnswer{r: r, err: err} // buffered for this one answer
+	}
+	c.renewers = nil
 }
 
 func (c *Cache) observe(e Exchange) {
@@ -532,7 +665,7 @@ func (c *Cache) observe(e Exchange) {
 func (c *Cache) stop() {
 	c.mu.Lock()
 	c.shuttingDown = true
-	c.finishLocked()
+	c.finishLocked(Renewal{}, ErrStopped)
 	c.mu.Unlock()
 	if s := c.cur.Load(); s != nil {
 		// Requests still draining read the clock from now on.

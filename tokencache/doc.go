@@ -5,8 +5,9 @@
 // published through an atomic.Pointer: reading a valid token (the hot path
 // of every proxied request) is one atomic load and a clock read, with no
 // lock and no allocation. Deduplication therefore needs no flag: however
-// many requests wait, however many upstream 401s arrive, there is one loop
-// and so at most one exchange in flight per route.
+// many requests wait, however many upstream 401s arrive, however many
+// Renew calls (credproxy's SIGHUP) come together, there is one loop and so
+// at most one exchange in flight per route.
 //
 // The lifecycle is the contract of DESIGN.md, "Token lifecycle":
 //
@@ -18,7 +19,10 @@
 //     credproxy deviates);
 //   - after a failure the loop retries with exponential backoff and full
 //     jitter (1 s doubling to 60 s); a rejected credential (4xx) is retried
-//     at the ceiling; a Retry-After is honoured;
+//     at the ceiling; a Retry-After is honoured, except that while a
+//     usable token is held the retry comes no later than halfway to the
+//     moment it stops being usable, so that a renewable token is never let
+//     expire for want of an attempt;
 //   - meanwhile the old token is served until it is within the expiry
 //     margin of its expiry, then requests fail closed: Token waits up to
 //     TokenWait for an exchange and returns *UnavailableError;

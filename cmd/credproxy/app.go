@@ -89,10 +89,9 @@ type app struct {
 	admin     *admin.Admin
 	routes    []*liveRoute
 	transport *http.Transport
-	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is unset.
+	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is
+	// unset. Its CA method gives the CA in use.
 	forward *proxy.Forward
-	// ca is the forward proxy's CA, nil without forward mode.
-	ca *mitm.CA
 	// onListen, when set, is told each listener's bound address (the demo
 	// prints them; a port of 0 becomes real here).
 	onListen func(name, addr string)
@@ -103,6 +102,8 @@ type app struct {
 	// notify tells systemd READY=1 and STOPPING=1 (notify.go); nil
 	// unless the run command was started with NOTIFY_SOCKET.
 	notify *sdNotifier
+	// hup is the SIGHUP renewals under way; serve waits for them.
+	hup reloader
 }
 
 type liveRoute struct {
@@ -143,9 +144,8 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		for _, r := range a.routes {
 			routes = append(routes, r.route)
 		}
-		a.ca = ca
 		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{CA: ca, DenyOthers: cfg.ForwardDenyOthers}, log.Named("proxy"))
-		a.admin.ServeCA(ca.CertPEM())
+		a.admin.ServeCA(func() []byte { return a.forward.CA().CertPEM() })
 	}
 	return a, nil
 }
@@ -227,7 +227,7 @@ func loadCA(cfg *config.Config, log *zap.Logger) (*mitm.CA, error) {
 		if err != nil {
 			return nil, fmt.Errorf("CREDPROXY_CA_CERT_FILE, CREDPROXY_CA_KEY_FILE: %w", err)
 		}
-		log.Info("forward-proxy CA loaded", zap.String("subject", ca.Certificate().Subject.String()))
+		log.Info("forward-proxy CA loaded", zap.String("subject", ca.Certificate().Subject.String()), zap.String("fingerprint", ca.Fingerprint()))
 		return ca, nil
 	}
 	ca, err := mitm.NewCA("credproxy ephemeral CA " + time.Now().UTC().Format(time.RFC3339))
@@ -288,7 +288,7 @@ func (a *app) serve(ctx context.Context) error {
 	stopNotify := a.startNotify(ctx)
 	runErr := a.wait(ctx, serveErr)
 	stopNotify()
-	a.shutdown(routeLns, admin, func() { stopCaches(); caches.Wait() })
+	a.shutdown(routeLns, admin, func() { stopCaches(); caches.Wait(); a.hup.wait() })
 	return runErr
 }
 
@@ -344,7 +344,7 @@ func (a *app) wait(ctx context.Context, serveErr <-chan error) error {
 			a.log.Error("listener failed; shutting down", zap.Error(err))
 			return err
 		case <-a.hangup:
-			a.reload()
+			a.reload(ctx)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -49,9 +48,6 @@ var systemRootFiles = []string{
 // maxBundle caps a CA bundle read from disk.
 const maxBundle = 16 << 20
 
-// forwardedSignals are passed on to exec's command while it runs.
-var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
-
 // isSecretVar reports whether an environment variable may carry one of
 // credproxy's secrets by value: CREDPROXY_* names ending in _TOKEN,
 // _SECRET or _PASSWORD (CSP_API_TOKEN, CSP_CLIENT_SECRET, SPLUNK_PASSWORD,
@@ -78,7 +74,8 @@ func isSecretVar(k string) bool {
 // COMMAND with the proxy and CA variables set. No admin listener and no
 // reverse listener are opened unless CREDPROXY_ADMIN_ADDR or a route's
 // LISTEN is set explicitly. It returns *childExitError with the command's
-// exit code.
+// exit code, or 128+signal for a signal before COMMAND started
+// (execsignals.go says how signals behave).
 func execCommand(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 		return usage(stdout, "exec")
@@ -93,6 +90,8 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	if err != nil {
 		return &childExitError{code: 127, msg: fmt.Sprintf("exec: %v", err)}
 	}
+	sigs := catchExecSignals()
+	defer sigs.stop()
 	cfg, level, err := execConfig(env)
 	if err != nil {
 		return err
@@ -104,7 +103,11 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	defer func() { _ = log.Sync() }()
 	px := startExecProxy(ctx, a)
 	defer func() { _ = px.shutdown() }()
-	addr, err := px.ready(ctx)
+	addr, err := px.ready(ctx, sigs)
+	var xe *childExitError
+	if errors.As(err, &xe) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("exec: not starting %s: %w", args[0], err)
 	}
@@ -124,7 +127,7 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	cmd.Args[0] = args[0]
 	cmd.Env = envList(childEnv(env, "http://"+addr, trust))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	return runChild(cmd, px, log)
+	return runChild(cmd, px, sigs, log)
 }
 
 // execConfig loads the configuration for exec: a forward proxy on an
@@ -182,8 +185,33 @@ func startExecProxy(ctx context.Context, a *app) *execProxy {
 }
 
 // ready waits for the forward proxy's address and for every route's first
-// token.
-func (px *execProxy) ready(ctx context.Context) (string, error) {
+// token. A signal meanwhile ends the wait at once with its 128+signal
+// *childExitError.
+func (px *execProxy) ready(ctx context.Context, sigs *execSignals) (string, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var addr string
+	got := make(chan error, 1)
+	go func() {
+		var err error
+		addr, err = px.waitReady(wctx)
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			return "", sigs.afterCancel(ctx, err)
+		}
+		return addr, nil
+	case sig := <-sigs.ch:
+		cancel()
+		<-got
+		return "", beforeStart(sig)
+	}
+}
+
+// waitReady is ready without the signals.
+func (px *execProxy) waitReady(ctx context.Context) (string, error) {
 	var addr string
 	select {
 	case addr = <-px.forwardAddr:
@@ -222,7 +250,7 @@ func writeTrustFiles(dir string, env map[string]string, a *app, log *zap.Logger)
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return trustFiles{}, fmt.Errorf("exec: temp dir: %w", err)
 	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ca.Certificate().Raw})
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.forward.CA().Certificate().Raw})
 	roots, rootsFrom := systemRoots(env)
 	if rootsFrom == "" {
 		log.Warn("exec: no system CA bundle found; the command trusts only credproxy's CA through SSL_CERT_FILE")
@@ -262,31 +290,34 @@ func childEnv(env map[string]string, proxyURL string, trust trustFiles) map[stri
 	return cenv
 }
 
-// runChild runs cmd with the signals credproxy receives passed on to it,
-// stops the proxy once it exits, and returns its exit code as
-// *childExitError (128+signal when a signal ended it).
-func runChild(cmd *exec.Cmd, px *execProxy, log *zap.Logger) error {
-	// Take the signals before the command exists, so that none ends
-	// credproxy (and leaves the command without its proxy) in between.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwardedSignals...)
-	defer signal.Stop(sigs)
+// runChild runs cmd with the signals credproxy receives relayed to it
+// (childRelay), stops the proxy once it exits, and returns its exit code
+// as *childExitError (128+signal when a signal ended it). A signal that
+// came after the tokens but before the start ends exec as one before.
+func runChild(cmd *exec.Cmd, px *execProxy, sigs *execSignals, log *zap.Logger) error {
+	if sig, ok := sigs.pending(); ok {
+		return beforeStart(sig)
+	}
+	sigs.catchStops()
 	if err := cmd.Start(); err != nil {
 		return &childExitError{code: 126, msg: fmt.Sprintf("exec: %v", err)}
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
+	done := make(chan struct{})
 	var werr error
+	go func() { werr = cmd.Wait(); close(done) }()
+	r := &childRelay{proc: cmd.Process, done: done, sigs: sigs, log: log}
 wait:
 	for {
 		select {
-		case s := <-sigs:
-			_ = cmd.Process.Signal(s)
-		case werr = <-waited:
+		case sig := <-sigs.ch:
+			r.relay(sig)
+		case <-sigs.conts:
+			r.resumed()
+		case <-done:
 			break wait
 		}
 	}
-	signal.Stop(sigs)
+	sigs.stop()
 	if err := px.shutdown(); err != nil {
 		log.Error("exec: the proxy failed while the command ran", zap.Error(err))
 	}

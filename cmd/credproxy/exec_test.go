@@ -260,3 +260,58 @@ func TestExecTokenUnavailable(t *testing.T) {
 	}
 	logtest.AssertNoSecrets(t, "exec output", out+errOut, wrongToken)
 }
+
+// countingScript counts the SIGINT, SIGQUIT and SIGTERM it receives and
+// prints the counts when the stop file ($1) appears. It waits with the
+// wait builtin, which a trapped signal interrupts at once, so that each
+// signal runs its trap: two signals a millisecond apart count two.
+// (Commands run with & by a shell without job control ignore SIGINT and
+// SIGQUIT, so the terminal's signals reach the script's sleeps to no
+// effect.)
+const countingScript = `ints=0 quits=0 terms=0
+trap 'ints=$((ints+1)); echo "got INT $ints"' INT
+trap 'quits=$((quits+1)); echo "got QUIT $quits"' QUIT
+trap 'terms=$((terms+1)); echo "got TERM $terms"' TERM
+echo "ready pid=$$"
+while [ ! -e "$1" ]; do sleep 0.05 & wait $!; done
+echo "counted INT=$ints QUIT=$quits TERM=$terms"
+`
+
+// TestExecSignalBeforeCommand: a signal while exec waits for the first
+// token (the identity service is slow to answer) ends credproxy at once
+// with 128+signal, says so, and never starts the command.
+func TestExecSignalBeforeCommand(t *testing.T) {
+	const apiToken = "execEarly-6b0f-12cd"
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			csp, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
+			csp.SetFault(demo.Fault{Delay: time.Minute})
+			marker := filepath.Join(t.TempDir(), "started")
+			p := start(t, execEnv(cspURL, apiToken, echoURL, certFile), "exec", "--", "sh", "-c", "touch "+marker)
+			deadline := time.Now().Add(30 * time.Second)
+			for len(csp.Requests()) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no exchange began; stderr: %s", p.stderr)
+				}
+				p.alive(t, "start")
+				time.Sleep(20 * time.Millisecond)
+			}
+			sent := time.Now()
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t, 10*time.Second); code != 128+int(sig) {
+				t.Errorf("exit %d after %v, want %d; stderr: %s", code, sig, 128+int(sig), p.stderr)
+			}
+			if took := time.Since(sent); took > 5*time.Second {
+				t.Errorf("exited %v after the signal, want at once", took)
+			}
+			if !strings.Contains(p.stderr.String(), "while waiting for the first tokens; the command was not started") {
+				t.Errorf("stderr does not say why: %s", p.stderr)
+			}
+			if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the command was started: %v", err)
+			}
+		})
+	}
+}

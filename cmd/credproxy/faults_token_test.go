@@ -306,21 +306,55 @@ func TestTokenEndpointFaultsEndToEnd(t *testing.T) {
 	}
 }
 
-// TestRetryAfterHonouredEndToEnd: a 429 with Retry-After holds the next
-// exchange back at least that long.
+// TestRetryAfterHonouredEndToEnd: every exchange gets a 429 with
+// Retry-After: 3. While the held 6 s token is usable (for 1.5 s at most
+// after its renewal), the retry comes sooner than 3 s, or it would expire
+// for want of one; once it has stopped being usable, the next exchange
+// is held back at least 3 s, as the service asks.
 func TestRetryAfterHonouredEndToEnd(t *testing.T) {
 	t.Parallel()
 	r := startFaultRig(t, nil)
 	r.csp.SetFault(demo.Fault{Status: 429, RetryAfter: "3", Body: `{"message":"Too many requests"}`})
 	before := len(r.csp.Requests())
-	r.eventually("two refused exchanges", 20*time.Second, func() bool { return len(r.csp.Requests()) >= before+2 })
+	r.eventually("four refused exchanges", 30*time.Second, func() bool { return len(r.csp.Requests()) >= before+4 })
 	reqs := r.csp.Requests()[before:]
-	if gap := reqs[1].Time.Sub(reqs[0].Time); gap < 3*time.Second {
-		t.Errorf("retry %v after a 429 with Retry-After: 3, want at least 3 s", gap)
+	if gap := reqs[1].Time.Sub(reqs[0].Time); gap >= 3*time.Second {
+		t.Errorf("retry %v after the first 429, while the held token was usable for less than 2 s: want it before the token stops being usable", gap)
+	}
+	if gap := reqs[3].Time.Sub(reqs[2].Time); gap < 3*time.Second {
+		t.Errorf("retry %v after a 429 with Retry-After: 3 and no usable token, want at least 3 s", gap)
 	}
 	if line := r.logLine("HTTP 429: Too many requests", `"retry_in":"3s"`); line == "" {
 		t.Errorf("no log line with the 429 and retry_in 3s")
 	}
 	r.csp.ClearFault()
 	r.recovered(30 * time.Second)
+}
+
+// TestRetryAfterNeverLetsTokenExpireEndToEnd: one 429 asking for an hour,
+// on the renewal of a 6 s token, while the service answers again at once:
+// credproxy retries while the held token is still usable, so an app
+// calling five times a second for two lifetimes never gets a 503, and the
+// log says that the service's wish was cut short, with both durations.
+// (REFRESH_AT 0.5 renews 1.5-2.5 s before the token stops being usable,
+// leaving the 1 s gap between two exchanges room on a loaded machine.)
+func TestRetryAfterNeverLetsTokenExpireEndToEnd(t *testing.T) {
+	t.Parallel()
+	r := startFaultRig(t, map[string]string{"CREDPROXY_REFRESH_AT": "0.5"})
+	r.csp.SetFault(demo.Fault{Status: 429, RetryAfter: "3600", Body: `{"message":"Too many requests"}`, Times: 1})
+	var failed []int
+	for deadline := time.Now().Add(12 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if st, _ := r.get(r.proxy, "/api/v2/x"); st != 200 {
+			failed = append(failed, st)
+		}
+	}
+	if r.logLine("HTTP 429: Too many requests") == "" {
+		t.Fatal("the service's 429 never came")
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d requests failed (%v) after one 429 with Retry-After: 3600", len(failed), failed)
+	}
+	if line := r.logLine("Retry-After", `"level":"warn"`, `"retry_after":"1h0m0s"`, `"retry_in":"`); line == "" {
+		t.Error("no warning that the Retry-After was cut short, with both durations")
+	}
 }
