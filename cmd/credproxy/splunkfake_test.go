@@ -29,4 +29,3 @@ func splunkAPI(t *testing.T, email, password string) (splunk *demo.Splunk, echo 
 	}
 	return splunk, echo, srv.URL, certFile
 }
-
