@@ -63,9 +63,10 @@ func readmeMetrics(t *testing.T) []documentedMetric {
 // TestDocumentedMetricsExistAfterTraffic drives every kind of traffic
 // through one Metrics (exchanges, a failed renewal, a 401 replay, reverse
 // and forward requests, an intercepted and a tunnelled CONNECT, a token
-// API call) and checks that each metric of the README's table then exists
-// with its documented type and labels, and that every credproxy metric is
-// documented.
+// API call, a local OAuth 2.0 token request, a token sink write, a known
+// credential expiry) and checks that each metric of the README's table
+// then exists with its documented type and labels, and that every
+// credproxy metric is documented.
 func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	log, logs := logtest.New(t)
 	reg := prometheus.NewRegistry()
@@ -148,6 +149,19 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		resp.Body.Close()
 	}
 
+	// The local OAuth 2.0 token endpoint (no local client secret set).
+	adm.EnableOAuth2([]OAuth2Route{{TokenRoute: TokenRoute{Name: "r", TokenType: "Bearer", Tokens: cache}}}, log)
+	if resp, err := http.PostForm(asrv.URL+OAuth2TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {"r"}}); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// A token sink write and a known credential expiry, as the app's
+	// hooks report them.
+	tm.ObserveSinkWrite("r")(nil)
+	tm.CredentialExpiry("r")(time.Now().Add(30 * 24 * time.Hour))
+
 	// A scheduled renewal that fails: wait for the loop to reach the
 	// third exchange by invalidating the current token (met-SECRET-2).
 	tok, err := cache.Token(ctx)
@@ -216,6 +230,9 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		{"credproxy_requests_total", "mode", "reverse", 1},
 		{"credproxy_requests_total", "mode", "forward", 1},
 		{"credproxy_token_api_requests_total", "status", "200", 1},
+		{"credproxy_oauth2_token_requests_total", "result", "ok", 1},
+		{"credproxy_token_sink_writes_total", "result", "ok", 1},
+		{"credproxy_token_sink_writes_total", "result", "error", 0},
 	} {
 		if got := counterValue(t, reg, c.name, c.label, c.value); got != c.want {
 			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, got, c.want)
