@@ -92,7 +92,7 @@ func (l *loader) checkAddresses(cfg *Config) {
 	// the CA certificate, which Kubernetes probes need off loopback.
 	admin := ""
 	if cfg.TokenAPI {
-		admin = "whoever reaches it can fetch the credentials through the token API"
+		admin = "the token APIs answer loopback callers only, but whoever reaches it sees the status page and metrics"
 	}
 	check(Prefix+"ADMIN_ADDR", cfg.AdminAddr, admin)
 	check(Prefix+"FORWARD_ADDR", cfg.ForwardAddr, "whoever reaches it can use the credentials")

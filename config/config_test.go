@@ -252,7 +252,7 @@ func TestLoadGlobals(t *testing.T) {
 	want := &Config{
 		AdminAddr: "0.0.0.0:9902", ForwardAddr: "127.0.0.1:3128", CACertFile: "/ca/cert.pem", CAKeyFile: "/ca/key.pem",
 		ForwardDenyOthers: true, TokenAPI: true, LogLevel: "debug", LogFormat: "console", ShutdownTimeout: 90 * time.Second,
-		Warnings: []string{"CREDPROXY_ADMIN_ADDR=0.0.0.0:9902 is not a loopback address: whoever reaches it can fetch the credentials through the token API"},
+		Warnings: []string{"CREDPROXY_ADMIN_ADDR=0.0.0.0:9902 is not a loopback address: the token APIs answer loopback callers only, but whoever reaches it sees the status page and metrics"},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)

@@ -45,8 +45,8 @@ Runs the proxy, configured from the environment (credproxy --help lists every va
 a reverse listener per route that has LISTEN, the forward proxy when CREDPROXY_FORWARD_ADDR
 is set, and the admin listener (/healthz, /readyz, /metrics, the status page).
 
-Signals: SIGTERM or SIGINT drain and exit (a second one exits at once); SIGHUP is logged
-and serving goes on.
+Signals: SIGTERM or SIGINT drain and exit (a second one exits at once); SIGHUP renews every
+route now and reloads the CA files, without dropping a connection.
 `,
 	"check": `Usage: credproxy check
 
