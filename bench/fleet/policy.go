@@ -41,9 +41,9 @@ var _ Policy = Credproxy{}
 
 func (Credproxy) Name() string { return "credproxy" }
 
-// Period is 0.66 of the lifetime, the centre of the jitter.
+// Period is 0.61 of the lifetime, the centre of the jitter.
 func (Credproxy) Period(life time.Duration) time.Duration {
-	return time.Duration(0.66 * float64(life))
+	return time.Duration(0.61 * float64(life))
 }
 
 func (Credproxy) Start(ctx context.Context, src exchange.Source, route string, rnd func() float64) Sidecar {
