@@ -70,8 +70,9 @@ type needle struct {
 // in front of it, could repeat them: raw, form-encoded (QueryEscape and
 // PathEscape, once or twice), JSON-escaped, hex, base64 in the standard
 // and URL alphabets with and without padding (of the credential alone,
-// of it form-encoded, and of the Basic pair raw and form-encoded), in any
-// case, and any 8-byte piece of any of these.
+// of it form-encoded, and of the Basic pair raw and form-encoded, each
+// also at the two other alignments it takes inside a longer encoded
+// value), in any case, and any 8-byte piece of any of these.
 //
 // Matching runs on normalised text: control, format and space characters
 // are left out, so that a control character or a space inserted into an
@@ -137,6 +138,22 @@ func encodings(x string) []string {
 	for _, y := range []string{x, url.QueryEscape(x)} {
 		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 			out = append(out, textForms(enc.EncodeToString([]byte(y)))...)
+		}
+		// Inside a longer encoded value (a Basic pair credproxy did not
+		// build, a header block encoded whole), y starts one or two
+		// bytes into a group of three and encodes differently: the
+		// characters that depend on y alone are those after the first
+		// group and before the last.
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			for lead := 1; lead <= 2; lead++ {
+				e := enc.EncodeToString(append(make([]byte, lead), y...))
+				inner := ""
+				if len(e)-8 >= pieceLen {
+					inner = e[4 : len(e)-4]
+				}
+				// Always as many forms, so that those of "id:" line up.
+				out = append(out, textForms(inner)...)
+			}
 		}
 	}
 	return out

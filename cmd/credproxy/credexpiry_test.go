@@ -14,7 +14,7 @@ import (
 
 // expiryAPIToken is the CSP API token of these tests; the fake's details
 // answer carries it whole and its 404 echoes a piece of it.
-const expiryAPIToken = "expT3st-Api-Tok3n-5e6f7a8b9c0d"
+const expiryAPIToken = "expT3st-Ap1-T0k3n-5e6f7a8b9c0d"
 
 // readyRoute is the part of a /readyz or /status.json route these tests
 // read.

@@ -4,9 +4,13 @@ package logtest
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -49,39 +53,122 @@ func New(t testing.TB) (*zap.Logger, *Capture) {
 	return log, c
 }
 
-// AssertNoSecrets fails t if text contains any of secrets or any 8-byte
-// piece of one (a truncated or partly masked token still leaks).
+// AssertNoSecrets fails t if text holds any of secrets, or any 8-byte
+// piece of one (a truncated or partly masked token still leaks), in any
+// encoding a log line, URL or header could carry it in: as it is,
+// query- or path-escaped, hex, or base64 (standard or URL alphabet, at any
+// alignment inside a longer encoded value such as a Basic pair). The
+// comparison ignores case, spaces and control characters.
 func AssertNoSecrets(t testing.TB, where, text string, secrets ...string) {
 	t.Helper()
-	for _, s := range secrets {
-		if p := leak(text, s); p != "" {
-			t.Errorf("%s contains %q, a piece of a secret used in the test", where, p)
-		}
+	if p, form := Leak(text, secrets...); p != "" {
+		t.Errorf("%s contains %q, %s of a secret used in the test", where, p, form)
 	}
 }
 
-// leak returns the first piece of secret (all of it when it is shorter than
-// 8 bytes) found in text, or "".
-func leak(text, secret string) string {
-	const piece = 8
-	if len(secret) <= piece {
-		if secret != "" && strings.Contains(text, secret) {
-			return secret
+// Leak returns the first piece of secrets that AssertNoSecrets would find
+// in text, normalised, and the name of its encoding; "", "" when none.
+func Leak(text string, secrets ...string) (piece, form string) {
+	return newPieces(secrets).find(text)
+}
+
+// pieceLen is the length of the smallest piece of a secret that counts as
+// a leak.
+const pieceLen = 8
+
+// pieces maps every normalised piece of the secrets' encodings to the
+// name of its encoding. Secrets shorter than pieceLen are kept whole.
+type pieces struct {
+	set   map[string]string
+	short map[string]string
+}
+
+func newPieces(secrets []string) pieces {
+	ps := pieces{set: map[string]string{}, short: map[string]string{}}
+	for _, s := range secrets {
+		if s == "" {
+			continue
 		}
-		return ""
-	}
-	for i := 0; i+piece <= len(secret); i++ {
-		if p := secret[i : i+piece]; strings.Contains(text, p) {
-			return p
+		for _, f := range encodings(s) {
+			v := normalise(f.value)
+			if len(v) < pieceLen {
+				ps.short[v] = f.name
+				continue
+			}
+			for i := 0; i+pieceLen <= len(v); i++ {
+				if _, ok := ps.set[v[i:i+pieceLen]]; !ok {
+					ps.set[v[i:i+pieceLen]] = f.name
+				}
+			}
 		}
 	}
-	return ""
+	return ps
+}
+
+// find returns the first piece found in text and its encoding's name, or
+// "", "". One pass over text, whatever the number of secrets.
+func (ps pieces) find(text string) (piece, form string) {
+	n := normalise(text)
+	for v, name := range ps.short {
+		if strings.Contains(n, v) {
+			return v, name
+		}
+	}
+	for i := 0; i+pieceLen <= len(n); i++ {
+		if name, ok := ps.set[n[i:i+pieceLen]]; ok {
+			return n[i : i+pieceLen], name
+		}
+	}
+	return "", ""
+}
+
+type encoded struct{ name, value string }
+
+// encodings returns s in every form checked for. A base64 value is cut to
+// the characters that depend on s alone: the first group of four also
+// encodes what precedes s, the last what follows it.
+func encodings(s string) []encoded {
+	out := []encoded{
+		{"a piece", s},
+		{"a query-escaped piece", url.QueryEscape(s)},
+		{"a path-escaped piece", url.PathEscape(s)},
+		{"a hex piece", hex.EncodeToString([]byte(s))},
+	}
+	for _, enc := range []struct {
+		name string
+		enc  *base64.Encoding
+	}{{"a base64 piece", base64.StdEncoding}, {"a base64url piece", base64.URLEncoding}} {
+		for lead := range 3 {
+			e := enc.enc.EncodeToString(append(make([]byte, lead), s...))
+			lo, hi := 0, len(e)-4
+			if lead > 0 {
+				lo = 4
+			}
+			if hi-lo >= pieceLen {
+				out = append(out, encoded{enc.name, e[lo:hi]})
+			}
+		}
+	}
+	return out
+}
+
+// normalise lower-cases s and takes out spaces, control and format
+// characters, so that a secret split by a line break or a zero-width
+// character, or shown upper-cased, is still found.
+func normalise(s string) string {
+	return strings.ToLower(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, s))
 }
 
 // Hygiene gathers everything a test produces that an operator or a client
 // could read (log lines, error strings, /readyz, /metrics, 5xx bodies)
 // and, when the test ends, fails it if any of that holds a secret or token
-// the test used, or any 8-byte piece of one. Register secrets up front and
+// the test used, or any 8-byte piece of one, in any encoding that
+// AssertNoSecrets looks for. Register secrets up front and
 // tokens as they are issued; hand over texts as they are produced and
 // log captures to be read at the end, so that lines logged during
 // shutdown are checked too.
@@ -169,9 +256,11 @@ func (h *Hygiene) Check() {
 	for _, c := range h.captures {
 		texts = append(texts, namedText{c.where, c.c.String()})
 	}
-	secrets := append([]string(nil), h.secrets...)
+	ps := newPieces(h.secrets)
 	h.mu.Unlock()
 	for _, tx := range texts {
-		AssertNoSecrets(h.t, tx.where, tx.text, secrets...)
+		if p, form := ps.find(tx.text); p != "" {
+			h.t.Errorf("%s contains %q, %s of a secret or token used in the test", tx.where, p, form)
+		}
 	}
 }

@@ -1,8 +1,12 @@
 package logtest
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -70,5 +74,52 @@ func TestHygieneFindsPiecesInEveryKindOfText(t *testing.T) {
 				t.Errorf("failures %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestAssertNoSecretsFindsEveryEncoding: a secret leaks as it is, or
+// escaped, encoded or disguised the way a log line, URL or header could
+// carry it; each form is found, and texts that only look alike are not.
+func TestAssertNoSecretsFindsEveryEncoding(t *testing.T) {
+	const cred = "cred/0123+4567 secret?&="
+	basic := func(enc *base64.Encoding, id string) string { return enc.EncodeToString([]byte(id + ":" + cred)) }
+	leaks := map[string]string{
+		"raw":                     "x" + cred + "y",
+		"a middle piece":          "..." + cred[5:13] + "...",
+		"upper-cased":             strings.ToUpper(cred),
+		"split by a line break":   cred[:10] + "\n" + cred[10:],
+		"split by a zero-width":   cred[:10] + "\u200b" + cred[10:],
+		"query-escaped":           "q=" + url.QueryEscape(cred),
+		"path-escaped":            "/p/" + url.PathEscape(cred),
+		"hex":                     hex.EncodeToString([]byte(cred)),
+		"HEX":                     strings.ToUpper(hex.EncodeToString([]byte(cred))),
+		"base64":                  base64.StdEncoding.EncodeToString([]byte(cred)),
+		"base64url, no padding":   base64.RawURLEncoding.EncodeToString([]byte(cred)),
+		"Basic pair, id of 2":     "Basic " + basic(base64.StdEncoding, "ab"),
+		"Basic pair, id of 3":     "Basic " + basic(base64.StdEncoding, "abc"),
+		"Basic pair, id of 4":     "Basic " + basic(base64.StdEncoding, "abcd"),
+		"base64url pair, id of 7": basic(base64.URLEncoding, "client7"),
+		"JSON-escaped in a log":   fmt.Sprintf("%q", cred),
+	}
+	for desc, text := range leaks {
+		t.Run(desc, func(t *testing.T) {
+			r := &recorder{TB: t}
+			AssertNoSecrets(r, "text", text, cred)
+			if len(r.errs) != 1 || !strings.Contains(r.errs[0], "text contains") {
+				t.Errorf("%q: failures %q, want one", text, r.errs)
+			}
+		})
+	}
+	clean := []string{
+		"token obtained, sha256:" + fmt.Sprintf("%x", sha256.Sum256([]byte(cred)))[:12],
+		base64.StdEncoding.EncodeToString([]byte("another value of the same length")),
+		"cred/01",
+	}
+	for _, text := range clean {
+		r := &recorder{TB: t}
+		AssertNoSecrets(r, "text", text, cred)
+		if len(r.errs) != 0 {
+			t.Errorf("%q: failures %q, want none", text, r.errs)
+		}
 	}
 }
