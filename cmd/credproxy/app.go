@@ -416,7 +416,7 @@ func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 	a.hangup = hangup
-	a.notify = newSDNotifier(env["NOTIFY_SOCKET"], log.Named("systemd"))
+	a.notify = newSDNotifier(env["NOTIFY_SOCKET"], log.Named("systemd")).withWatchdog(env["WATCHDOG_USEC"], env["WATCHDOG_PID"])
 	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)))
 	return a.serve(ctx)
 }

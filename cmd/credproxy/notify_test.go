@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/pem"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -203,6 +205,165 @@ func TestSystemdNotify(t *testing.T) {
 	stopping := nextDatagram(t, got, 10*time.Second, "STOPPING=1")
 	if !slices.Contains(stopping.lines, "STOPPING=1") {
 		t.Errorf("after SIGTERM the datagram is %q, want STOPPING=1", stopping.lines)
+	}
+	if code := p.wait(t, 15*time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d", code)
+	}
+	select {
+	case d := <-got:
+		t.Errorf("a datagram after STOPPING=1: %q", d.lines)
+	default:
+	}
+	logtest.AssertNoSecrets(t, "logs", p.stderr.String(), apiToken)
+}
+
+// TestSDNotifierWatchdogSettings: the watchdog interval is half of
+// WATCHDOG_USEC, only for credproxy's own PID; a bad value is logged and
+// leaves the watchdog off.
+func TestSDNotifierWatchdogSettings(t *testing.T) {
+	own := strconv.Itoa(os.Getpid())
+	for _, tc := range []struct {
+		usec, pid string
+		want      time.Duration
+		logged    string
+	}{
+		{usec: "", want: 0},
+		{usec: "30000000", want: 15 * time.Second},
+		{usec: "200000", pid: own, want: 100 * time.Millisecond},
+		{usec: "200000", pid: "1", want: 0},
+		{usec: "0", want: 0, logged: "WATCHDOG_USEC is not a positive number"},
+		{usec: "-5", want: 0, logged: "WATCHDOG_USEC is not a positive number"},
+		{usec: "30s", want: 0, logged: "WATCHDOG_USEC is not a positive number"},
+		{usec: "99999999999999999999", want: 0, logged: "WATCHDOG_USEC is not a positive number"},
+	} {
+		log, logs := logtest.New(t)
+		n := newSDNotifier("/run/notify", log).withWatchdog(tc.usec, tc.pid)
+		if n.watchdog != tc.want {
+			t.Errorf("WATCHDOG_USEC=%q WATCHDOG_PID=%q: interval %v, want %v", tc.usec, tc.pid, n.watchdog, tc.want)
+		}
+		if tc.logged != "" && !strings.Contains(logs.String(), tc.logged) {
+			t.Errorf("WATCHDOG_USEC=%q: %q not logged:\n%s", tc.usec, tc.logged, logs)
+		}
+	}
+	if n := (*sdNotifier)(nil).withWatchdog("200000", ""); n != nil {
+		t.Errorf("a nil notifier gained a watchdog: %+v", n)
+	}
+}
+
+// TestWatchdogPingsOnlyWhileAlive: WATCHDOG=1 goes out every interval
+// while the liveness check returns; while it hangs no ping is sent and the
+// stall is logged; once it returns the pings resume; and a hung check does
+// not keep pingWatchdog from returning when its context ends.
+func TestWatchdogPingsOnlyWhileAlive(t *testing.T) {
+	socket := filepath.Join(shortTempDir(t), "notify")
+	got := notifySocket(t, socket)
+	log, logs := logtest.New(t)
+	n := newSDNotifier(socket, log)
+	n.watchdog = 50 * time.Millisecond
+	var (
+		mu    sync.Mutex
+		stuck = make(chan struct{})
+		hang  bool
+	)
+	alive := func() {
+		mu.Lock()
+		h, ch := hang, stuck
+		mu.Unlock()
+		if h {
+			<-ch
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.pingWatchdog(ctx, alive)
+	}()
+	for range 3 {
+		if d := nextDatagram(t, got, 10*time.Second, "WATCHDOG=1"); !slices.Equal(d.lines, []string{"WATCHDOG=1"}) {
+			t.Fatalf("datagram %q, want WATCHDOG=1", d.lines)
+		}
+	}
+	mu.Lock()
+	hang = true
+	mu.Unlock()
+	// At most one ping whose check began before the hang.
+	drain := time.After(300 * time.Millisecond)
+	pings := 0
+	for waiting := true; waiting; {
+		select {
+		case <-got:
+			pings++
+		case <-drain:
+			waiting = false
+		}
+	}
+	if pings > 1 {
+		t.Errorf("%d pings while the check hung", pings)
+	}
+	if !strings.Contains(logs.String(), "did not answer within the watchdog interval") {
+		t.Errorf("the stall was not logged:\n%s", logs)
+	}
+	mu.Lock()
+	hang = false
+	close(stuck)
+	mu.Unlock()
+	nextDatagram(t, got, 10*time.Second, "WATCHDOG=1 after the check returned")
+	if !strings.Contains(logs.String(), "answer again") {
+		t.Errorf("the recovery was not logged:\n%s", logs)
+	}
+
+	// A check that hangs for good does not hold up the end.
+	mu.Lock()
+	hang, stuck = true, make(chan struct{})
+	mu.Unlock()
+	time.Sleep(2 * n.watchdog)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("pingWatchdog did not return after its context ended, with a hung check")
+	}
+	mu.Lock()
+	close(stuck)
+	mu.Unlock()
+}
+
+// TestSystemdWatchdogInTheBinary runs the binary as a unit with
+// WatchdogSec=200ms would: WATCHDOG=1 arrives again and again (every
+// 100 ms), READY=1 among them once the token is held, and after SIGTERM
+// STOPPING=1 is the last datagram.
+func TestSystemdWatchdogInTheBinary(t *testing.T) {
+	const apiToken = "sdW4tchd0g-api-t0ken-7a8b"
+	_, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
+	socket := filepath.Join(shortTempDir(t), "notify")
+	got := notifySocket(t, socket)
+	p := start(t, cspEnv(cspURL, apiToken, echoURL, certFile,
+		"CREDPROXY_LISTEN", "127.0.0.1:0",
+		"CREDPROXY_ADMIN_ADDR", "127.0.0.1:0",
+		"NOTIFY_SOCKET", socket,
+		"WATCHDOG_USEC", "200000",
+	))
+	pings, ready := 0, false
+	for pings < 5 || !ready {
+		d := nextDatagram(t, got, 30*time.Second, "WATCHDOG=1 or READY=1")
+		switch {
+		case slices.Equal(d.lines, []string{"WATCHDOG=1"}):
+			pings++
+		case slices.Contains(d.lines, "READY=1"):
+			ready = true
+		default:
+			t.Fatalf("datagram %q, want WATCHDOG=1 or READY=1", d.lines)
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		d := nextDatagram(t, got, 10*time.Second, "STOPPING=1")
+		if slices.Contains(d.lines, "STOPPING=1") {
+			break
+		}
 	}
 	if code := p.wait(t, 15*time.Second); code != 0 {
 		t.Errorf("exit code after SIGTERM = %d", code)

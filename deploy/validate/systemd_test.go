@@ -114,17 +114,19 @@ var hardening = map[string]string{
 
 // TestSystemdUnit checks deploy/systemd/credproxy.service against what
 // credproxy does under it: Type=notify (credproxy sends READY=1 and
-// STOPPING=1, no WATCHDOG=1), reload by SIGHUP, settings from the
+// STOPPING=1, and WATCHDOG=1 at half of WatchdogSec), reload by SIGHUP, settings from the
 // packaged environment file, secrets as credentials from the packaged
 // secrets directory, and the hardening.
 func TestSystemdUnit(t *testing.T) {
 	u := readUnit(t, filepath.Join("..", "systemd", "credproxy.service"))
 	for key, want := range map[string]string{
-		"Service.Type":            "notify",
-		"Service.NotifyAccess":    "main",
-		"Service.ExecStart":       unitBinary + " run",
-		"Service.ExecReload":      "/bin/kill -HUP $MAINPID",
-		"Service.Restart":         "on-failure",
+		"Service.Type":         "notify",
+		"Service.NotifyAccess": "main",
+		"Service.ExecStart":    unitBinary + " run",
+		"Service.ExecReload":   "/bin/kill -HUP $MAINPID",
+		"Service.Restart":      "on-failure",
+		// Pinged every 15 s; well above a stalled GC or a busy machine.
+		"Service.WatchdogSec":     "30s",
 		"Service.EnvironmentFile": unitEnvFile,
 		"Install.WantedBy":        "multi-user.target",
 	} {
@@ -140,10 +142,9 @@ func TestSystemdUnit(t *testing.T) {
 	if got := u["Service.SystemCallFilter"]; !slices.Contains(got, "@system-service") {
 		t.Errorf("SystemCallFilter %q lacks @system-service", got)
 	}
-	for _, key := range []string{"Service.WatchdogSec", "Service.User", "Service.Group", "Service.Environment"} {
+	for _, key := range []string{"Service.User", "Service.Group", "Service.Environment"} {
 		if v, ok := u[key]; ok {
-			// WatchdogSec: credproxy sends no WATCHDOG=1, so systemd would
-			// kill it. User=: DynamicUser makes one. Environment=: settings
+			// User=: DynamicUser makes one. Environment=: settings
 			// belong in the environment file, secrets in credentials.
 			t.Errorf("%s=%q is set", key, v)
 		}
