@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -87,9 +88,15 @@ func (s *Sink) Offer(tok exchange.Token) {
 	}
 }
 
+// staleTemp is the age after which a temporary file of the sink's is taken
+// for one a killed credproxy left behind: a write takes milliseconds.
+const staleTemp = time.Minute
+
 // Run writes every token offered, and retries a failed write, until ctx
-// ends; then it removes the file and returns.
+// ends; then it removes the file and returns. It first removes temporary
+// files that a credproxy killed mid-write left beside the file.
 func (s *Sink) Run(ctx context.Context) {
+	s.removeStaleTemps(time.Now())
 	retry := time.NewTimer(0)
 	retry.Stop()
 	defer retry.Stop()
@@ -122,6 +129,40 @@ func (s *Sink) Run(ctx context.Context) {
 		s.log.Error("token sink: write failed; the file, if any, keeps the previous token", zap.Error(err),
 			zap.Int("consecutive_failures", failures), zap.Duration("retry_in", delay))
 	}
+}
+
+// removeStaleTemps removes the temporary files of writeFile for the sink's
+// path ("."+base+".tmp-*") older than staleTemp at now: each holds a token.
+// Younger ones may be another process's write in progress.
+func (s *Sink) removeStaleTemps(now time.Time) {
+	dir, base := filepath.Split(s.opts.Path)
+	matches, err := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".tmp-*"))
+	if err != nil {
+		return
+	}
+	for _, m := range matches {
+		fi, err := os.Lstat(m)
+		if err != nil || !fi.Mode().IsRegular() || now.Sub(fi.ModTime()) < staleTemp {
+			continue
+		}
+		if err := os.Remove(m); err != nil {
+			s.log.Warn("token sink: a temporary file left by an earlier run could not be removed", zap.String("temp", m), zap.Error(err))
+			continue
+		}
+		s.log.Info("token sink: removed a temporary file left by an earlier run", zap.String("temp", m))
+	}
+}
+
+// globEscape quotes the characters filepath.Match treats specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // writeFile replaces path with data atomically: a reader opening path

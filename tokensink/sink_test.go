@@ -253,3 +253,60 @@ func TestCheckPath(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleTempFilesRemoved: temporary files a killed credproxy left
+// beside the sink's file (each holds a token) are removed when the next
+// run starts; a young one, perhaps another process's write in progress,
+// other files' temporaries and a directory of that name are left alone,
+// also when the file's name holds glob characters.
+func TestStaleTempFilesRemoved(t *testing.T) {
+	for _, base := range []string{"token", "to[k]en*?"} {
+		t.Run(base, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, base)
+			old := time.Now().Add(-2 * staleTemp)
+			files := map[string]bool{ // name: removed
+				"." + base + ".tmp-123":  true,
+				"." + base + ".tmp-4567": true,
+				"." + base + ".tmp-new":  false,
+				".other.tmp-123":         false,
+				base + ".tmp-123":        false,
+			}
+			for name := range files {
+				p := filepath.Join(dir, name)
+				if err := os.WriteFile(p, []byte("left-SECRET-token"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if name != "."+base+".tmp-new" {
+					if err := os.Chtimes(p, old, old); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			subdir := filepath.Join(dir, "."+base+".tmp-dir")
+			if err := os.Mkdir(subdir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(subdir, old, old); err != nil {
+				t.Fatal(err)
+			}
+			log, logs := logtest.New(t)
+			r := run(t, Options{Path: path, Logger: log})
+			r.Offer(token("fresh-SECRET-1"))
+			eventually(t, "the token is written", func() bool { return content(path) == "fresh-SECRET-1" })
+			for name, removed := range files {
+				_, err := os.Stat(filepath.Join(dir, name))
+				if gone := errors.Is(err, fs.ErrNotExist); gone != removed {
+					t.Errorf("%s: removed %v, want %v", name, gone, removed)
+				}
+			}
+			if _, err := os.Stat(subdir); err != nil {
+				t.Errorf("the directory %s was removed: %v", subdir, err)
+			}
+			if n := strings.Count(logs.String(), "removed a temporary file left by an earlier run"); n != 2 {
+				t.Errorf("%d removals logged, want 2:\n%s", n, logs)
+			}
+			logtest.AssertNoSecrets(t, "logs", logs.String(), "left-SECRET-token", "fresh-SECRET-1")
+		})
+	}
+}
