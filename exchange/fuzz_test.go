@@ -130,6 +130,8 @@ var tokenResponseSeeds = []struct {
 	{201, "application/json", "", `{"error":"invalid_client","error_description":"bad ` + strings.ToUpper(fuzzSecret[:9]) + `\u0001` + fuzzSecret[9:] + `"}`},
 	{200, "application/json", "", `{"message":"Authorization: Basic ` + base64.StdEncoding.EncodeToString([]byte("app:"+fuzzSecret)) + `"}`},
 	{200, "application/json", "", `{"message":"client_secret=` + url.QueryEscape(fuzzSecret) + `","requestId":"` + fuzzSecret[3:12] + `"}`},
+	{201, "application/x-www-form-urlencoded", "", "error=invalid_client&error_description=bad+" + url.QueryEscape(fuzzSecret)},
+	{201, "text/plain", "", "error=" + url.QueryEscape(fuzzSecret) + "&error_description=%ZZ"},
 	{0, "application/json", "", `{"access_token":"a","token_type":"` + fuzzSecret + `"}`},
 	{0, "application/json", "", `{"access_token":"a","expires_in":"` + fuzzSecret[:10] + `"}`},
 	{229, "application/json", "120", `{"message":"slow down"}`},

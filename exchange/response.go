@@ -119,7 +119,8 @@ func oversized(op string, status int) *Error {
 }
 
 // serviceError builds an *Error from a non-2xx answer. It understands the
-// RFC 6749 error body, CSP's {"statusCode","message","cspErrorCode",
+// RFC 6749 error body (JSON, or form-encoded as some services send it and
+// golang.org/x/oauth2 reads it), CSP's {"statusCode","message","cspErrorCode",
 // "requestId"} and Splunk's {"code","message"}, and degrades to a
 // description of the body when it is not JSON (an HTML error page from a
 // load balancer, say).
@@ -136,7 +137,11 @@ func (c call) serviceError(resp *http.Response, body []byte) *Error {
 	// Each string the service sent is scrubbed as it is taken, before it
 	// is combined with anything.
 	if err := json.Unmarshal(body, &b); err != nil {
-		e.Message = describeBody(resp, body, r)
+		if code, desc, ok := formError(resp, body); ok {
+			e.Code, e.Message = clean(code, r), clean(desc, r)
+		} else {
+			e.Message = describeBody(resp, body, r)
+		}
 	} else {
 		e.Code = clean(firstNonEmpty(b.Error, b.CSPErrorCode), r)
 		e.Message = clean(firstNonEmpty(b.ErrorDescription, b.Message), r)
@@ -149,6 +154,22 @@ func (c call) serviceError(resp *http.Response, body []byte) *Error {
 		e.Message = "redirected to " + clean(resp.Header.Get("Location"), r) + "; redirects from an identity service are not followed: check the configured URL"
 	}
 	return e
+}
+
+// formError reads an RFC 6749 error sent form-encoded
+// (error=...&error_description=...) under the media types that
+// golang.org/x/oauth2 parses as a form. ok is false for any other answer,
+// or a form without an error code.
+func formError(resp *http.Response, body []byte) (code, desc string, ok bool) {
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if ct != "application/x-www-form-urlencoded" && ct != "text/plain" {
+		return "", "", false
+	}
+	v, err := url.ParseQuery(string(body))
+	if err != nil || v.Get("error") == "" {
+		return "", "", false
+	}
+	return v.Get("error"), v.Get("error_description"), true
 }
 
 // describeBody says what a non-JSON answer was, quoting nothing of it but
