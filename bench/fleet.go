@@ -14,26 +14,18 @@ import (
 	"github.com/credproxy/credproxy/bench/fleet"
 )
 
-// runFleet is `go run ./bench -fleet`: the fleet simulation (package
-// bench/fleet, in virtual time, so neither the machine nor its load
-// matters) with cfg.fleetRoutes sidecars: its contract tests at that
-// scale, and TestFleetFigures, which writes bench/fleet.json and
-// bench/fleet.svg; then the "Fleet" section of bench/results.md is
+// runFleet is `go run ./bench -fleet`: the fleet simulation alone
+// (simulateFleet); then the "Fleet" section of bench/results.md is
 // rewritten in place, the rest left as the last full run wrote it.
 func runFleet(ctx context.Context, cfg config) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
 	}
-	out := filepath.Join(root, "bench")
-	logf("fleet: %d sidecars in virtual time (go test ./bench/fleet)", cfg.fleetRoutes)
-	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout=1h", "-run=^TestFleet", "-v", "./bench/fleet",
-		"-args", "-fleet.out="+out, "-fleet.routes="+strconv.Itoa(cfg.fleetRoutes))
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("fleet simulation: %w", err)
+	if err := simulateFleet(ctx, root, cfg.fleetRoutes); err != nil {
+		return err
 	}
+	out := filepath.Join(root, "bench")
 	rep, err := loadFleet(root)
 	if err != nil {
 		return err
@@ -50,6 +42,22 @@ func runFleet(ctx context.Context, cfg config) error {
 		return err
 	}
 	logf("wrote bench/fleet.json, bench/fleet.svg and the Fleet section of bench/results.md")
+	return nil
+}
+
+// simulateFleet runs the fleet simulation (package bench/fleet, in virtual
+// time, so neither the machine nor its load matters) with routes sidecars:
+// its contract tests at that scale, and TestFleetFigures, which writes
+// bench/fleet.json and bench/fleet.svg.
+func simulateFleet(ctx context.Context, root string, routes int) error {
+	logf("fleet: %d sidecars in virtual time (go test ./bench/fleet)", routes)
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout=1h", "-run=^TestFleet", "-v", "./bench/fleet",
+		"-args", "-fleet.out="+filepath.Join(root, "bench"), "-fleet.routes="+strconv.Itoa(routes))
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("fleet simulation: %w", err)
+	}
 	return nil
 }
 

@@ -101,14 +101,14 @@ type config struct {
 	// as GODEBUG or GOGC settings).
 	extraEnv []string
 	// skip names parts of the run to leave out: reverse, forward,
-	// memory, wan, hot.
+	// memory, wan, hot, fleet.
 	skip map[string]bool
 	// rtt is the wide-area scenario's round trip to the upstream, and
 	// wanCalls the calls each of its clients makes on each path.
 	rtt      time.Duration
 	wanCalls int
-	// fleet, when set, runs only the fleet simulation with fleetRoutes
-	// sidecars.
+	// fleet, when set, runs only the fleet simulation; a full run ends
+	// with it too. fleetRoutes is its number of sidecars.
 	fleet       bool
 	fleetRoutes int
 	// render, when set, is a saved report to render instead of a run.
@@ -173,6 +173,14 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if len(cfg.skip) == 0 && len(cfg.extraEnv) == 0 {
+		// Virtual time: the fleet's figures do not depend on the
+		// machine, but they belong to the same run as the rest. A
+		// partial run writes no results, so it does not simulate.
+		if err := simulateFleet(ctx, root, cfg.fleetRoutes); err != nil {
+			return err
+		}
+	}
 	if len(cfg.skip) > 0 || len(cfg.extraEnv) > 0 {
 		logf("partial or modified run: results not written")
 		return nil
@@ -200,10 +208,10 @@ func parseFlags(args []string) (config, error) {
 		return nil
 	})
 	fs.StringVar(&cfg.render, "render", "", "only rewrite results.md and results.svg from a report saved by an earlier run (bench/results/report.json)")
-	skip := fs.String("skip", "", "comma list of parts to leave out: reverse, forward, memory, wan, hot (results are then not written)")
+	skip := fs.String("skip", "", "comma list of parts to leave out: reverse, forward, memory, wan, hot, fleet (results are then not written)")
 	fs.DurationVar(&cfg.rtt, "rtt", 60*time.Millisecond, "wide area: round trip between the contenders and the upstream")
 	fs.IntVar(&cfg.wanCalls, "wan-calls", 50, "wide area: calls per client and path")
-	fs.BoolVar(&cfg.fleet, "fleet", false, "only simulate the fleet (virtual time, a few minutes): write bench/fleet.json, bench/fleet.svg and the Fleet section of bench/results.md")
+	fs.BoolVar(&cfg.fleet, "fleet", false, "only simulate the fleet (virtual time, a minute or two; a full run ends with it): write bench/fleet.json, bench/fleet.svg and the Fleet section of bench/results.md")
 	fs.IntVar(&cfg.fleetRoutes, "fleet-routes", 10000, "fleet: sidecars simulated")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
