@@ -276,10 +276,8 @@ func newUpstream(t *testing.T, valid string) *apiUpstream {
 }
 
 // transport is credproxy's upstream transport trusting the test API.
-func (u *apiUpstream) transport() *http.Transport {
-	tr := proxy.NewTransport()
+func (u *apiUpstream) transport() *proxy.Transport {
 	pool := x509.NewCertPool()
 	pool.AddCert(u.srv.Certificate())
-	tr.TLSClientConfig.RootCAs = pool
-	return tr
+	return proxy.NewTransport(pool)
 }

@@ -92,7 +92,7 @@ type signer struct {
 // transport carries the routes' requests; traffic to other hosts goes
 // through a copy of it whose connections may not reach credproxy's own
 // listeners (RefuseSelf).
-func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
+func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
 	log = log.Named("forward")
 	f := &Forward{
 		byHost: map[string]*routeProxy{},
@@ -117,7 +117,7 @@ func NewForward(routes []*Route, transport *http.Transport, metrics *Metrics, op
 	gp := goproxy.NewProxyHttpServer()
 	// goproxy's defaults skip TLS verification and follow HTTPS_PROXY
 	// (a sidecar inheriting its own address would loop): replace both.
-	others := transport.Clone()
+	others := transport.http1()
 	others.DialContext = f.self.guard(others.DialContext)
 	gp.Tr = others
 	gp.ConnectDial = nil

@@ -431,7 +431,34 @@ func TestForwardHTTP2InsideTunnel(t *testing.T) {
 	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
 		t.Errorf("got %s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
 	}
-	if got := s.up.seen()[0].Auth; got != "Bearer "+fwdToken {
-		t.Errorf("upstream saw %q", got)
+	if got := s.up.seen()[0]; got.Auth != "Bearer "+fwdToken || got.Proto != "HTTP/2.0" {
+		t.Errorf("upstream saw %s with %q, want HTTP/2.0 with the token", got.Proto, got.Auth)
+	}
+}
+
+// TestHTTP1ClientsSpeakHTTP1Upstream: an upstream offering HTTP/2 gets
+// HTTP/1.1 from credproxy for HTTP/1.1 clients, in both modes, so that
+// their requests are not multiplexed into one connection.
+func TestHTTP1ClientsSpeakHTTP1Upstream(t *testing.T) {
+	log, _ := logtest.New(t)
+	s := newForwardSetup(t, ForwardOptions{}, log)
+	resp, err := s.client().Get(s.up.srv.URL + "/h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := s.up.seen()[0]; resp.StatusCode != 200 || got.Proto != "HTTP/1.1" || got.Auth != "Bearer "+fwdToken {
+		t.Errorf("forward: %d, upstream saw %s with %q; want 200 and HTTP/1.1 with the token", resp.StatusCode, got.Proto, got.Auth)
+	}
+
+	up := newUpstream(t, "rev-token-h1")
+	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("rev-token-h1")}}, log)
+	resp, err = http.Get(px.URL + "/h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := up.seen()[0]; resp.StatusCode != 200 || got.Proto != "HTTP/1.1" {
+		t.Errorf("reverse: %d, upstream saw %s; want 200 and HTTP/1.1", resp.StatusCode, got.Proto)
 	}
 }

@@ -41,6 +41,7 @@ type upstream struct {
 }
 
 type seen struct {
+	Proto                     string
 	Method, Path, Query, Auth string
 	Header                    http.Header
 	Body                      string
@@ -58,6 +59,9 @@ func newUpstream(t *testing.T, valid ...string) *upstream {
 			u.conns.Add(1)
 		}
 	}
+	// Offers HTTP/2, as SaaS APIs do: credproxy speaks it only for
+	// clients that do.
+	u.srv.EnableHTTP2 = true
 	u.srv.StartTLS()
 	t.Cleanup(u.srv.Close)
 	return u
@@ -66,7 +70,7 @@ func newUpstream(t *testing.T, valid ...string) *upstream {
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
-	u.requests = append(u.requests, seen{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization"), Header: r.Header.Clone(), Body: string(body)})
+	u.requests = append(u.requests, seen{Proto: r.Proto, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization"), Header: r.Header.Clone(), Body: string(body)})
 	ok := u.valid[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 	h := u.handler
 	u.mu.Unlock()
@@ -97,12 +101,10 @@ func (u *upstream) url(t testing.TB) *url.URL {
 }
 
 // transport trusts the test upstream's certificate, and nothing else.
-func (u *upstream) transport() *http.Transport {
-	tr := NewTransport()
+func (u *upstream) transport() *Transport {
 	pool := x509.NewCertPool()
 	pool.AddCert(u.srv.Certificate())
-	tr.TLSClientConfig.RootCAs = pool
-	return tr
+	return NewTransport(pool)
 }
 
 // fakeTokens serves a fixed token or error.
@@ -358,7 +360,7 @@ func TestUpstreamErrors(t *testing.T) {
 	// An upstream whose certificate is not trusted.
 	untrusted := newUpstream(t, "tok-errors-0001")
 	route := &Route{Name: "r", Upstream: untrusted.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
-	px := httptest.NewServer(NewReverse(route, NewTransport(), m, log))
+	px := httptest.NewServer(NewReverse(route, NewTransport(nil), m, log))
 	defer px.Close()
 	assertError(t, px.URL, 502, "upstream_unavailable", "certificate")
 	if n := len(untrusted.seen()); n != 0 {
@@ -372,14 +374,14 @@ func TestUpstreamErrors(t *testing.T) {
 	defer plain.Close()
 	pu, _ := url.Parse(plain.URL)
 	route = &Route{Name: "r", Upstream: pu, Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
-	px2 := httptest.NewServer(NewReverse(route, NewTransport(), m, log))
+	px2 := httptest.NewServer(NewReverse(route, NewTransport(nil), m, log))
 	defer px2.Close()
 	assertError(t, px2.URL, 502, "destination_not_allowed", "https")
 
 	// Nothing listening.
 	plain.Close()
 	route = &Route{Name: "r", Upstream: pu, Header: "Authorization", Prefix: "Bearer", Tokens: tokens, AllowInsecure: true}
-	px3 := httptest.NewServer(NewReverse(route, NewTransport(), m, log))
+	px3 := httptest.NewServer(NewReverse(route, NewTransport(nil), m, log))
 	defer px3.Close()
 	assertError(t, px3.URL, 502, "upstream_unavailable", "connect")
 	logtest.AssertNoSecrets(t, "logs", logs.String(), "tok-errors-0001")

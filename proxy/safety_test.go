@@ -226,7 +226,7 @@ func TestTokenAPINotReachableThroughTheForwardProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd := NewForward(nil, NewTransport(), NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
+	fwd := NewForward(nil, NewTransport(nil), NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
 	t.Cleanup(func() { fwd.Close() })
 	px := httptest.NewUnstartedServer(fwd)
 	px.Config = NewServer(fwd, log)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -46,11 +47,10 @@ func newTLSAPI(t *testing.T, h2 bool, h http.HandlerFunc) *tlsAPI {
 
 // transport returns the upstream transport trusting the server, closed
 // after the test.
-func (a *tlsAPI) transport(t *testing.T) *http.Transport {
-	tr := NewTransport()
+func (a *tlsAPI) transport(t *testing.T) *Transport {
 	pool := x509.NewCertPool()
 	pool.AddCert(a.srv.Certificate())
-	tr.TLSClientConfig.RootCAs = pool
+	tr := NewTransport(pool)
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }
@@ -83,24 +83,37 @@ func roundTrip(t *testing.T, rt http.RoundTripper, req *http.Request) (int, stri
 	return resp.StatusCode, string(b)
 }
 
-// TestTransportPoolsAndSpeaksWhatTheUpstreamOffers: sequential requests
-// share one connection, over HTTP/2 where the upstream offers it and
-// HTTP/1.1 otherwise, and bodies pass through uncompressed: the client's
-// own Accept-Encoding is all the upstream sees.
-func TestTransportPoolsAndSpeaksWhatTheUpstreamOffers(t *testing.T) {
+// TestTransportPoolsAndSpeaksTheClientsVersion: a request goes upstream
+// in its client's HTTP version, HTTP/2 only where the upstream offers it:
+// an HTTP/1.1 client's requests are not multiplexed into one HTTP/2
+// connection. Sequential requests share one connection, and bodies pass
+// through uncompressed: the client's own Accept-Encoding is all the
+// upstream sees.
+func TestTransportPoolsAndSpeaksTheClientsVersion(t *testing.T) {
 	for _, c := range []struct {
-		h2    bool
-		proto string
-	}{{true, "HTTP/2.0"}, {false, "HTTP/1.1"}} {
-		t.Run(c.proto, func(t *testing.T) {
-			api := newTLSAPI(t, c.h2, func(w http.ResponseWriter, r *http.Request) {
+		client   int // the client request's ProtoMajor
+		offersH2 bool
+		proto    string
+	}{
+		{1, true, "HTTP/1.1"},
+		{1, false, "HTTP/1.1"},
+		{2, true, "HTTP/2.0"},
+		{2, false, "HTTP/1.1"},
+	} {
+		t.Run(fmt.Sprintf("client HTTP/%d, upstream h2 %v", c.client, c.offersH2), func(t *testing.T) {
+			api := newTLSAPI(t, c.offersH2, func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
 				w.Write([]byte(r.Proto + " " + r.Method + " " + string(body) + " " + r.Header.Get("Accept-Encoding")))
 			})
 			tr := api.transport(t)
 			for range 5 {
 				for _, m := range []string{"GET", "POST"} {
-					status, body := roundTrip(t, tr, newReq(t, m, api.srv.URL, []byte("b")))
+					req := newReq(t, m, api.srv.URL, []byte("b"))
+					req.ProtoMajor, req.ProtoMinor = c.client, 0
+					if c.client == 1 {
+						req.ProtoMinor = 1
+					}
+					status, body := roundTrip(t, tr, req)
 					if want := c.proto + " " + m + " b "; status != 200 || body != want {
 						t.Fatalf("%s = %d %q, want 200 %q", m, status, body, want)
 					}
@@ -130,7 +143,7 @@ func TestTransportVerifiesTLSAndIgnoresEnvironmentProxy(t *testing.T) {
 	if _, body := roundTrip(t, api.transport(t), newReq(t, "GET", api.srv.URL, nil)); body != "direct" || proxied.Load() != 0 {
 		t.Errorf("answer %q, %d requests through HTTPS_PROXY; want a direct call", body, proxied.Load())
 	}
-	untrusting := NewTransport()
+	untrusting := NewTransport(nil)
 	t.Cleanup(untrusting.CloseIdleConnections)
 	resp, err := untrusting.RoundTrip(newReq(t, "GET", api.srv.URL, nil))
 	if err == nil {

@@ -185,9 +185,8 @@ func strayOrOwn(req *http.Request) string {
 
 // wireTransport is the upstream transport a test's routes share, trusting
 // api's certificate.
-func wireTransport(t *testing.T, api *rawAPI) *http.Transport {
-	tr := NewTransport()
-	tr.TLSClientConfig.RootCAs = api.pool
+func wireTransport(t *testing.T, api *rawAPI) *Transport {
+	tr := NewTransport(api.pool)
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }
@@ -337,7 +336,8 @@ func TestSilentUpstreamOneRequestOne504(t *testing.T) {
 				return ownAnswer(req)
 			})
 			tr := wireTransport(t, api)
-			tr.ResponseHeaderTimeout = 300 * time.Millisecond
+			tr.h1.ResponseHeaderTimeout = 300 * time.Millisecond
+			tr.h2.ResponseHeaderTimeout = 300 * time.Millisecond
 			route := wireRoute("a", "https", api)
 			client, base := &http.Client{}, ""
 			if mode == "reverse" {

@@ -88,7 +88,7 @@ type app struct {
 	metrics   *proxy.Metrics
 	admin     *admin.Admin
 	routes    []*liveRoute
-	transport *http.Transport
+	transport *proxy.Transport
 	// forward is the forward proxy, nil when CREDPROXY_FORWARD_ADDR is
 	// unset. Its CA method gives the CA in use.
 	forward *proxy.Forward
@@ -121,7 +121,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(reg), transport: proxy.NewTransport()}
+	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(reg), transport: proxy.NewTransport(nil)}
 	tokenMetrics := admin.NewMetrics(reg)
 	client := exchange.NewHTTPClient()
 	var statuses []func() tokencache.Status
