@@ -130,6 +130,34 @@ func newRedactor(c credentials) *redactor {
 	return r
 }
 
+// Redact returns s with secrets taken out in every form the redactor
+// knows (see redactor), for text from outside an exchange that may quote
+// a credential: net/http's error about an upstream's malformed answer
+// quotes the answer, and a hostile upstream can put the token it was sent
+// there.
+func Redact(s string, secrets ...secret.Secret) string {
+	return newRedactor(sentSecrets(secrets...)).scrub(s)
+}
+
+// RedactError returns err with secrets taken out of its text (Redact):
+// for an error that may quote a credential its maker did not know of (a
+// token the cache holds, echoed by a later exchange's service). errors.Is
+// and errors.As still see err; nil stays nil.
+func RedactError(err error, secrets ...secret.Secret) error {
+	if err == nil {
+		return nil
+	}
+	return &redactedError{err: err, msg: Redact(err.Error(), secrets...)}
+}
+
+type redactedError struct {
+	err error
+	msg string
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
 // encodings returns the forms in which x may come back, always in the
 // same order, so that those of "id:" line up with those of "id:secret".
 func encodings(x string) []string {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/secret"
 	"go.uber.org/zap"
 )
 
@@ -66,7 +68,7 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 	req.Header[in.route.Header] = in.route.headerValues(tok)
 	resp, err := in.next.RoundTrip(req)
 	if err != nil {
-		return nil, clientGone(req, err)
+		return nil, clientGone(req, scrubbed(err, tok))
 	}
 	if resp.StatusCode != http.StatusUnauthorized {
 		return resp, nil
@@ -100,9 +102,21 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 		zap.Stringer("rejected", tok.Value), zap.Stringer("token", fresh.Value))
 	resp, err = in.next.RoundTrip(again)
 	if err != nil {
-		return nil, clientGone(again, err)
+		return nil, clientGone(again, scrubbed(err, tok, fresh))
 	}
 	return resp, nil
+}
+
+// scrubbed is a transport error with the tokens sent taken out of its
+// text: net/http quotes an upstream's malformed answer (a header line, the
+// status, Content-Length), and an upstream can put the token it received
+// there. The text is what the client's 502 and the log show.
+func scrubbed(err error, sent ...exchange.Token) error {
+	secrets := make([]secret.Secret, len(sent))
+	for i, t := range sent {
+		secrets[i] = t.Value
+	}
+	return exchange.RedactError(err, secrets...)
 }
 
 // clientBodyError is a failure to read the client's request body (a

@@ -321,6 +321,61 @@ func TestUpstreamPoolKeepsSchemesApart(t *testing.T) {
 	}
 }
 
+// wireClient serves route on tr in mode ("reverse" or "forward") and
+// returns a client and the base URL that reach it through credproxy.
+func wireClient(t *testing.T, mode string, route *Route, tr *Transport, log *zap.Logger) (*http.Client, string) {
+	t.Helper()
+	if mode == "reverse" {
+		return &http.Client{}, serveReverse(t, NewReverse(route, tr, NewMetrics(prometheus.NewRegistry()), log), log)
+	}
+	ca, err := mitm.NewCA("credproxy wire CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := NewForward([]*Route{route}, tr, NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
+	t.Cleanup(func() { fwd.Close() })
+	pu, _ := url.Parse(serveReverse(t, fwd, log))
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Certificate())
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}, "https://" + route.Upstream.Host
+}
+
+// TestMalformedAnswerQuotingTheTokenLeaksNothing: an upstream whose
+// answer is malformed where net/http quotes it (a header line, the status
+// code, the version, Content-Length, Transfer-Encoding) and which puts the
+// token it received there gets the client a 502 that does not hold it,
+// nor does any log line, in both modes.
+func TestMalformedAnswerQuotingTheTokenLeaksNothing(t *testing.T) {
+	const tok = "tok-a" // wireRoute's token for route "a"
+	shapes := map[string]func(string) string{
+		"header line":       func(v string) string { return "HTTP/1.1 200 OK\r\nbad line " + v + "\r\n\r\n" },
+		"status code":       func(v string) string { return "HTTP/1.1 2" + v + " OK\r\n\r\n" },
+		"version":           func(v string) string { return "HTTP/9" + v + " 200 OK\r\n\r\n" },
+		"Content-Length":    func(v string) string { return "HTTP/1.1 200 OK\r\nContent-Length: " + v + "\r\n\r\n" },
+		"Transfer-Encoding": func(v string) string { return "HTTP/1.1 200 OK\r\nTransfer-Encoding: " + v + "\r\n\r\n" },
+	}
+	for _, mode := range []string{"reverse", "forward"} {
+		for name, shape := range shapes {
+			t.Run(mode+"/"+name, func(t *testing.T) {
+				h := logtest.NewHygiene(t, tok, "Bearer "+tok)
+				log, _ := h.Logger("logs")
+				api := newRawAPI(t, "https", func(req *http.Request) string {
+					return shape(strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer "))
+				})
+				client, base := wireClient(t, mode, wireRoute("a", "https", api), wireTransport(t, api), log)
+				status, _, body := call(t, client, "GET", base+"/x")
+				h.Add("answer", body)
+				if status != http.StatusBadGateway || !strings.Contains(body, "upstream_unavailable") {
+					t.Errorf("GET /x = %d %q, want 502 upstream_unavailable", status, body)
+				}
+				if got := api.requests(); len(got) == 0 || got[0].Auth != "Bearer "+tok {
+					t.Fatalf("the upstream did not get the token: %+v", got)
+				}
+			})
+		}
+	}
+}
+
 // TestSilentUpstreamOneRequestOne504: an upstream that takes a request
 // and never answers gets it once; the client gets one 504 when the
 // response-header timeout passes, and the request is not sent again on
@@ -338,23 +393,7 @@ func TestSilentUpstreamOneRequestOne504(t *testing.T) {
 			tr := wireTransport(t, api)
 			tr.h1.ResponseHeaderTimeout = 300 * time.Millisecond
 			tr.h2.ResponseHeaderTimeout = 300 * time.Millisecond
-			route := wireRoute("a", "https", api)
-			client, base := &http.Client{}, ""
-			if mode == "reverse" {
-				base = serveReverse(t, NewReverse(route, tr, NewMetrics(prometheus.NewRegistry()), log), log)
-			} else {
-				ca, err := mitm.NewCA("credproxy wire CA")
-				if err != nil {
-					t.Fatal(err)
-				}
-				fwd := NewForward([]*Route{route}, tr, NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
-				t.Cleanup(func() { fwd.Close() })
-				pu, _ := url.Parse(serveReverse(t, fwd, log))
-				pool := x509.NewCertPool()
-				pool.AddCert(ca.Certificate())
-				client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}
-				base = "https://" + api.addr
-			}
+			client, base := wireClient(t, mode, wireRoute("a", "https", api), tr, log)
 			// A first request leaves a kept-alive connection to reuse.
 			if status, _, body := call(t, client, "GET", base+"/own"); status != http.StatusOK {
 				t.Fatalf("GET /own = %d %q", status, body)

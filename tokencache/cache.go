@@ -547,6 +547,11 @@ func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger str
 	done := Exchange{Result: result, Duration: took, Trigger: trigger}
 	retryAfter := exchange.RetryAfter(err)
 	held := c.cur.Load()
+	if held != nil && !held.tok.Value.Empty() {
+		// The service may quote the token held and still served: the
+		// exchange's redactor knows only what it sent and received.
+		err = exchange.RedactError(err, held.tok.Value)
+	}
 	c.mu.Lock()
 	c.failures++
 	n := c.failures

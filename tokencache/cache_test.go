@@ -2,6 +2,7 @@ package tokencache
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -592,6 +593,46 @@ func TestServedUntil(t *testing.T) {
 		s := start(t, &fakeSource{}, Options{Route: "s"})
 		if until, ok := s.ServedUntil(mustToken(t, s)); !ok || !until.IsZero() {
 			t.Errorf("static token: ServedUntil = %v %v, want zero", until, ok)
+		}
+	})
+}
+
+// TestHeldTokenEchoedInAFailureIsRedacted: an identity service that
+// quotes the token credproxy holds (and still serves) in a later
+// exchange's error does not get it into the cache's last error (/readyz,
+// status.json), the error a Renew returns, or the logs. The exchange's
+// own redactor knows only what that exchange sent and received.
+func TestHeldTokenEchoedInAFailureIsRedacted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const held = "held-L1ve-T0ken-9f8e7d"
+		h := logtest.NewHygiene(t, held)
+		log, _ := h.Logger("logs")
+		src := &fakeSource{answer: func(n int) (exchange.Token, error) {
+			if n == 1 {
+				return exchange.Token{Value: secret.New(held), Expiry: time.Now().Add(time.Hour)}, nil
+			}
+			return exchange.Token{}, &exchange.Error{Op: "oauth2 exchange", Status: 400, Code: "invalid_request",
+				Message: "token " + held + " still active; also " + base64.StdEncoding.EncodeToString([]byte(held))}
+		}}
+		c := start(t, src, Options{Route: "r", Kind: "oauth2-client-credentials", Logger: log})
+		if tok := mustToken(t, c); !tok.Value.Equal(secret.New(held)) {
+			t.Fatalf("first token %v", tok.Value)
+		}
+		_, err := c.Renew(context.Background())
+		if err == nil {
+			t.Fatal("the renewal succeeded")
+		}
+		h.Err("Renew's error", err)
+		if !exchange.IsPermanent(err) {
+			t.Errorf("the redacted error lost its cause: IsPermanent(%v) = false", err)
+		}
+		st := c.Status()
+		h.Add("Status().LastError", st.LastError)
+		if !strings.Contains(st.LastError, "still active") {
+			t.Errorf("LastError %q lost the service's message", st.LastError)
+		}
+		if tok := mustToken(t, c); !tok.Value.Equal(secret.New(held)) {
+			t.Errorf("the held token is no longer served")
 		}
 	})
 }

@@ -92,7 +92,9 @@ func newPieces(secrets []string) pieces {
 		for _, f := range encodings(s) {
 			v := normalise(f.value)
 			if len(v) < pieceLen {
-				ps.short[v] = f.name
+				if _, ok := ps.short[v]; !ok {
+					ps.short[v] = f.name
+				}
 				continue
 			}
 			for i := 0; i+pieceLen <= len(v); i++ {
