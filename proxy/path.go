@@ -11,8 +11,8 @@ import (
 // read as a dot) before it is joined to UPSTREAM's path, so that
 // /../admin reaches https://h/base/admin, never https://h/admin. A path
 // whose segments hide a dot segment behind an encoded separator
-// (..%2F, ..%5C) is refused with 400: an upstream may decode it and climb
-// out.
+// (..%2F, ..%5C), path parameters (..;) or a second encoding (%252e%252e)
+// is refused with 400: an upstream may read it as one and climb out.
 type dotSegmentGuard struct {
 	next  http.Handler
 	route string
@@ -25,7 +25,7 @@ func (g *dotSegmentGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			clean, ok := removeDotSegments(escaped)
 			if !ok {
 				writeError(w, http.StatusBadRequest, errorBody{Error: "bad_request", Route: g.route,
-					Detail: "the path hides a dot segment behind an encoded separator"})
+					Detail: "the path hides a dot segment (behind an encoded separator, path parameters or a second encoding)"})
 				return
 			}
 			if clean != escaped {
@@ -91,20 +91,23 @@ func dots(seg string) int {
 	return 0
 }
 
-// hidesDotSegment reports whether an escaped segment, decoded, splits at a
-// slash or backslash into a dot segment.
+// hidesDotSegment reports whether an escaped segment hides a dot segment
+// that an upstream may see: decoded, it splits at a slash or backslash
+// into one; or it is one with path parameters ("..;x", which Tomcat,
+// Jetty and Spring read as ".."); or it is encoded twice (%252e%252e) and
+// decoding it again shows one.
 func hidesDotSegment(seg string) bool {
 	dec, err := url.PathUnescape(seg)
 	if err != nil {
 		return false // left for the upstream to refuse
 	}
-	if !strings.ContainsAny(dec, "/\\") && !strings.Contains(seg, "\\") {
-		return false
-	}
 	for part := range strings.FieldsFuncSeq(dec, func(r rune) bool { return r == '/' || r == '\\' }) {
-		if part == "." || part == ".." {
+		if p, _, _ := strings.Cut(part, ";"); p == "." || p == ".." {
 			return true
 		}
+	}
+	if dec != seg && strings.Contains(dec, "%") {
+		return dots(dec) != 0 || hidesDotSegment(dec)
 	}
 	return false
 }

@@ -190,6 +190,17 @@ func TestUpstreamBasePathIsABoundary(t *testing.T) {
 		{"/..%2Fx", "400"},
 		{"/..%5cx", "400"},
 		{"/a/%2e%2e%2f%2e%2e%2fx", "400"},
+		// Path parameters: Tomcat, Jetty and Spring read "..;" as "..".
+		{"/..;/admin", "400"},
+		{"/a/..;/..;/admin", "400"},
+		{"/%2e%2e;/admin", "400"},
+		{"/.;x/admin", "400"},
+		{"/a;v=1/b", "/base/a;v=1/b"},
+		// Encoded twice: an upstream that decodes again climbs out.
+		{"/%252e%252e%252fadmin", "400"},
+		{"/a/..%252f..%252fadmin", "400"},
+		{"/%252e%252e/admin", "400"},
+		{"/a%2520b", "/base/a%2520b"},
 	} {
 		mu.Lock()
 		uris = nil
