@@ -358,6 +358,8 @@ func TestOAuth2CallerGuards(t *testing.T) {
 		{"X-Forwarded-For", map[string]string{"X-Forwarded-For": "10.0.0.9"}, ""},
 		{"X-Forwarded-Host", map[string]string{"X-Forwarded-Host": "a.example"}, ""},
 		{"X-Real-Ip", map[string]string{"X-Real-Ip": "10.0.0.9"}, ""},
+		{"X_Forwarded_For", map[string]string{"X_Forwarded_For": "10.0.0.9"}, ""},
+		{"True-Client-IP", map[string]string{"True-Client-IP": "10.0.0.9"}, ""},
 		{"Origin", map[string]string{"Origin": "http://127.0.0.1:9901"}, ""},
 		{"Sec-Fetch-Mode", map[string]string{"Sec-Fetch-Mode": "cors"}, ""},
 		{"rebound host name", nil, "attacker.example:9901"},
@@ -378,8 +380,8 @@ func TestOAuth2CallerGuards(t *testing.T) {
 			t.Errorf("host %q without a Metadata header: %d %s", host, got.status, got.body)
 		}
 	}
-	if n := counterValue(t, f.reg, "credproxy_oauth2_token_requests_total", "result", "forbidden"); n != 8 {
-		t.Errorf("refused by the guards %v, want 8", n)
+	if n := counterValue(t, f.reg, "credproxy_oauth2_token_requests_total", "result", "forbidden"); n != 10 {
+		t.Errorf("refused by the guards %v, want 10", n)
 	}
 	f.checkClean(t)
 }

@@ -140,6 +140,23 @@ func (t *tokenAPI) answer(r *http.Request, name string, route *TokenRoute) (int,
 
 // refuse returns why a request may not have a token from the token API,
 // or "" when it may: it must carry the header Metadata: true and pass
+// proxyHeaders are the headers, lower-cased, that proxies, load balancers
+// and CDNs add to say whom they forward for, besides X-Forwarded-*.
+var proxyHeaders = map[string]bool{
+	"via": true, "forwarded": true, "x-forwarded": true, "x-real-ip": true, "true-client-ip": true,
+	"client-ip": true, "x-client-ip": true, "cf-connecting-ip": true, "fastly-client-ip": true,
+	"x-cluster-client-ip": true, "x-original-forwarded-for": true, "x-proxyuser-ip": true,
+	"x-envoy-external-address": true,
+}
+
+// addedByProxy reports whether header name says the request came through
+// a proxy, in any case and with '_' for '-' (a proxy may pass on a
+// spelling with underscores that a later one reads as the header).
+func addedByProxy(name string) bool {
+	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	return proxyHeaders[n] || strings.HasPrefix(n, "x-forwarded-")
+}
+
 // refuseCaller's guards.
 func refuse(r *http.Request) string {
 	if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
@@ -152,7 +169,8 @@ func refuse(r *http.Request) string {
 // caller, or "" when it does. These are the guards of every endpoint
 // that hands out a token, the OAuth 2.0 one included, whose clients
 // cannot add a Metadata header: no proxy on the way (Via, Forwarded,
-// X-Forwarded-*, X-Real-Ip), no browser (Origin, Sec-Fetch-*), and a
+// X-Forwarded-*, X-Real-Ip, the client-IP headers of CDNs and load
+// balancers, with '_' or '-'), no browser (Origin, Sec-Fetch-*), and a
 // Host that is an IP address or localhost (DNS rebinding needs a name).
 func refuseCaller(r *http.Request) string {
 	// Only a caller on this machine (or in this pod's network namespace)
@@ -162,7 +180,7 @@ func refuseCaller(r *http.Request) string {
 		return "only callers on this machine may have a token (connect over loopback)"
 	}
 	for h := range r.Header {
-		if h == "Via" || h == "Forwarded" || h == "X-Real-Ip" || strings.HasPrefix(h, "X-Forwarded-") {
+		if addedByProxy(h) {
 			return "requests that came through a proxy (" + h + ") are refused"
 		}
 	}

@@ -182,10 +182,12 @@ func TestTokenAPIOffByDefault(t *testing.T) {
 }
 
 // TestTokenAPIRefusesProxiedRequests: a request that says it came through
-// a proxy (Via, Forwarded, any X-Forwarded-*, X-Real-Ip) gets no token.
+// a proxy (Via, Forwarded, any X-Forwarded-*, X-Real-Ip, the client-IP
+// headers of CDNs and load balancers, and their spellings with
+// underscores, which some proxies pass on) gets no token.
 func TestTokenAPIRefusesProxiedRequests(t *testing.T) {
 	srv, _, logs := startTokenAPI(t)
-	for _, h := range []string{"Via", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"} {
+	for _, h := range proxyHeaderSpellings {
 		a := callTokenAPI(t, "GET", srv.URL+"/v1/token/wf", map[string]string{"Metadata": "true", h: "1.1 other"}, "")
 		if a.status != http.StatusForbidden || strings.Contains(a.body, apiTestToken) {
 			t.Errorf("token API with %s = %d %q, want 403", h, a.status, a.body)
@@ -193,6 +195,11 @@ func TestTokenAPIRefusesProxiedRequests(t *testing.T) {
 	}
 	logtest.AssertNoSecrets(t, "logs", logs.String(), apiTestToken)
 }
+
+// proxyHeaderSpellings are headers a proxy on the way adds.
+var proxyHeaderSpellings = []string{"Via", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip",
+	"X_Forwarded_For", "x_forwarded_host", "X-Forwarded", "X_Real_IP", "True-Client-IP", "Client-IP", "CF-Connecting-IP",
+	"Fastly-Client-IP", "X-Cluster-Client-IP", "X-Client-IP", "X-Original-Forwarded-For", "X-ProxyUser-Ip", "X-Envoy-External-Address"}
 
 // TestTokenAPIsAnswerLoopbackCallersOnly: an admin listener bound to
 // 0.0.0.0 (as in Kubernetes, for the kubelet's probes) still hands no
