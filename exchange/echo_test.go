@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -138,24 +139,26 @@ func valueShapes(v string) map[string]string {
 		half++
 	}
 	out := map[string]string{
-		"raw":                     v,
-		"QueryEscape":             url.QueryEscape(v),
-		"PathEscape":              url.PathEscape(v),
-		"QueryEscape twice":       url.QueryEscape(url.QueryEscape(v)),
-		"upper":                   strings.ToUpper(v),
-		"lower":                   strings.ToLower(v),
-		"base64":                  base64.StdEncoding.EncodeToString([]byte(v)),
-		"base64 raw URL":          base64.RawURLEncoding.EncodeToString([]byte(v)),
-		"base64 QueryEscape":      url.QueryEscape(base64.StdEncoding.EncodeToString([]byte(v))),
-		"base64 after 1 byte":     base64.StdEncoding.EncodeToString([]byte("x" + v + "y")),
-		"base64url after 2 bytes": base64.RawURLEncoding.EncodeToString([]byte("u:" + v)),
-		"control char inside":     v[:half] + "\x01" + v[half:],
-		"NUL and DEL inside":      v[:half] + "\x00\x7f" + v[half:],
-		"newline and tab inside":  v[:half] + "\n\t" + v[half:],
-		"zero-width space inside": v[:half] + "\u200b" + v[half:],
-		"spaced out":              strings.Join(strings.Split(v, ""), " "),
-		"Go-quoted with a CTL":    strconv.Quote(v[:half] + "\x01" + v[half:]),
-		"JSON-escaped":            jsonEscapeAll(v),
+		"raw":                         v,
+		"QueryEscape":                 url.QueryEscape(v),
+		"PathEscape":                  url.PathEscape(v),
+		"QueryEscape twice":           url.QueryEscape(url.QueryEscape(v)),
+		"upper":                       strings.ToUpper(v),
+		"lower":                       strings.ToLower(v),
+		"base64":                      base64.StdEncoding.EncodeToString([]byte(v)),
+		"base64 raw URL":              base64.RawURLEncoding.EncodeToString([]byte(v)),
+		"base64 QueryEscape":          url.QueryEscape(base64.StdEncoding.EncodeToString([]byte(v))),
+		"every byte %-encoded":        percentAll(v, "%%%02X"),
+		"every byte %-encoded, lower": percentAll(v, "%%%02x"),
+		"base64 after 1 byte":         base64.StdEncoding.EncodeToString([]byte("x" + v + "y")),
+		"base64url after 2 bytes":     base64.RawURLEncoding.EncodeToString([]byte("u:" + v)),
+		"control char inside":         v[:half] + "\x01" + v[half:],
+		"NUL and DEL inside":          v[:half] + "\x00\x7f" + v[half:],
+		"newline and tab inside":      v[:half] + "\n\t" + v[half:],
+		"zero-width space inside":     v[:half] + "\u200b" + v[half:],
+		"spaced out":                  strings.Join(strings.Split(v, ""), " "),
+		"Go-quoted with a CTL":        strconv.Quote(v[:half] + "\x01" + v[half:]),
+		"JSON-escaped":                jsonEscapeAll(v),
 	}
 	if len(v) >= 8 {
 		out["prefix 8"] = v[:8]
@@ -333,6 +336,15 @@ func TestRedactionKeepsTheMessage(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
 	}
+}
+
+// percentAll percent-encodes every byte of v with format.
+func percentAll(v, format string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		fmt.Fprintf(&b, format, v[i])
+	}
+	return b.String()
 }
 
 // leakedPiece returns the first piece of a secret that logtest finds in

@@ -77,7 +77,8 @@ type needle struct {
 // Matching runs on normalised text: control, format and space characters
 // are left out, so that a control character or a space inserted into an
 // echo does not hide it, and letters are case-folded. It runs twice, on
-// the text as it is and with backslash escapes decoded, for text that a
+// the text as it is and with backslash and percent escapes decoded (the
+// latter for a service that percent-encodes every byte), for text that a
 // library quoted with %q (net/http quotes a malformed status line,
 // strconv the number it could not parse).
 type redactor struct {
@@ -92,8 +93,9 @@ func newRedactor(c credentials) *redactor {
 		var plain needle
 		for mode, unescape := range []bool{false, true} {
 			n := plain
-			// Without a backslash, decoding escapes changes nothing.
-			if mode == 0 || strings.Contains(enc, `\`) || strings.Contains(idEnc, `\`) {
+			// Without a backslash or a percent sign, decoding escapes
+			// changes nothing.
+			if mode == 0 || strings.ContainsAny(enc, `\%`) || strings.ContainsAny(idEnc, `\%`) {
 				n = needle{s: string(normalise(enc, unescape, nil))}
 				if idEnc != "" {
 					n.idOnly = commonPrefix(n.s, string(normalise(idEnc, unescape, nil)))
@@ -222,7 +224,7 @@ func normalise(s string, unescape bool, spans *[]span) []byte {
 	out := make([]byte, 0, len(s))
 	var buf [utf8.UTFMax]byte
 	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf && c != '\\' {
+		if c := s[i]; c < utf8.RuneSelf && c != '\\' && (c != '%' || !unescape) {
 			// ASCII, the common case, without the Unicode tables.
 			i++
 			if c <= ' ' || c == 0x7f {
@@ -238,8 +240,11 @@ func normalise(s string, unescape bool, spans *[]span) []byte {
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[i:])
-		if unescape && r == '\\' {
+		switch {
+		case unescape && r == '\\':
 			r, n = decodeEscapeRun(s[i:])
+		case unescape && r == '%':
+			r, n = percentEscape(s[i:])
 		}
 		start := i
 		i += n
@@ -315,6 +320,21 @@ func decodeEscape(s string) (rune, int) {
 		return hexEscape(s, 8)
 	}
 	return '\\', 1
+}
+
+// percentEscape reads the percent-escape of an ASCII character at the
+// start of s (%41 is A): a service may percent-encode every byte of what
+// it echoes, not only those that QueryEscape would. Anything else is a
+// '%' of its own.
+func percentEscape(s string) (rune, int) {
+	if len(s) >= 3 {
+		hi, ok1 := hexDigit(s[1])
+		lo, ok2 := hexDigit(s[2])
+		if v := hi<<4 | lo; ok1 && ok2 && v < utf8.RuneSelf {
+			return rune(v), 3
+		}
+	}
+	return '%', 1
 }
 
 func hexEscape(s string, digits int) (rune, int) {

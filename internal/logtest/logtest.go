@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -110,7 +112,37 @@ func newPieces(secrets []string) pieces {
 // find returns the first piece found in text and its encoding's name, or
 // "", "". One pass over text, whatever the number of secrets.
 func (ps pieces) find(text string) (piece, form string) {
-	n := normalise(text)
+	if p, f := ps.findNormalised(normalise(text)); p != "" {
+		return p, f
+	}
+	// A secret with every byte percent-encoded (%41%42...), which no
+	// encoder of the standard library writes but a service might.
+	if strings.Contains(text, "%") {
+		if p, _ := ps.findNormalised(normalise(percentDecodeASCII(text))); p != "" {
+			return p, "a percent-encoded piece"
+		}
+	}
+	return "", ""
+}
+
+// percentDecodeASCII decodes the percent-escapes of ASCII characters in s
+// and leaves everything else as it is.
+func percentDecodeASCII(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil && v < utf8.RuneSelf {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func (ps pieces) findNormalised(n string) (piece, form string) {
 	for v, name := range ps.short {
 		if strings.Contains(n, v) {
 			return v, name

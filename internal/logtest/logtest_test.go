@@ -100,6 +100,7 @@ func TestAssertNoSecretsFindsEveryEncoding(t *testing.T) {
 		"Basic pair, id of 4":     "Basic " + basic(base64.StdEncoding, "abcd"),
 		"base64url pair, id of 7": basic(base64.URLEncoding, "client7"),
 		"JSON-escaped in a log":   fmt.Sprintf("%q", cred),
+		"every byte %-encoded":    percentEvery(cred),
 	}
 	for desc, text := range leaks {
 		t.Run(desc, func(t *testing.T) {
@@ -122,4 +123,12 @@ func TestAssertNoSecretsFindsEveryEncoding(t *testing.T) {
 			t.Errorf("%q: failures %q, want none", text, r.errs)
 		}
 	}
+}
+
+func percentEvery(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		fmt.Fprintf(&b, "%%%02X", v[i])
+	}
+	return b.String()
 }
