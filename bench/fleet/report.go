@@ -121,7 +121,7 @@ func (r *Report) Markdown() string {
 	w("An exchange takes %d ms; during an outage the service answers every one with a 503. ", r.Latency.Milliseconds())
 	w("A steady fleet starts its sidecars at random moments of one renewal period of its policy; its load is measured from the second hour on. ")
 	w("A sidecar *fails closed* when, having held a token, it holds none it would send (credproxy: from 10 s before expiry; wavefront-proxy: from expiry), as seen by a probe every second. ")
-	w("Written by `go run ./bench -fleet` (seed %d; about a minute of CPU); being virtual time, the figures are the same on any machine and under any load.\n\n", r.Seed)
+	w("Written by `go run ./bench`, or `go run ./bench -fleet` alone (seed %d; a minute or two of CPU); being virtual time, the figures are the same on any machine and under any load.\n\n", r.Seed)
 	w("![exchanges per second at the identity service around a 10-minute outage](fleet.svg)\n\n")
 	w("### Load on the identity service\n\n")
 	w("| scenario | policy | exchanges/s, mean | peak second | peak minute (any 60 s) | peak second after the first minute |\n|---|---|---:|---:|---:|---:|\n")
