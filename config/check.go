@@ -240,6 +240,16 @@ func validHeaderName(s string) bool {
 
 // validHeaderValue reports whether s may be part of a header value: no
 // control characters but tab, so that no value can split the header.
+// printableASCII reports whether s holds only printable ASCII and spaces.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 func validHeaderValue(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {

@@ -428,6 +428,10 @@ func TestLoadProblems(t *testing.T) {
 			want: []string{`CREDPROXY_HEADER: "Host" is managed by HTTP itself and cannot carry a credential`}},
 		{desc: "header prefix with a line break", env: with(static, "CREDPROXY_HEADER_PREFIX", "Bearer\r\nX-Evil: 1"),
 			want: []string{"CREDPROXY_HEADER_PREFIX: must not contain control characters such as line breaks"}},
+		{desc: "header prefix not ASCII", env: with(static, "CREDPROXY_HEADER_PREFIX", "Bé"),
+			want: []string{"CREDPROXY_HEADER_PREFIX: must be printable ASCII (an authentication scheme such as Bearer)"}},
+		{desc: "duration too long", env: with(static, "CREDPROXY_TOKEN_WAIT", "9999999h"),
+			want: []string{`CREDPROXY_TOKEN_WAIT: "9999999h" is a duration too long to hold (at most 2562047h)`}},
 
 		// Timing.
 		{desc: "refresh fraction too high", env: with(static, "CREDPROXY_REFRESH_AT", "1.5"),

@@ -330,9 +330,17 @@ func (l *loader) parse(v any, prefix string) {
 		f, _ := typ.FieldByName(pe.Name)
 		name := prefix + f.Tag.Get("env")
 		l.failed[name] = true
+		if pe.Type == reflect.TypeFor[time.Duration]() && durationSyntax.MatchString(strings.TrimSpace(l.env[name])) {
+			l.problem(name, "%q is a duration too long to hold (at most 2562047h)", l.env[name])
+			continue
+		}
 		l.problem(name, "%q is not %s", l.env[name], describeType(pe.Type))
 	}
 }
+
+// durationSyntax is what time.ParseDuration reads: a value of this form
+// that did not parse is out of range.
+var durationSyntax = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 func describeType(t reflect.Type) string {
 	switch t {
@@ -527,8 +535,11 @@ func (l *loader) routeHeader(r *Route, e *routeEnv) {
 	// and empty is meaningful: the bare token.
 	if p, set := l.env[v("HEADER_PREFIX")]; set {
 		r.HeaderPrefix = strings.TrimSpace(p)
-		if !validHeaderValue(r.HeaderPrefix) {
+		switch {
+		case !validHeaderValue(r.HeaderPrefix):
 			l.problem(v("HEADER_PREFIX"), "must not contain control characters such as line breaks")
+		case !printableASCII(r.HeaderPrefix):
+			l.problem(v("HEADER_PREFIX"), "must be printable ASCII (an authentication scheme such as Bearer)")
 		}
 	}
 }
