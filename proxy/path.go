@@ -19,6 +19,13 @@ type dotSegmentGuard struct {
 }
 
 func (g *dotSegmentGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.RequestURI == "*" {
+		// The HTTP/2 preface (PRI *) sent to this HTTP/1 listener; net/http
+		// answers OPTIONS * itself. Neither names a resource upstream.
+		writeError(w, http.StatusBadRequest, errorBody{Error: "bad_request", Route: g.route,
+			Detail: "an asterisk-form request (" + r.Method + " *) names no resource to forward; for HTTP/2 use the forward proxy"})
+		return
+	}
 	if r.URL.Opaque == "" {
 		escaped := r.URL.EscapedPath()
 		if strings.ContainsAny(escaped, ".%\\") {

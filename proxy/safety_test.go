@@ -220,6 +220,25 @@ func TestUpstreamBasePathIsABoundary(t *testing.T) {
 	}
 }
 
+// TestAsteriskFormNotForwarded: the HTTP/2 connection preface sent to the
+// plain reverse listener ("PRI * HTTP/2.0") is refused with 400, and
+// "OPTIONS *", which net/http answers itself, is about the listener:
+// neither goes upstream with the credential.
+func TestAsteriskFormNotForwarded(t *testing.T) {
+	log, _ := logtest.New(t)
+	up := newUpstream(t, "star-tok-01")
+	px, _ := startReverse(t, up, &fakeTokens{tok: exchange.Token{Value: secret.New("star-tok-01")}}, log)
+	addr := px.Listener.Addr().String()
+	resp, body := rawRequest(t, addr, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("the HTTP/2 preface = %d %q, want 400", resp.StatusCode, body)
+	}
+	rawRequest(t, addr, "OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if got := up.seen(); len(got) != 0 {
+		t.Errorf("the upstream got %+v", got)
+	}
+}
+
 // TestTokenAPINotReachableThroughTheForwardProxy: a caller that reaches
 // the token API through credproxy's own forward proxy, by plain request or
 // CONNECT, by IP or as localhost, gets no token. (The token API's own
