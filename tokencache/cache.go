@@ -119,6 +119,9 @@ type Cache struct {
 
 	// cur is the published token; only the Run loop stores to it.
 	cur atomic.Pointer[state]
+	// prev is the state cur replaced: its token may still be valid
+	// (a renewal does not revoke it), so it is redacted from errors too.
+	prev atomic.Pointer[state]
 	// kick wakes the loop after an Invalidate; one pending kick suffices.
 	kick chan struct{}
 	// renew wakes the loop after a Renew; one pending wake-up suffices,
@@ -188,8 +191,11 @@ func (c *Cache) publish(s *state) {
 		s.fresh.Store(true)
 		s.timer = time.AfterFunc(d, func() { s.fresh.Store(false) })
 	}
-	if old := c.cur.Swap(s); old != nil && old.timer != nil {
-		old.timer.Stop()
+	if old := c.cur.Swap(s); old != nil {
+		if old.timer != nil {
+			old.timer.Stop()
+		}
+		c.prev.Store(old)
 	}
 }
 
@@ -547,10 +553,17 @@ func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger str
 	done := Exchange{Result: result, Duration: took, Trigger: trigger}
 	retryAfter := exchange.RetryAfter(err)
 	held := c.cur.Load()
-	if held != nil && !held.tok.Value.Empty() {
-		// The service may quote the token held and still served: the
-		// exchange's redactor knows only what it sent and received.
-		err = exchange.RedactError(err, held.tok.Value)
+	// The service may quote the token held and still served, or the one
+	// before it (still valid after a renewal): the exchange's redactor
+	// knows only what it sent and received.
+	var issued []secret.Secret
+	for _, s := range []*state{held, c.prev.Load()} {
+		if s != nil && !s.tok.Value.Empty() {
+			issued = append(issued, s.tok.Value)
+		}
+	}
+	if len(issued) > 0 {
+		err = exchange.RedactError(err, issued...)
 	}
 	c.mu.Lock()
 	c.failures++

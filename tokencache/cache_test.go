@@ -600,24 +600,33 @@ func TestServedUntil(t *testing.T) {
 // TestHeldTokenEchoedInAFailureIsRedacted: an identity service that
 // quotes the token credproxy holds (and still serves) in a later
 // exchange's error does not get it into the cache's last error (/readyz,
-// status.json), the error a Renew returns, or the logs. The exchange's
+// status.json), the error a Renew returns, or the logs; nor does the
+// token it held before (a renewal does not revoke it). The exchange's
 // own redactor knows only what that exchange sent and received.
 func TestHeldTokenEchoedInAFailureIsRedacted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const held = "held-L1ve-T0ken-9f8e7d"
-		h := logtest.NewHygiene(t, held)
+		const before, held = "bef0re-T0ken-1a2b3c4d", "held-L1ve-T0ken-9f8e7d"
+		h := logtest.NewHygiene(t, before, held)
 		log, _ := h.Logger("logs")
 		src := &fakeSource{answer: func(n int) (exchange.Token, error) {
-			if n == 1 {
+			switch n {
+			case 1:
+				return exchange.Token{Value: secret.New(before), Expiry: time.Now().Add(time.Hour)}, nil
+			case 2:
 				return exchange.Token{Value: secret.New(held), Expiry: time.Now().Add(time.Hour)}, nil
 			}
 			return exchange.Token{}, &exchange.Error{Op: "oauth2 exchange", Status: 400, Code: "invalid_request",
-				Message: "token " + held + " still active; also " + base64.StdEncoding.EncodeToString([]byte(held))}
+				Message: "token " + held + " still active; also " + base64.StdEncoding.EncodeToString([]byte(held)) + " and " + before}
 		}}
 		c := start(t, src, Options{Route: "r", Kind: "oauth2-client-credentials", Logger: log})
-		if tok := mustToken(t, c); !tok.Value.Equal(secret.New(held)) {
-			t.Fatalf("first token %v", tok.Value)
+		mustToken(t, c)
+		if _, err := c.Renew(context.Background()); err != nil {
+			t.Fatal(err)
 		}
+		if tok := mustToken(t, c); !tok.Value.Equal(secret.New(held)) {
+			t.Fatalf("second token %v", tok.Value)
+		}
+		time.Sleep(2 * MinGap)
 		_, err := c.Renew(context.Background())
 		if err == nil {
 			t.Fatal("the renewal succeeded")
