@@ -140,6 +140,14 @@ func (t *tokenAPI) answer(r *http.Request, name string, route *TokenRoute) (int,
 
 // refuse returns why a request may not have a token from the token API,
 // or "" when it may: it must carry the header Metadata: true and pass
+// refuseCaller's guards.
+func refuse(r *http.Request) string {
+	if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
+		return "the header Metadata: true is required"
+	}
+	return refuseCaller(r)
+}
+
 // proxyHeaders are the headers, lower-cased, that proxies, load balancers
 // and CDNs add to say whom they forward for, besides X-Forwarded-*.
 var proxyHeaders = map[string]bool{
@@ -155,14 +163,6 @@ var proxyHeaders = map[string]bool{
 func addedByProxy(name string) bool {
 	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
 	return proxyHeaders[n] || strings.HasPrefix(n, "x-forwarded-")
-}
-
-// refuseCaller's guards.
-func refuse(r *http.Request) string {
-	if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
-		return "the header Metadata: true is required"
-	}
-	return refuseCaller(r)
 }
 
 // refuseCaller returns why a request does not come from a direct local

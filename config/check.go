@@ -238,8 +238,6 @@ func validHeaderName(s string) bool {
 	return s != ""
 }
 
-// validHeaderValue reports whether s may be part of a header value: no
-// control characters but tab, so that no value can split the header.
 // printableASCII reports whether s holds only printable ASCII and spaces.
 func printableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -250,6 +248,8 @@ func printableASCII(s string) bool {
 	return true
 }
 
+// validHeaderValue reports whether s may be part of a header value: no
+// control characters but tab, so that no value can split the header.
 func validHeaderValue(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
