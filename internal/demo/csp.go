@@ -306,16 +306,7 @@ func (c *CSP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	form, status, msg := readTokenRequest(w, r)
 	c.mu.Lock()
 	c.recordLocked(r, form)
-	var fault *Fault
-	if status == 0 {
-		fault = takeFaultLocked(&c.fault, c.opts.Now())
-	}
-	c.mu.Unlock()
-	if status != 0 {
-		cspError(w, status, msg)
-		return
-	}
-	if fault != nil && !serveFault(w, r, fault) {
+	if !c.refuseOrFaultLocked(w, r, &c.fault, status, msg) {
 		return
 	}
 
@@ -408,6 +399,23 @@ func (c *CSP) recordLocked(r *http.Request, form url.Values) {
 	c.requests = append(c.requests, Request{
 		Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Form: form, Time: c.opts.Now(),
 	})
+}
+
+// refuseOrFaultLocked ends a request that readTokenRequest or
+// readDetailsRequest refused (status != 0) with CSP's error, or takes the
+// endpoint's pending fault and serves it. It unlocks c.mu, and reports
+// whether the handler should go on to answer normally.
+func (c *CSP) refuseOrFaultLocked(w http.ResponseWriter, r *http.Request, pending **Fault, status int, msg string) bool {
+	var fault *Fault
+	if status == 0 {
+		fault = takeFaultLocked(pending, c.opts.Now())
+	}
+	c.mu.Unlock()
+	if status != 0 {
+		cspError(w, status, msg)
+		return false
+	}
+	return fault == nil || serveFault(w, r, fault)
 }
 
 // takeFaultLocked returns a copy of the fault *p to serve at now, if

@@ -54,16 +54,7 @@ func (c *CSP) serveDetails(w http.ResponseWriter, r *http.Request) {
 		c.details = slices.Delete(c.details, 0, len(c.details)-maxRecorded+1)
 	}
 	c.details = append(c.details, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body, Time: c.opts.Now()})
-	var fault *Fault
-	if status == 0 {
-		fault = takeFaultLocked(&c.detailsFault, c.opts.Now())
-	}
-	c.mu.Unlock()
-	if status != 0 {
-		cspError(w, status, msg)
-		return
-	}
-	if fault != nil && !serveFault(w, r, fault) {
+	if !c.refuseOrFaultLocked(w, r, &c.detailsFault, status, msg) {
 		return
 	}
 	var req struct {
