@@ -12,16 +12,16 @@ import (
 )
 
 // recipe returns the first fenced code block after the line in
-// docs/<doc> that starts with marker.
+// docs/operators/<doc> that starts with marker.
 func recipe(t *testing.T, doc, marker string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "docs", doc))
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "operators", doc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, after, ok := strings.Cut(string(data), "\n"+marker)
 	if !ok {
-		t.Fatalf("docs/%s has no %q", doc, marker)
+		t.Fatalf("docs/operators/%s has no %q", doc, marker)
 	}
 	_, block, ok := strings.Cut(after, "\n```")
 	if ok {
@@ -31,12 +31,12 @@ func recipe(t *testing.T, doc, marker string) string {
 		block, _, ok = strings.Cut(block, "\n```")
 	}
 	if !ok {
-		t.Fatalf("docs/%s: no fenced code block after %q", doc, marker)
+		t.Fatalf("docs/operators/%s: no fenced code block after %q", doc, marker)
 	}
 	return block + "\n"
 }
 
-// TestDocsPythonRecipe runs docs/vm.md's Python requests script, as the
+// TestDocsPythonRecipe runs docs/operators/vm.md's Python requests script, as the
 // page has it, under `credproxy exec` against the fake CSP and API: the
 // API sees a valid CSP token, though neither the script nor its
 // environment holds one.

@@ -43,7 +43,7 @@ func TestDebPackageConfig(t *testing.T) {
 		unitEnvFile:                             {src: "systemd/credproxy.env", typ: "config", mode: 0o640},
 		"/etc/credproxy":                        {typ: "dir", mode: 0o755},
 		secretsDir:                              {typ: "dir", mode: 0o700},
-		"/usr/share/doc/credproxy/vm.md":        {src: "../docs/vm.md", mode: 0o644},
+		"/usr/share/doc/credproxy/vm.md":        {src: "../docs/operators/vm.md", mode: 0o644},
 	}
 	for dst, w := range want {
 		if g, ok := got[dst]; !ok || g != w {
