@@ -27,22 +27,23 @@ import (
 	"github.com/credproxy/credproxy/tokencache"
 )
 
-// documentedMetric is one row of the README's metrics table.
+// documentedMetric is one row of the metrics table of
+// docs/operators/monitoring.md.
 type documentedMetric struct {
 	name, typ string
 	labels    []string
 }
 
-// readmeMetrics parses the "### Metrics" table of the README.
+// readmeMetrics parses the "## Metrics" table of docs/operators/monitoring.md.
 func readmeMetrics(t *testing.T) []documentedMetric {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/operators/monitoring.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "\n### Metrics\n")
+	_, section, ok := strings.Cut(string(b), "\n## Metrics\n")
 	if !ok {
-		t.Fatal(`README.md has no "### Metrics" section`)
+		t.Fatal(`docs/operators/monitoring.md has no "## Metrics" section`)
 	}
 	row := regexp.MustCompile("(?m)^\\| `(credproxy_[a-z0-9_]+)` \\| (counter|gauge|histogram) \\| ([^|]+) \\|")
 	label := regexp.MustCompile("`([a-z_]+)`")
@@ -55,7 +56,7 @@ func readmeMetrics(t *testing.T) []documentedMetric {
 		out = append(out, d)
 	}
 	if len(out) < 10 {
-		t.Fatalf("README metrics table has %d rows", len(out))
+		t.Fatalf("the metrics table of docs/operators/monitoring.md has %d rows", len(out))
 	}
 	return out
 }
@@ -64,7 +65,7 @@ func readmeMetrics(t *testing.T) []documentedMetric {
 // through one Metrics (exchanges, a failed renewal, a 401 replay, reverse
 // and forward requests, an intercepted and a tunnelled CONNECT, a token
 // API call, a local OAuth 2.0 token request, a token sink write, a known
-// credential expiry) and checks that each metric of the README's table
+// credential expiry) and checks that each metric of the documented table
 // then exists with its documented type and labels, and that every
 // credproxy metric is documented.
 func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
@@ -212,7 +213,7 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 	for name := range byName {
 		if strings.HasPrefix(name, "credproxy_") && !documented[name] {
-			t.Errorf("%s is not in the README's metrics table", name)
+			t.Errorf("%s is not in the metrics table of docs/operators/monitoring.md", name)
 		}
 	}
 
