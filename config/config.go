@@ -1,7 +1,7 @@
 // Package config turns credproxy's environment variables into one typed,
 // validated Config.
 //
-// The variable names are part of the user contract (DESIGN.md,
+// The variable names are part of the user contract (docs/design.md,
 // "Configuration"). Load is the only place that looks at the environment,
 // and it receives the environment as a map: components get plain values.
 // Validation reports every problem at once, one line per problem naming the

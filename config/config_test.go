@@ -707,8 +707,8 @@ func TestLoadReadsOnlyItsArgument(t *testing.T) {
 	}
 }
 
-// TestVariables pins the contract's variable names (DESIGN.md) and checks
-// that each is documented.
+// TestVariables pins the contract's variable names (docs/design.md
+// "Configuration") and checks that each is documented.
 func TestVariables(t *testing.T) {
 	var globals, route []string
 	for _, v := range Variables() {

@@ -588,7 +588,7 @@ func (l *loader) routeCredentialExpiry(r *Route, e *routeEnv) {
 
 // warnSplunkIngest warns about a splunk-session route that sends its
 // session token to an ingest host: Splunk accepts only org access tokens
-// there (PROTOCOLS.md 2c), so every datapoint would get 401. It is a
+// there (docs/protocols.md 2c), so every datapoint would get 401. It is a
 // warning, not a problem: the host list may be wider than what the route
 // is used for.
 func (l *loader) warnSplunkIngest(r Route) {

@@ -4,7 +4,7 @@
 // The access token renews itself; the secret behind it does not. A CSP API
 // token has a lifetime set when it was made, a refresh token may expire,
 // and an operator may simply know the date. A Watcher learns that date
-// from up to three places (DESIGN.md, "Long-lived credential expiry"):
+// from up to three places (docs/design.md, "Long-lived credential expiry"):
 //
 //   - the configuration (CREDENTIAL_EXPIRES_AT), given to New;
 //   - a Lookup that asks the identity service (CSP's api-tokens/details,

@@ -12,14 +12,14 @@ import (
 	"github.com/credproxy/credproxy/internal/secret"
 )
 
-// The CSP paths, relative to the base URL (PROTOCOLS.md 1a and 1b).
+// The CSP paths, relative to the base URL (docs/protocols.md 1a and 1b).
 const (
 	cspAPITokenPath = "csp/gateway/am/api/auth/api-tokens/authorize"
 	cspAppPath      = "csp/gateway/am/api/auth/authorize"
 )
 
 // CSPAPIToken exchanges a VMware Cloud Services user API token for an
-// access token (PROTOCOLS.md 1a).
+// access token (docs/protocols.md 1a).
 type CSPAPIToken struct {
 	// BaseURL is the CSP base URL, e.g. https://console.cloud.vmware.com;
 	// a trailing slash makes no difference.
@@ -49,7 +49,7 @@ func (s *CSPAPIToken) Fetch(ctx context.Context) (Token, error) {
 }
 
 // CSPOAuthApp exchanges the ID and secret of a VMware Cloud Services
-// server-to-server OAuth app for an access token (PROTOCOLS.md 1b).
+// server-to-server OAuth app for an access token (docs/protocols.md 1b).
 type CSPOAuthApp struct {
 	// BaseURL is the CSP base URL.
 	BaseURL *url.URL

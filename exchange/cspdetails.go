@@ -13,7 +13,7 @@ import (
 )
 
 // cspDetailsPath answers the details of a user API token, relative to the
-// base URL (PROTOCOLS.md 1e).
+// base URL (docs/protocols.md 1e).
 const cspDetailsPath = "csp/gateway/am/api/auth/api-tokens/details"
 
 // millisAbove tells the units of CSP's times apart: the reference says
@@ -23,7 +23,7 @@ const cspDetailsPath = "csp/gateway/am/api/auth/api-tokens/details"
 const millisAbove = 1e12
 
 // CredentialExpiry asks CSP when the API token itself expires
-// (PROTOCOLS.md 1e): POST api-tokens/details with the token in a JSON
+// (docs/protocols.md 1e): POST api-tokens/details with the token in a JSON
 // body and no Authorization header. The zero time and a nil error mean
 // that the answer gives no expiry: the token does not expire.
 //

@@ -40,8 +40,8 @@ func serveCSP(t *testing.T, csp *demo.CSP) *url.URL {
 	return u
 }
 
-// TestCSPCredentialExpiry: the request is the one of PROTOCOLS.md 1e, and
-// expiresAt is read in seconds and in milliseconds alike.
+// TestCSPCredentialExpiry: the request is the one of docs/protocols.md 1e,
+// and expiresAt is read in seconds and in milliseconds alike.
 func TestCSPCredentialExpiry(t *testing.T) {
 	expires := time.Now().Add(20 * 24 * time.Hour).Truncate(time.Second).UTC()
 	for _, millis := range []bool{false, true} {

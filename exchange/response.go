@@ -48,7 +48,7 @@ func (c call) withAnswer(body []byte) call {
 		RefreshToken string `json:"refresh_token"`
 		IDToken      string `json:"id_token"`
 		// Token is where CSP's api-tokens/details answer may carry the
-		// API token itself (PROTOCOLS.md 1e).
+		// API token itself (docs/protocols.md 1e).
 		Token string `json:"token"`
 	}
 	if json.Unmarshal(body, &t) != nil {

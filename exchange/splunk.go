@@ -16,9 +16,9 @@ import (
 const splunkSessionPath = "v2/session"
 
 // SplunkSession logs in to Splunk Observability Cloud and uses the session
-// token (PROTOCOLS.md 2a). Sessions live 30 days; tokencache renews them
-// ahead of their expiry like any token and ends each session it replaces,
-// and the last one at shutdown, through Release (2b).
+// token (docs/protocols.md 2a). Sessions live 30 days; tokencache renews
+// them ahead of their expiry like any token and ends each session it
+// replaces, and the last one at shutdown, through Release (2b).
 type SplunkSession struct {
 	// BaseURL is the API base, https://api.<realm>.signalfx.com.
 	BaseURL *url.URL

@@ -9,14 +9,14 @@
 // Renew calls (credproxy's SIGHUP) come together, there is one loop and so
 // at most one exchange in flight per route.
 //
-// The lifecycle is the contract of DESIGN.md, "Token lifecycle":
+// The lifecycle is the contract of docs/design.md, "Token lifecycle":
 //
 //   - the first exchange starts as soon as Run does;
 //   - a token is renewed up to 10% of its lifetime before RefreshAt of it
 //     has passed (jitter, so that a fleet of sidecars does not synchronise
 //     its exchanges), never later, so the time left to ride out an outage
-//     holds for every sidecar (DESIGN.md says +-10%; the README says why
-//     credproxy deviates);
+//     holds for every sidecar (docs/design.md "Token lifecycle" says why
+//     the jitter comes before RefreshAt rather than around it);
 //   - after a failure the loop retries with exponential backoff and full
 //     jitter (1 s doubling to 60 s); a rejected credential (4xx) is retried
 //     at the ceiling; a Retry-After is honoured, except that while a

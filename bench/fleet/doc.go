@@ -8,9 +8,9 @@
 // loop over a fake exchange.Source; the identity service they share
 // answers every exchange at once (after a fixed latency), or with a 503
 // during an outage, and counts exchanges per second. For comparison,
-// wavefront-proxy's policy (PROTOCOLS.md 1d: renew at expires_in - 180 s,
-// no jitter, a fixed 10 s retry after a failure) runs against the same
-// service as a small loop of its own.
+// wavefront-proxy's policy (docs/protocols.md 1d: renew at expires_in -
+// 180 s, no jitter, a fixed 10 s retry after a failure) runs against the
+// same service as a small loop of its own.
 //
 // Simulate uses package time only. Called inside a testing/synctest
 // bubble (synctest.Test), the clock is virtual: a day of 10,000 sidecars

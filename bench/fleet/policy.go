@@ -75,7 +75,7 @@ func (s *cacheSidecar) Usable() bool {
 
 func (s *cacheSidecar) Wait() { <-s.done }
 
-// Wavefront is wavefront-proxy's policy (PROTOCOLS.md 1d), simulated:
+// Wavefront is wavefront-proxy's policy (docs/protocols.md 1d), simulated:
 // renew at expires_in - 180 s (- 30 s when expires_in < 600 s), no
 // jitter; after a failure retry in a fixed 10 s, forever; the token is
 // used until it expires.

@@ -264,7 +264,7 @@ func writeTrustFiles(dir string, env map[string]string, a *app, log *zap.Logger)
 		userExtra, _ = readCapped(f)
 	}
 	// credproxy's CA first: tools that read one certificate (keytool
-	// -importcert, see the README's Java note) take it.
+	// -importcert, see the Java note in docs/operators/ways-in.md) take it.
 	if err := writePrivate(tf.nodeExtra, joinPEM(caPEM, userExtra)); err != nil {
 		return trustFiles{}, err
 	}

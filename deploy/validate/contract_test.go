@@ -12,8 +12,9 @@ import (
 // imageRef is how every file names credproxy's image.
 var imageRef = regexp.MustCompile(`^ghcr\.io/credproxy/credproxy:v\d+\.\d+\.\d+$`)
 
-// globalVars and routeVars are the environment variables of DESIGN.md's
-// contract, without the CREDPROXY_ and route prefixes.
+// globalVars and routeVars are the environment variables of the contract
+// (docs/design.md "Configuration"), without the CREDPROXY_ and route
+// prefixes.
 var globalVars = []string{
 	"ROUTES", "ADMIN_ADDR", "FORWARD_ADDR", "CA_CERT_FILE", "CA_KEY_FILE",
 	"FORWARD_DENY_OTHERS", "TOKEN_API", "LOG_LEVEL", "LOG_FORMAT", "SHUTDOWN_TIMEOUT",

@@ -21,13 +21,13 @@ import (
 
 // The CSP token endpoints, relative to the base URL.
 const (
-	// CSPAPITokenPath exchanges a user API token (PROTOCOLS.md 1a).
+	// CSPAPITokenPath exchanges a user API token (docs/protocols.md 1a).
 	CSPAPITokenPath = "/csp/gateway/am/api/auth/api-tokens/authorize"
 	// CSPAppPath is the client-credentials grant of a server-to-server
-	// OAuth app (PROTOCOLS.md 1b).
+	// OAuth app (docs/protocols.md 1b).
 	CSPAppPath = "/csp/gateway/am/api/auth/authorize"
 	// CSPDetailsPath answers the details of a user API token, its own
-	// expiry among them (PROTOCOLS.md 1e).
+	// expiry among them (docs/protocols.md 1e).
 	CSPDetailsPath = "/csp/gateway/am/api/auth/api-tokens/details"
 )
 
@@ -63,7 +63,7 @@ type CSPOptions struct {
 	// DetailsInMillis answers the times of the details endpoint
 	// (createdAt, expiresAt, lastUsedAt) in milliseconds since 1970, as
 	// public clients read them, instead of the seconds of the reference:
-	// which one CSP sends is unconfirmed (PROTOCOLS.md 1e).
+	// which one CSP sends is unconfirmed (docs/protocols.md 1e).
 	DetailsInMillis bool
 	// TTL is the lifetime of issued tokens; default 30 s, short enough
 	// that the demo shows a renewal within a minute.
@@ -118,8 +118,8 @@ type Fault struct {
 }
 
 // CSP is a fake VMware Cloud Services identity service: an http.Handler
-// serving CSPAPITokenPath and CSPAppPath exactly as PROTOCOLS.md section 1
-// describes them, issuing opaque "csp." tokens. Use Valid as the
+// serving CSPAPITokenPath and CSPAppPath exactly as docs/protocols.md
+// section 1 describes them, issuing opaque "csp." tokens. Use Valid as the
 // credential check of an Echo to get an API that accepts only the tokens
 // this CSP issued and that have not expired.
 //
@@ -532,7 +532,7 @@ func cspExpiresIn(ttl time.Duration) json.RawMessage {
 	return strconv.AppendInt(nil, secs, 10)
 }
 
-// cspErrorBody is CSP's error body (shape unconfirmed, PROTOCOLS.md 1a);
+// cspErrorBody is CSP's error body (shape unconfirmed, docs/protocols.md 1f);
 // the details endpoint adds moduleCode.
 type cspErrorBody struct {
 	StatusCode   int    `json:"statusCode"`

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// cspTokenDetails is CSP's ApiTokenDetailsDto (PROTOCOLS.md 1e), fields
+// cspTokenDetails is CSP's ApiTokenDetailsDto (docs/protocols.md 1e), fields
 // in the reference's order. Token carries the API token itself, as the
 // real answer may: a client must never log or show this answer as it is.
 type cspTokenDetails struct {

@@ -15,7 +15,7 @@ import (
 
 const detailsAPIToken = "user-api-token-details-0123456789"
 
-// postDetails asks srv for the details of tok the way PROTOCOLS.md 1e says.
+// postDetails asks srv for the details of tok the way docs/protocols.md 1e says.
 func postDetails(t *testing.T, srv, tok string) reply {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"tokenValue": tok})

@@ -254,7 +254,7 @@ func TestCSPAppGrant(t *testing.T) {
 	}
 }
 
-// TestCSPTestVector: the PROTOCOLS.md 1b test vector, and the recorded
+// TestCSPTestVector: the docs/protocols.md 1b test vector, and the recorded
 // request a client test asserts against.
 func TestCSPTestVector(t *testing.T) {
 	csp := NewCSP(CSPOptions{ClientID: "appId", ClientSecret: "appSecret", OrgID: "default-org"})

@@ -5,9 +5,9 @@
 // OAuth 2.0 token endpoint (OAuth2). Control is the knob `credproxy demo`
 // serves beside its CSP to simulate an outage of it.
 //
-// The fakes mirror the wire formats of PROTOCOLS.md, quirks included (raw,
-// not form-encoded, Basic credentials for CSP; expires_in one second short
-// of the lifetime), because credproxy's tests are only as good as the
+// The fakes mirror the wire formats of docs/protocols.md 1, 2 and 3, quirks
+// included (raw, not form-encoded, Basic credentials for CSP; expires_in one
+// second short of the lifetime), because credproxy's tests are only as good as the
 // fakes' fidelity. They record what they received so that tests assert the
 // exact request, and they take an injected clock so that tests drive
 // expiry without sleeping.

@@ -38,7 +38,7 @@ type EchoOptions struct {
 
 // Echo is a fake observability API (Wavefront-like): it accepts only the
 // requests whose credential its valid function approves, answers others
-// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (PROTOCOLS.md
+// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (docs/protocols.md
 // 1c, 3), and answers the accepted ones with what it received: method,
 // path, query, host, headers without the credential, body size, and a
 // fingerprint of the token, never the token.

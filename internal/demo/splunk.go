@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// SplunkSessionPath is the session endpoint (PROTOCOLS.md 2a, 2b).
+// SplunkSessionPath is the session endpoint (docs/protocols.md 2a, 2b).
 const SplunkSessionPath = "/v2/session"
 
 // SplunkOptions configures the fake Splunk Observability Cloud API.
