@@ -116,16 +116,7 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	if err := clearStale(path); err != nil {
 		return nil, err
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		// Linux makes the socket's file with the socket inode's mode,
-		// less the umask: set it before bind, so that the file is never
-		// looser than mode, even for a moment.
-		var err error
-		if cerr := c.Control(func(fd uintptr) { err = unix.Fchmod(int(fd), uint32(mode)) }); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	lc := net.ListenConfig{Control: modeBeforeBind(mode)}
 	ln, err := lc.Listen(context.Background(), "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("%s%s: %w", UnixPrefix, path, err)
@@ -137,6 +128,20 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 		return nil, fmt.Errorf("%s%s: set the socket's mode: %w", UnixPrefix, path, err)
 	}
 	return ln, nil
+}
+
+// modeBeforeBind is a net.ListenConfig.Control that sets a unix socket's
+// mode before bind: Linux makes the socket's file with the socket inode's
+// mode less the umask, so the file is never looser than mode, even for
+// the moment before a chmod.
+func modeBeforeBind(mode os.FileMode) func(_, _ string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = unix.Fchmod(int(fd), uint32(mode)) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}
 }
 
 // clearStale makes path free for a new socket: nothing there, or a socket
