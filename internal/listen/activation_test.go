@@ -197,8 +197,7 @@ func TestSystemdActivation(t *testing.T) {
 	if os.Getenv(activatedChildEnv) != "" {
 		t.Skip("the child")
 	}
-	dir := shortTempDir(t)
-	path := filepath.Join(dir, "act.sock")
+	path := filepath.Join(shortTempDir(t), "act.sock")
 	unixLn, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -206,25 +205,81 @@ func TestSystemdActivation(t *testing.T) {
 	tcpLn := tcpListener(t)
 	tcpAt := tcpLn.Addr().String()
 	files := []*os.File{socketFile(t, unixLn, "x"), socketFile(t, tcpLn, "y")}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	// LISTEN_PID must be the child's pid, known only once it runs: sh sets
 	// it to its own and execs the test binary in its place.
-	cmd := exec.CommandContext(ctx, "sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`,
-		os.Args[0], "-test.run=^TestActivatedChild$", "-test.v", "-test.count=1")
+	cmd := exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`}, childArgs()...)...)
 	cmd.Env = append(os.Environ(), activatedChildEnv+"="+path, "LISTEN_FDS=2", "LISTEN_FDNAMES=reverse-default:admin")
 	cmd.ExtraFiles = files
+	runActivatedChild(t, cmd, path, tcpAt, func() {
+		for _, f := range files {
+			f.Close()
+		}
+	})
+}
+
+// TestSystemdSocketActivate is TestSystemdActivation with systemd's own
+// systemd-socket-activate making the sockets and the environment: it
+// binds them, waits for the first connection, then execs the child.
+func TestSystemdSocketActivate(t *testing.T) {
+	if os.Getenv(activatedChildEnv) != "" {
+		t.Skip("the child")
+	}
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate is not installed (Debian's systemd package)")
+	}
+	path := filepath.Join(shortTempDir(t), "act.sock")
+	free := tcpListener(t) // a free port, for systemd-socket-activate to bind
+	tcpAt := free.Addr().String()
+	free.Close()
+	args := append([]string{"-l", path, "-l", tcpAt, "--fdname=reverse-default:admin", "-E", activatedChildEnv + "=" + path}, childArgs()...)
+	// It binds once it runs: wait for its socket file.
+	runActivatedChild(t, exec.Command(activate, args...), path, tcpAt, func() {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Lstat(path); err == nil {
+				return
+			}
+		}
+	})
+}
+
+// childArgs runs this test binary as TestActivatedChild.
+func childArgs() []string {
+	return []string{os.Args[0], "-test.run=^TestActivatedChild$", "-test.v", "-test.count=1"}
+}
+
+// runActivatedChild starts cmd, which runs TestActivatedChild on the unix
+// socket at path and a TCP one at tcpAt, calls started, and checks that
+// requests on both reach the child.
+func runActivatedChild(t *testing.T, cmd *exec.Cmd, path, tcpAt string, started func()) {
+	t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		f.Close()
-	}
+	started()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("child: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("the child did not end within 60s")
+			<-exited
+		}
+		if t.Failed() || !strings.Contains(out.String(), "--- PASS: TestActivatedChild") {
+			t.Errorf("child's output:\n%s", out.String())
+		}
+		if _, err := os.Lstat(path); err != nil {
+			t.Errorf("the child removed the passed socket's file (its maker's): %v", err)
+		}
+	}()
 	child := cmd.Process.Pid
-
 	want := fmt.Sprintf("pid=%d caller uid=%d pid=%d", child, os.Getuid(), os.Getpid())
 	if got := get(t, unixClient(path), "http://credproxy/"); got != want {
 		t.Errorf("over the passed unix socket: %q, want %q", got, want)
@@ -234,23 +289,14 @@ func TestSystemdActivation(t *testing.T) {
 		t.Errorf("over the passed TCP socket: %q, want %q", got, want)
 	}
 	get(t, client, "http://"+tcpAt+"/quit")
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("child: %v", err)
-	}
-	if t.Failed() || !strings.Contains(out.String(), "--- PASS: TestActivatedChild") {
-		t.Errorf("child's output:\n%s", out.String())
-	}
-	if _, err := os.Lstat(path); err != nil {
-		t.Errorf("the child removed the passed socket's file (systemd's): %v", err)
-	}
 }
 
-// TestActivatedChild is TestSystemdActivation's child: it serves the
+// TestActivatedChild is the activation tests' child: it serves the
 // passed sockets until asked to quit.
 func TestActivatedChild(t *testing.T) {
 	path := os.Getenv(activatedChildEnv)
 	if path == "" {
-		t.Skip("run by TestSystemdActivation only")
+		t.Skip("run by the activation tests only")
 	}
 	socks, err := SystemdSockets()
 	if err != nil {
