@@ -343,3 +343,34 @@ func TestActivatedChild(t *testing.T) {
 		srv.Shutdown(ctx)
 	}
 }
+
+// TestSocketTakenByNameOfTheOtherKind: a unix socket taken by name for a
+// listener configured with a TCP address still learns its callers.
+func TestSocketTakenByNameOfTheOtherKind(t *testing.T) {
+	path := filepath.Join(shortTempDir(t), "n.sock")
+	unixLn, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	socks, err := NewSockets([]*os.File{socketFile(t, unixLn, "admin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := mustListen(t, "127.0.0.1:0", Options{Name: "admin", Sockets: socks})
+	if ln.Addr().String() != path {
+		t.Fatalf("listener at %s, want the passed socket at %s", ln.Addr(), path)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ac, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	if pc, ok := ac.(*Conn); !ok || !pc.Peer.Known {
+		t.Errorf("accepted %T, want a *Conn with a known caller", ac)
+	}
+}

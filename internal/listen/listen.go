@@ -77,8 +77,10 @@ func Listen(addr string, opts Options) (net.Listener, error) {
 			return nil, err
 		}
 	}
+	// By what the listener is, not what was configured: a socket taken by
+	// name may be of the other kind.
 	switch {
-	case network == "unix":
+	case ln.Addr().Network() == "unix":
 		return &peerListener{ln: ln, peer: unixPeer}, nil
 	case opts.TCPPeer != nil:
 		return &peerListener{ln: ln, peer: opts.TCPPeer}, nil
@@ -121,8 +123,9 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s%s: %w", UnixPrefix, path, err)
 	}
-	// The umask may have taken bits away: put them back. Nothing has been
-	// accepted yet.
+	// The umask may have taken bits away: put them back. A caller that
+	// connected meanwhile had the permission of bits no looser than mode,
+	// and nothing has been accepted yet.
 	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("%s%s: set the socket's mode: %w", UnixPrefix, path, err)

@@ -38,10 +38,19 @@ func (c *Conn) NetConn() net.Conn { return c.Conn }
 
 // CloseWrite shuts down the writing side, as the accepted connection's
 // own CloseWrite does: net/http calls it, through an interface, to end a
-// response cleanly.
+// response cleanly, and a CONNECT tunnel (goproxy) to pass a half-close on.
 func (c *Conn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// CloseRead shuts down the reading side, as the accepted connection's own
+// CloseRead does (a tunnel's half-close, with CloseWrite).
+func (c *Conn) CloseRead() error {
+	if cr, ok := c.Conn.(interface{ CloseRead() error }); ok {
+		return cr.CloseRead()
 	}
 	return errors.ErrUnsupported
 }

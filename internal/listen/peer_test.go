@@ -159,6 +159,12 @@ func TestConnUnwraps(t *testing.T) {
 	if !pc.Peer.Known || pc.Peer.PID != os.Getpid() {
 		t.Errorf("Peer %+v, want this process", pc.Peer)
 	}
+	if _, ok := c.(interface {
+		CloseWrite() error
+		CloseRead() error
+	}); !ok {
+		t.Error("a *Conn cannot be half-closed as a tunnel does")
+	}
 	if err := pc.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
