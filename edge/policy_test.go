@@ -152,10 +152,12 @@ func FuzzPolicyNormaliser(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, path string, seed uint64) {
 		clean, ok := pathclean.Clean(path)
-		if !ok {
+		if !ok && path != "" { // Check reads "" as "/"
 			if _, allowed := p.Check("GET", path); allowed {
 				t.Fatalf("Check allowed %q, which Clean refuses", path)
 			}
+		}
+		if !ok {
 			return
 		}
 		rng := rand.New(rand.NewPCG(seed, seed>>1|1))
