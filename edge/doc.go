@@ -1,0 +1,11 @@
+// Package edge decides who may spend a credential at credproxy's
+// listeners.
+//
+// Whoever reaches a listener spends the route's credential on whatever the
+// credential allows; the guards here run before a request reaches the
+// proxy or the admin pages and refuse callers that must not. Each guard is
+// an http.Handler wrapper built from plain values, one job per file:
+// browser.go refuses web pages (cross-site requests and DNS rebinding).
+// Refusals are logged and counted in credproxy_requests_denied_total
+// (metrics.go).
+package edge
