@@ -166,9 +166,9 @@ func (b *Browser) browserWhy(r *http.Request, scheme string) string {
 		allowed := true
 		for _, o := range origins {
 			switch {
-			case b.allowedOrigin(o):
 			case sameOrigin(o, scheme, r.Host):
 				allowed = false // own origin: Sec-Fetch-Site decides
+			case b.allowedOrigin(o):
 			default:
 				return whyOrigin
 			}
