@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -257,4 +258,90 @@ func validHeaderValue(s string) bool {
 		}
 	}
 	return true
+}
+
+// allowedHosts validates CREDPROXY_ALLOWED_HOSTS: plain host names,
+// returned lower case without a trailing dot, duplicates dropped.
+func (l *loader) allowedHosts(list string) []string {
+	const v = Prefix + "ALLOWED_HOSTS"
+	var out []string
+	for _, h := range splitList(list) {
+		switch {
+		case strings.Contains(h, "://") || strings.ContainsAny(h, "/@?#"):
+			l.problem(v, "%q: want a plain host name (e.g. credproxy.internal), not a URL", h)
+		case strings.Contains(h, "*"):
+			l.problem(v, "%q: wildcards are not supported: list each host name", h)
+		case strings.Count(h, ":") == 1 || strings.HasPrefix(h, "["):
+			l.problem(v, "%q: want a plain host name without a port (any port is accepted)", h)
+		case !validHost(h):
+			l.problem(v, "%q: not a valid host name", h)
+		default:
+			if h = strings.TrimSuffix(strings.ToLower(h), "."); !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
+
+// allowedOrigins validates CREDPROXY_ALLOWED_ORIGINS: origins as browsers
+// send them in Origin, scheme://host[:port] with nothing after, returned
+// in the form browsers serialise them (lower case, no default port),
+// duplicates dropped.
+func (l *loader) allowedOrigins(list string) []string {
+	const v = Prefix + "ALLOWED_ORIGINS"
+	var out []string
+	for _, o := range splitList(list) {
+		origin, msg := checkOrigin(o)
+		switch {
+		case msg == errOriginUser:
+			l.problem(v, "%s", msg)
+		case msg != "":
+			l.problem(v, "%q: %s", o, msg)
+		case !slices.Contains(out, origin):
+			out = append(out, origin)
+		}
+	}
+	return out
+}
+
+// errOriginUser is checkOrigin's message for an origin with user
+// information, for which the value must not be quoted (it may hold a
+// password).
+const errOriginUser = "an origin has no user information, query or fragment"
+
+// checkOrigin returns o serialised as a browser sends it, or what is
+// wrong with it.
+func checkOrigin(o string) (origin, msg string) {
+	const want = "want an origin, scheme://host[:port] (e.g. https://grafana.example.com)"
+	scheme, rest, ok := strings.Cut(o, "://")
+	switch {
+	case strings.EqualFold(o, "null"):
+		return "", want + "; null (sandboxed pages, file:) cannot be allowed"
+	case !ok || rest == "":
+		return "", want
+	case strings.Contains(rest, "@"):
+		return "", errOriginUser
+	case strings.ContainsAny(rest, "?#"):
+		return "", errOriginUser
+	case strings.Contains(rest, "/"):
+		return "", "an origin has no path, not even /"
+	case strings.Contains(rest, "*"):
+		return "", "wildcards are not supported: list each origin"
+	}
+	scheme = strings.ToLower(scheme)
+	if scheme != "http" && scheme != "https" {
+		return "", "the scheme must be http or https"
+	}
+	hp, err := checkHost(rest)
+	if err != nil {
+		return "", err.Error()
+	}
+	if defaultPort := map[string]string{"http": ":80", "https": ":443"}[scheme]; strings.HasSuffix(hp, defaultPort) {
+		hp = strings.TrimSuffix(hp, defaultPort)
+	}
+	if strings.Contains(hp, ":") && !strings.HasPrefix(hp, "[") && strings.Count(hp, ":") > 1 {
+		hp = "[" + hp + "]" // an IPv6 address without a port
+	}
+	return scheme + "://" + hp, ""
 }

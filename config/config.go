@@ -48,6 +48,15 @@ type Config struct {
 	ForwardDenyOthers bool
 	// TokenAPI is CREDPROXY_TOKEN_API.
 	TokenAPI bool
+	// AllowedHosts is CREDPROXY_ALLOWED_HOSTS: Host names (lower case,
+	// no port, no trailing dot) every listener answers besides IP
+	// literals and localhost. Set, it makes listeners bound off loopback
+	// check Host too.
+	AllowedHosts []string
+	// AllowedOrigins is CREDPROXY_ALLOWED_ORIGINS: browser origins
+	// (scheme://host[:port], lower case, no default port) whose requests
+	// the listeners accept.
+	AllowedOrigins []string
 	// LogLevel is CREDPROXY_LOG_LEVEL: debug, info, warn or error.
 	LogLevel string
 	// LogFormat is CREDPROXY_LOG_FORMAT: json or console.

@@ -244,6 +244,8 @@ func TestLoadGlobals(t *testing.T) {
 		"CREDPROXY_CA_CERT_FILE", "/ca/cert.pem", "CREDPROXY_CA_KEY_FILE", "/ca/key.pem",
 		"CREDPROXY_FORWARD_DENY_OTHERS", "true", "CREDPROXY_TOKEN_API", "1",
 		"CREDPROXY_LOG_LEVEL", "DEBUG", "CREDPROXY_LOG_FORMAT", "console", "CREDPROXY_SHUTDOWN_TIMEOUT", "1m30s",
+		"CREDPROXY_ALLOWED_HOSTS", " credproxy.internal, Sidecar.Local. ,",
+		"CREDPROXY_ALLOWED_ORIGINS", "https://Grafana.example.com, http://localhost:3000,https://grafana.example.com:443, http://[::1]:80",
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +254,9 @@ func TestLoadGlobals(t *testing.T) {
 	want := &Config{
 		AdminAddr: "0.0.0.0:9902", ForwardAddr: "127.0.0.1:3128", CACertFile: "/ca/cert.pem", CAKeyFile: "/ca/key.pem",
 		ForwardDenyOthers: true, TokenAPI: true, LogLevel: "debug", LogFormat: "console", ShutdownTimeout: 90 * time.Second,
-		Warnings: []string{"CREDPROXY_ADMIN_ADDR=0.0.0.0:9902 is not a loopback address: the token APIs answer loopback callers only, but whoever reaches it sees the status page and metrics"},
+		AllowedHosts:   []string{"credproxy.internal", "sidecar.local"},
+		AllowedOrigins: []string{"https://grafana.example.com", "http://localhost:3000", "http://[::1]"},
+		Warnings:       []string{"CREDPROXY_ADMIN_ADDR=0.0.0.0:9902 is not a loopback address: the token APIs answer loopback callers only, but whoever reaches it sees the status page and metrics"},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -471,6 +475,26 @@ func TestLoadProblems(t *testing.T) {
 			want: []string{
 				`CREDPROXY_LOG_LEVEL: "trace" is not one of debug, info, warn, error`,
 				`CREDPROXY_LOG_FORMAT: "xml" is not one of json, console`,
+			}},
+		{desc: "allowed hosts that are not plain names", env: with(static, "CREDPROXY_ALLOWED_HOSTS", "ok.example,http://a.example,b.example:8080,*.example,bad_host!"),
+			want: []string{
+				`CREDPROXY_ALLOWED_HOSTS: "http://a.example": want a plain host name (e.g. credproxy.internal), not a URL`,
+				`CREDPROXY_ALLOWED_HOSTS: "b.example:8080": want a plain host name without a port (any port is accepted)`,
+				`CREDPROXY_ALLOWED_HOSTS: "*.example": wildcards are not supported: list each host name`,
+				`CREDPROXY_ALLOWED_HOSTS: "bad_host!": not a valid host name`,
+			}},
+		{desc: "allowed origins that are not origins", env: with(static, "CREDPROXY_ALLOWED_ORIGINS",
+			"https://ok.example,grafana.example.com,https://a.example/,https://b.example/app,ftp://c.example,https://u:p@d.example,https://e.example?x,null,https://f.example:99999,https://*.example"),
+			want: []string{
+				`CREDPROXY_ALLOWED_ORIGINS: "grafana.example.com": want an origin, scheme://host[:port] (e.g. https://grafana.example.com)`,
+				`CREDPROXY_ALLOWED_ORIGINS: "https://a.example/": an origin has no path, not even /`,
+				`CREDPROXY_ALLOWED_ORIGINS: "https://b.example/app": an origin has no path, not even /`,
+				`CREDPROXY_ALLOWED_ORIGINS: "ftp://c.example": the scheme must be http or https`,
+				`CREDPROXY_ALLOWED_ORIGINS: an origin has no user information, query or fragment`,
+				`CREDPROXY_ALLOWED_ORIGINS: an origin has no user information, query or fragment`,
+				`CREDPROXY_ALLOWED_ORIGINS: "null": want an origin, scheme://host[:port] (e.g. https://grafana.example.com); null (sandboxed pages, file:) cannot be allowed`,
+				`CREDPROXY_ALLOWED_ORIGINS: "https://f.example:99999": bad port`,
+				`CREDPROXY_ALLOWED_ORIGINS: "https://*.example": wildcards are not supported: list each origin`,
 			}},
 		{desc: "negative shutdown timeout", env: with(static, "CREDPROXY_SHUTDOWN_TIMEOUT", "-1s"),
 			want: []string{"CREDPROXY_SHUTDOWN_TIMEOUT: must not be negative"}},
@@ -723,7 +747,8 @@ func TestVariables(t *testing.T) {
 	}
 	wantGlobals := []string{
 		"CREDPROXY_ROUTES", "CREDPROXY_ADMIN_ADDR", "CREDPROXY_FORWARD_ADDR", "CREDPROXY_CA_CERT_FILE", "CREDPROXY_CA_KEY_FILE",
-		"CREDPROXY_FORWARD_DENY_OTHERS", "CREDPROXY_TOKEN_API", "CREDPROXY_LOG_LEVEL", "CREDPROXY_LOG_FORMAT", "CREDPROXY_SHUTDOWN_TIMEOUT",
+		"CREDPROXY_FORWARD_DENY_OTHERS", "CREDPROXY_TOKEN_API", "CREDPROXY_ALLOWED_HOSTS", "CREDPROXY_ALLOWED_ORIGINS",
+		"CREDPROXY_LOG_LEVEL", "CREDPROXY_LOG_FORMAT", "CREDPROXY_SHUTDOWN_TIMEOUT",
 	}
 	wantRoute := []string{
 		"AUTH", "UPSTREAM", "LISTEN", "HOSTS", "HEADER", "HEADER_PREFIX",

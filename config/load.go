@@ -48,6 +48,8 @@ type globalEnv struct {
 	CAKeyFile         string        `env:"CA_KEY_FILE" doc:"forward-proxy CA private key"`
 	ForwardDenyOthers bool          `env:"FORWARD_DENY_OTHERS" envDefault:"false" doc:"refuse forward-proxy traffic to hosts of no route"`
 	TokenAPI          bool          `env:"TOKEN_API" envDefault:"false" doc:"serve GET /v1/token/<route> on the admin listener"`
+	AllowedHosts      string        `env:"ALLOWED_HOSTS" doc:"comma list of Host names the listeners answer besides IP addresses and localhost (DNS-rebinding protection; set, it applies off loopback too)"`
+	AllowedOrigins    string        `env:"ALLOWED_ORIGINS" doc:"comma list of browser origins (scheme://host[:port]) whose requests the listeners accept, e.g. https://grafana.example.com"`
 	LogLevel          string        `env:"LOG_LEVEL" envDefault:"info" doc:"debug, info, warn or error"`
 	LogFormat         string        `env:"LOG_FORMAT" envDefault:"json" doc:"json or console"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" doc:"drain time on SIGTERM"`
@@ -209,6 +211,8 @@ func Load(environ map[string]string) (*Config, error) {
 		ShutdownTimeout:   g.ShutdownTimeout,
 	}
 	l.checkGlobals(cfg)
+	cfg.AllowedHosts = l.allowedHosts(g.AllowedHosts)
+	cfg.AllowedOrigins = l.allowedOrigins(g.AllowedOrigins)
 
 	routesSet := strings.TrimSpace(g.Routes) != ""
 	if !routesSet {

@@ -38,6 +38,13 @@ type ForwardOptions struct {
 	// DefaultTunnelIdleTimeout. Intercepted tunnels are closed after
 	// IdleTimeout like any keep-alive connection.
 	TunnelIdleTimeout time.Duration
+	// Guard, when set, wraps the handler of each route's proxied requests
+	// (inside an intercepted tunnel, or plain absolute-form ones to a
+	// route host): it sees them before the credential is read and may
+	// refuse them (edge.Browser.Proxied: another site's page must not
+	// spend the credential through a browser configured with this proxy).
+	// Tunnels to other hosts carry no credential and are not guarded.
+	Guard func(route string, next http.Handler) http.Handler
 }
 
 // Forward is the forward proxy (HTTPS_PROXY) for every route.
@@ -52,7 +59,9 @@ type ForwardOptions struct {
 // clients, streaming flushes, websocket upgrades, and upstream connection
 // reuse whatever the client's Connection header says.
 type Forward struct {
-	byHost map[string]*routeProxy // by Authority("https", host)
+	// byHost is each route host's handler (its proxy, counted, behind
+	// the guard), by Authority("https", host).
+	byHost map[string]http.Handler
 	gp     *goproxy.ProxyHttpServer
 	// signer is the CA and its leaf cache; SetCA replaces both at once.
 	signer atomic.Pointer[signer]
@@ -95,7 +104,7 @@ type signer struct {
 func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
 	log = log.Named("forward")
 	f := &Forward{
-		byHost: map[string]*routeProxy{},
+		byHost: map[string]http.Handler{},
 		deny:   opts.DenyOthers,
 		idle:   opts.TunnelIdleTimeout,
 		log:    log,
@@ -109,8 +118,12 @@ func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts Fo
 	for _, r := range routes {
 		r.init()
 		rp := newRouteProxy(r, transport, metrics.forRoute(r.Name, "forward"), log, forwardTarget)
-		for h := range r.authorities {
-			f.byHost[h] = rp
+		h := rp.counted
+		if opts.Guard != nil {
+			h = opts.Guard(r.Name, h)
+		}
+		for a := range r.authorities {
+			f.byHost[a] = h
 		}
 	}
 
@@ -166,9 +179,9 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.refuseSelf(w, r.URL.Host)
 		return
 	}
-	if rp, ok := f.byHost[host]; ok && r.URL.Scheme == "http" {
+	if h, ok := f.byHost[host]; ok && r.URL.Scheme == "http" {
 		ctx := context.WithValue(r.Context(), connectHostKey{}, host)
-		rp.counted.ServeHTTP(w, r.WithContext(ctx))
+		h.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
 	if f.deny {
@@ -285,14 +298,14 @@ func (f *Forward) intercept(client net.Conn, host string) {
 // API host must not get the credential sent elsewhere.
 func (f *Forward) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 	host, _ := r.Context().Value(connectHostKey{}).(string)
-	rp, ok := f.byHost[host]
+	h, ok := f.byHost[host]
 	if !ok || Authority("https", r.Host) != host {
 		f.log.Warn("request inside a tunnel addressed to another host; refused",
 			zap.String("connect", host), zap.String("host", r.Host))
 		writeError(w, http.StatusMisdirectedRequest, errorBody{Error: "misdirected_request", Detail: "the Host header does not match the CONNECT target " + host})
 		return
 	}
-	rp.counted.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 }
 
 // dialTunnel connects a blind tunnel, directly (no proxy from the

@@ -19,6 +19,7 @@ import (
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/credexpiry"
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
@@ -83,9 +84,11 @@ func oauth2Client(rc config.Route, client *http.Client) exchange.OAuth2Client {
 // app is one running credproxy: a cache per route, a reverse listener per
 // route that has one, and the admin listener.
 type app struct {
-	cfg       *config.Config
-	log       *zap.Logger
-	metrics   *proxy.Metrics
+	cfg     *config.Config
+	log     *zap.Logger
+	metrics *proxy.Metrics
+	// edge counts the requests the edge's guards refuse.
+	edge      *edge.Metrics
 	admin     *admin.Admin
 	routes    []*liveRoute
 	transport *proxy.Transport
@@ -121,7 +124,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(reg), transport: proxy.NewTransport(nil)}
+	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(reg), edge: edge.NewMetrics(reg), transport: proxy.NewTransport(nil)}
 	tokenMetrics := admin.NewMetrics(reg)
 	client := exchange.NewHTTPClient()
 	var statuses []func() tokencache.Status
@@ -144,7 +147,11 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		for _, r := range a.routes {
 			routes = append(routes, r.route)
 		}
-		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{CA: ca, DenyOthers: cfg.ForwardDenyOthers}, log.Named("proxy"))
+		// Requests the forward proxy carries to a route host are guarded
+		// against browsers there, with the target's origin as their own.
+		proxied := edge.NewBrowser(a.browserOptions("forward", "", false, true))
+		a.forward = proxy.NewForward(routes, a.transport, a.metrics,
+			proxy.ForwardOptions{CA: ca, DenyOthers: cfg.ForwardDenyOthers, Guard: proxied.Proxied}, log.Named("proxy"))
 		a.admin.ServeCA(func() []byte { return a.forward.CA().CertPEM() })
 	}
 	return a, nil
@@ -310,7 +317,7 @@ func (a *app) bind() (routeLns []*listener, admin *listener, err error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("route %s: listen on %s (%sLISTEN): %w", r.cfg.Name, r.cfg.Listen, r.cfg.Prefix, err)
 		}
-		h := proxy.NewReverse(r.route, a.transport, a.metrics, a.log.Named("proxy"))
+		h := a.guard(ln, "route "+r.cfg.Name, r.cfg.Name, proxy.NewReverse(r.route, a.transport, a.metrics, a.log.Named("proxy")))
 		routeLns = append(routeLns, &listener{name: "route " + r.cfg.Name, ln: ln, srv: proxy.NewServer(h, a.log.Named("proxy"))})
 	}
 	if a.forward != nil {
@@ -319,7 +326,7 @@ func (a *app) bind() (routeLns []*listener, admin *listener, err error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("forward proxy: listen on %s (CREDPROXY_FORWARD_ADDR): %w", a.cfg.ForwardAddr, err)
 		}
-		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: proxy.NewServer(a.forward, a.log.Named("proxy"))})
+		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: proxy.NewServer(a.guard(ln, "forward", "", a.forward), a.log.Named("proxy"))})
 	}
 	if a.cfg.AdminAddr != "" {
 		adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
@@ -327,9 +334,28 @@ func (a *app) bind() (routeLns []*listener, admin *listener, err error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("admin: listen on %s (CREDPROXY_ADMIN_ADDR): %w", a.cfg.AdminAddr, err)
 		}
-		admin = &listener{name: "admin", ln: adminLn, srv: proxy.NewServer(a.admin, a.log.Named("admin"))}
+		admin = &listener{name: "admin", ln: adminLn, srv: proxy.NewServer(a.guard(adminLn, "admin", "", a.admin), a.log.Named("admin"))}
 	}
 	return routeLns, admin, nil
+}
+
+// guard puts the browser guard in front of the handler of the listener
+// ln, named name in logs; route labels its refusals ("" for the admin
+// and forward listeners). Whether Host is checked depends on the address
+// ln is bound to, which is known only now. The forward listener passes
+// proxy requests (CONNECT, absolute form) on: their Host is the target,
+// and those to a route host meet the forward proxy's own guard.
+func (a *app) guard(ln net.Listener, name, route string, h http.Handler) http.Handler {
+	return edge.NewBrowser(a.browserOptions(name, route, edge.IsLoopback(ln.Addr()), name == "forward")).Wrap(h)
+}
+
+// browserOptions are the browser guard's options for a listener.
+func (a *app) browserOptions(name, route string, loopback, proxyListener bool) edge.BrowserOptions {
+	return edge.BrowserOptions{
+		Listener: name, Route: route, Loopback: loopback, ProxyListener: proxyListener,
+		AllowedHosts: a.cfg.AllowedHosts, AllowedOrigins: a.cfg.AllowedOrigins,
+		Log: a.log.Named("edge"), Metrics: a.edge,
+	}
 }
 
 // wait serves until ctx ends or a listener fails (its error is returned),

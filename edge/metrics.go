@@ -1,0 +1,34 @@
+package edge
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// ReasonBrowser is the error code, log reason and metric reason of a
+// request the browser guard refuses.
+const ReasonBrowser = "browser_request_refused"
+
+// Metrics are the edge's metrics, registered on the registry the caller
+// passes (no global state). No label ever holds a header value, a token
+// or a path.
+type Metrics struct {
+	denied *prometheus.CounterVec
+}
+
+// NewMetrics creates the edge's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credproxy_requests_denied_total",
+			Help: "Requests refused at credproxy's edge before any credential was read, by route (empty for requests to the admin listener and to the forward-proxy listener itself) and reason (browser_request_refused).",
+		}, []string{"route", "reason"}),
+	}
+	reg.MustRegister(m.denied)
+	return m
+}
+
+// Denied counts one refused request. A nil *Metrics counts nothing.
+func (m *Metrics) Denied(route, reason string) {
+	if m == nil {
+		return
+	}
+	m.denied.WithLabelValues(route, reason).Inc()
+}
