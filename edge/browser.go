@@ -105,7 +105,7 @@ func (b *Browser) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		why := ""
-		if b.strictHost && !b.hostAllowed(r.Host) {
+		if (b.strictHost || arrivedOnLoopback(r)) && !b.hostAllowed(r.Host) {
 			why = whyHost
 		} else {
 			why = b.browserWhy(r, requestScheme(r))
@@ -283,6 +283,16 @@ func hostName(host string) string {
 		return host[:strings.IndexByte(host, ':')]
 	}
 	return host // a name, or an IPv6 address without brackets
+}
+
+// arrivedOnLoopback reports whether r came in on a loopback connection.
+// A listener bound to every address (0.0.0.0, a gateway) is reached by a
+// local browser at 127.0.0.1 too, where a DNS-rebound name must be
+// refused as on a loopback listener; callers from other machines keep
+// sending any Host.
+func arrivedOnLoopback(r *http.Request) bool {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
 }
 
 // IsLoopback reports whether a listener bound to addr is on loopback

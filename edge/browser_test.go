@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -238,5 +239,36 @@ func TestIsLoopback(t *testing.T) {
 	}
 	if IsLoopback(&net.UnixAddr{Name: "/run/credproxy.sock", Net: "unix"}) {
 		t.Error("a unix socket is not a loopback TCP listener")
+	}
+}
+
+// TestBrowserHostOnLoopbackConnection: a listener bound to every address
+// (a gateway on 0.0.0.0) checks Host on the connections that arrive over
+// loopback, where a local browser's DNS-rebound page would come from, and
+// takes any name from other machines.
+func TestBrowserHostOnLoopbackConnection(t *testing.T) {
+	b := NewBrowser(BrowserOptions{Loopback: false})
+	tcs := []struct {
+		desc  string
+		local net.Addr
+		host  string
+		pass  bool
+	}{
+		{"over loopback: rebinding name", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}, "evil.example.com:8080", false},
+		{"over loopback: IP literal", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}, "127.0.0.1:8080", true},
+		{"over IPv6 loopback: rebinding name", &net.TCPAddr{IP: net.IPv6loopback, Port: 8080}, "evil.example.com:8080", false},
+		{"from the network: a service name", &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 8080}, "credproxy.default.svc:8080", true},
+	}
+	for _, tc := range tcs {
+		reached := false
+		h := b.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }))
+		r := httptest.NewRequest("GET", "/api/v2/x", nil)
+		r.Host = tc.host
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, tc.local))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if reached != tc.pass {
+			t.Errorf("%s: reached=%v (status %d), want %v", tc.desc, reached, w.Code, tc.pass)
+		}
 	}
 }
