@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -52,8 +53,9 @@ func echoHeaders(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Echo-Trailer", r.Header.Get("Authorization"))
 }
 
-// credentialMark is what a token in a body is replaced by.
-func credentialMark(tok string) string {
+// markOf is what a token in a body is replaced by, computed here
+// independently of the code under test.
+func markOf(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return "[credential sha256:" + hex.EncodeToString(sum[:2]) + "]"
 }
@@ -94,8 +96,8 @@ func TestEchoedCredentialNeverReachesTheClient(t *testing.T) {
 				t.Fatalf("GET /echo = %d %q", resp.StatusCode, body)
 			}
 			assertNoToken(t, "GET /echo", resp, string(body), tok)
-			if !strings.Contains(string(body), "Bearer "+credentialMark(tok)) {
-				t.Errorf("body %q lacks the mark %s", body, credentialMark(tok))
+			if !strings.Contains(string(body), "Bearer "+markOf(tok)) {
+				t.Errorf("body %q lacks the mark %s", body, markOf(tok))
 			}
 			if got := up.seen(); len(got) != 1 || got[0].Auth != "Bearer "+tok {
 				t.Errorf("the upstream did not get the credential: %+v", got)
@@ -109,7 +111,7 @@ func TestEchoedCredentialNeverReachesTheClient(t *testing.T) {
 // token replaced, in every mode.
 func TestCredentialSplitAcrossChunksReplaced(t *testing.T) {
 	const tok = "split-tok-0123456789abcdef"
-	want := `{"a":"Bearer ` + credentialMark(tok) + `","b":"x` + credentialMark(tok) + credentialMark(tok) + `t"}`
+	want := `{"a":"Bearer ` + markOf(tok) + `","b":"x` + markOf(tok) + markOf(tok) + `t"}`
 	for _, mode := range readBackModes {
 		t.Run(mode.name, func(t *testing.T) {
 			log, _ := logtest.New(t)
@@ -169,7 +171,7 @@ func TestKnownLengthBodyWithCredential(t *testing.T) {
 			}
 			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if want := strings.Repeat("x", 5000) + "Bearer " + credentialMark(tok) + "!"; err != nil || string(body) != want {
+			if want := strings.Repeat("x", 5000) + "Bearer " + markOf(tok) + "!"; err != nil || string(body) != want {
 				t.Errorf("GET /len = %d bytes, %v; want %d bytes ending in the mark", len(body), err, len(want))
 			}
 			head, err := target.client.Head(target.base + "/len")
@@ -266,7 +268,7 @@ func TestBothTokensOfAReplayScanned(t *testing.T) {
 				t.Fatalf("POST /replay = %d %q", resp.StatusCode, body)
 			}
 			assertNoToken(t, "POST /replay", resp, string(body), old, fresh)
-			if want := "previous " + credentialMark(old) + ", now Bearer " + credentialMark(fresh); string(body) != want {
+			if want := "previous " + markOf(old) + ", now Bearer " + markOf(fresh); string(body) != want {
 				t.Errorf("body = %q, want %q", body, want)
 			}
 		})
@@ -370,5 +372,80 @@ func TestScannedStreamStillFlushed(t *testing.T) {
 				t.Errorf("rest = %q", rest)
 			}
 		})
+	}
+}
+
+// chunkReader hands out data in chunks of random sizes (0 included), the
+// last one sometimes with io.EOF.
+type chunkReader struct {
+	data string
+	r    *rand.Rand
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if c.data == "" {
+		return 0, io.EOF
+	}
+	n := copy(p, c.data[:min(len(c.data), c.r.IntN(8))])
+	c.data = c.data[n:]
+	if c.data == "" && c.r.IntN(2) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// scrubAll reads data through a scrubBody for toks in random chunks, into
+// buffers of random sizes (1 byte included).
+func scrubAll(t *testing.T, data string, seed uint64, toks ...string) string {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, seed>>32))
+	b := &scrubBody{body: io.NopCloser(&chunkReader{data: data, r: r}), resp: &http.Response{}, scan: true, pool: &scrubPool{}}
+	for _, tok := range toks {
+		b.sent.add(tok, "<"+tok[:1]+">")
+	}
+	var got []byte
+	for range 10*len(data) + 100 {
+		p := make([]byte, 1+r.IntN(2*len(toks[0])+4))
+		n, err := b.Read(p)
+		got = append(got, p[:n]...)
+		if err == io.EOF {
+			b.Close()
+			return string(got)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("no EOF after %d reads of %d bytes", 10*len(data)+100, len(data))
+	return ""
+}
+
+// FuzzScrubBody: whatever the chunking of the body and the sizes of the
+// reads, the scan gives what strings.ReplaceAll gives on the whole.
+func FuzzScrubBody(f *testing.F) {
+	f.Add("hello tok-abc world tok-abtok-abc tok-a", "tok-abc", uint64(1))
+	f.Add("aaaaaaa", "aa", uint64(2))
+	f.Add("abababab", "abab", uint64(3))
+	f.Add("", "x", uint64(4))
+	f.Fuzz(func(t *testing.T, data, tok string, seed uint64) {
+		if tok == "" || len(tok) > 40 {
+			return
+		}
+		want := strings.ReplaceAll(data, tok, "<"+tok[:1]+">")
+		if got := scrubAll(t, data, seed, tok); got != want {
+			t.Errorf("scrub(%q, %q) = %q, want %q", data, tok, got, want)
+		}
+	})
+}
+
+// TestScrubTwoTokens: both tokens of a replay are replaced, each by its
+// own mark, whatever the chunking.
+func TestScrubTwoTokens(t *testing.T) {
+	data := "a old-tok b new-tok c old-tonew-tok old-tok"
+	want := "a <o> b <n> c old-to<n> <o>"
+	for seed := range uint64(200) {
+		if got := scrubAll(t, data, seed, "old-tok", "new-tok"); got != want {
+			t.Fatalf("seed %d: %q, want %q", seed, got, want)
+		}
 	}
 }
