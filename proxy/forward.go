@@ -89,9 +89,9 @@ type signer struct {
 
 // NewForward returns the forward proxy for routes.
 //
-// transport carries the routes' requests; traffic to other hosts goes
-// through a copy of it whose connections may not reach credproxy's own
-// listeners (RefuseSelf).
+// transport carries the routes' requests, each route in its own pools
+// (ForRoute); traffic to other hosts goes through a pool of its own whose
+// connections may not reach credproxy's own listeners (RefuseSelf).
 func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
 	log = log.Named("forward")
 	f := &Forward{
@@ -108,7 +108,7 @@ func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts Fo
 	f.SetCA(opts.CA)
 	for _, r := range routes {
 		r.init()
-		rp := newRouteProxy(r, transport, metrics.forRoute(r.Name, "forward"), log, forwardTarget)
+		rp := newRouteProxy(r, transport.ForRoute(r.Name), metrics.forRoute(r.Name, "forward"), log, forwardTarget)
 		for h := range r.authorities {
 			f.byHost[h] = rp
 		}

@@ -24,10 +24,11 @@ import (
 // Hop-by-hop headers are removed as httputil.ReverseProxy does; responses
 // stream through and are flushed as they arrive; redirects go back to the
 // client (a Location on the upstream itself is rewritten to come back
-// through the proxy); nothing is followed with the credential.
-func NewReverse(route *Route, transport http.RoundTripper, metrics *Metrics, log *zap.Logger) http.Handler {
+// through the proxy); nothing is followed with the credential. The route's
+// requests go through its own pools of transport (ForRoute).
+func NewReverse(route *Route, transport *Transport, metrics *Metrics, log *zap.Logger) http.Handler {
 	upstream := route.Upstream
-	rp := newRouteProxy(route, transport, metrics.forRoute(route.Name, "reverse"), log, func(*http.Request) *url.URL { return upstream })
+	rp := newRouteProxy(route, transport.ForRoute(route.Name), metrics.forRoute(route.Name, "reverse"), log, func(*http.Request) *url.URL { return upstream })
 	rp.ModifyResponse = func(resp *http.Response) error { rewriteLocation(resp, upstream); return nil }
 	return newCountingHandler(&dotSegmentGuard{next: rp.handler, route: route.Name}, rp.metrics)
 }

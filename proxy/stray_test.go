@@ -94,3 +94,30 @@ func TestMeasureStrayRateOneRoute(t *testing.T) {
 	}
 	t.Logf("stray answer reached the next request %d/%d times; %d requests failed instead", strays, n, failed)
 }
+
+// TestPoolsPerRouteAndIdentity: a route's pools are its own, the same
+// for its reverse and forward proxies; identity pools are bounded, the
+// least recently used dropped first.
+func TestPoolsPerRouteAndIdentity(t *testing.T) {
+	tr := NewTransport(nil)
+	a, b := tr.ForRoute("a"), tr.ForRoute("b")
+	if a == b || a != tr.ForRoute("a") || a.h1 == tr.h1 || a.h1 == b.h1 {
+		t.Fatalf("ForRoute: a=%p b=%p a again=%p base=%p", a, b, tr.ForRoute("a"), tr)
+	}
+	made := 0
+	k := newKeyedPools(2, func() *Transport { made++; return tr.ForRoute("a").guardedClone() })
+	x, y := k.get("x"), k.get("y")
+	if x == y || k.get("x") != x {
+		t.Fatal("identity pools: one key, one pool; two keys, two pools")
+	}
+	k.get("z") // drops y, the least recently used
+	if k.get("x") != x || made != 3 {
+		t.Fatalf("x was dropped, or pools were made %d times (want 3)", made)
+	}
+	if k.get("y") == y {
+		t.Fatal("y was kept beyond the bound")
+	}
+	if id := a.ForIdentity("key-1"); id == a || id != a.ForIdentity("key-1") || id.h1.DialTLSContext == nil {
+		t.Fatal("ForIdentity: a guarded pool of its own per key")
+	}
+}
