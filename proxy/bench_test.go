@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -72,13 +73,18 @@ func BenchmarkDirect(b *testing.B) {
 }
 
 // BenchmarkReverse goes through the reverse proxy: the per-request work of
-// reverse mode (token load, injection, ReverseProxy, upstream TLS).
+// reverse mode (token load, injection, ReverseProxy, upstream TLS), with
+// the scan of the answer's body for the credential and without it.
 func BenchmarkReverse(b *testing.B) {
-	up := benchUpstream(b)
-	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
-	px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(prometheus.NewRegistry()), zap.NewNop()))
-	benchPath(b, &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}, px.URL+"/api/v2/x", "")
+	for _, scan := range []bool{true, false} {
+		b.Run(fmt.Sprintf("scan=%v", scan), func(b *testing.B) {
+			up := benchUpstream(b)
+			route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
+				Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}, noBodyScan: !scan}
+			px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(prometheus.NewRegistry()), zap.NewNop()))
+			benchPath(b, &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}, px.URL+"/api/v2/x", "")
+		})
+	}
 }
 
 // BenchmarkForwardIntercept goes through the forward proxy with TLS

@@ -98,9 +98,9 @@ type signer struct {
 
 // NewForward returns the forward proxy for routes.
 //
-// transport carries the routes' requests; traffic to other hosts goes
-// through a copy of it whose connections may not reach credproxy's own
-// listeners (RefuseSelf).
+// transport carries the routes' requests, each route in its own pools
+// (ForRoute); traffic to other hosts goes through a pool of its own whose
+// connections may not reach credproxy's own listeners (RefuseSelf).
 func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
 	log = log.Named("forward")
 	f := &Forward{
@@ -117,7 +117,7 @@ func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts Fo
 	f.SetCA(opts.CA)
 	for _, r := range routes {
 		r.init()
-		rp := newRouteProxy(r, transport, metrics.forRoute(r.Name, "forward"), log, forwardTarget)
+		rp := newRouteProxy(r, transport.ForRoute(r.Name), metrics.forRoute(r.Name, "forward"), log, forwardTarget)
 		h := rp.counted
 		if opts.Guard != nil {
 			h = opts.Guard(r.Name, h)

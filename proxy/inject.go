@@ -34,6 +34,8 @@ type injector struct {
 	next    http.RoundTripper
 	metrics *routeMetrics
 	log     *zap.Logger
+	// scrubs recycles the buffers of the body scan (readback.go).
+	scrubs scrubPool
 }
 
 // errCredential wraps a failure to obtain a token: the request was not
@@ -47,7 +49,21 @@ func (e *errCredential) Unwrap() error { return e.err }
 // route's hosts over HTTPS: the credential must not go there.
 var errNotAllowed = errors.New("destination is not one of the route's hosts over https")
 
+// RoundTrip sends req with the credential and cleans the answer of every
+// token sent (readback.go).
 func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
+	var sent sentTokens
+	resp, err := in.roundTrip(req, &sent)
+	if err != nil {
+		return nil, err
+	}
+	sent.readBack(req, resp, &in.scrubs, !in.route.noBodyScan)
+	return resp, nil
+}
+
+// roundTrip sends req, replaying it once after a 401 if it can, and adds
+// to sent every token it put on the wire.
+func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Response, error) {
 	if !in.route.allows(req.URL) {
 		return nil, fmt.Errorf("route %s: %s: %w", in.route.Name, req.URL.Redacted(), errNotAllowed)
 	}
@@ -66,6 +82,7 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &errCredential{err}
 	}
 	req.Header[in.route.Header] = in.route.headerValues(tok)
+	sent.add(tok.Value.Reveal(), in.route.mark(tok))
 	resp, err := in.next.RoundTrip(req)
 	if err != nil {
 		return nil, clientGone(req, scrubbed(err, tok))
@@ -97,6 +114,7 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 	again := req.Clone(req.Context())
 	again.Body = replay()
 	again.Header[in.route.Header] = in.route.headerValues(fresh)
+	sent.add(fresh.Value.Reveal(), in.route.mark(fresh))
 	in.metrics.replays("replayed")
 	in.log.Info("upstream rejected the token; replaying with the renewed one",
 		zap.Stringer("rejected", tok.Value), zap.Stringer("token", fresh.Value))

@@ -24,20 +24,22 @@ import (
 // Hop-by-hop headers are removed as httputil.ReverseProxy does; responses
 // stream through and are flushed as they arrive; redirects go back to the
 // client (a Location on the upstream itself is rewritten to come back
-// through the proxy); nothing is followed with the credential.
-func NewReverse(route *Route, transport http.RoundTripper, metrics *Metrics, log *zap.Logger) http.Handler {
+// through the proxy); nothing is followed with the credential. The route's
+// requests go through its own pools of transport (ForRoute).
+func NewReverse(route *Route, transport *Transport, metrics *Metrics, log *zap.Logger) http.Handler {
 	upstream := route.Upstream
-	rp := newRouteProxy(route, transport, metrics.forRoute(route.Name, "reverse"), log, func(*http.Request) *url.URL { return upstream })
+	rp := newRouteProxy(route, transport.ForRoute(route.Name), metrics.forRoute(route.Name, "reverse"), log, func(*http.Request) *url.URL { return upstream })
 	rp.ModifyResponse = func(resp *http.Response) error { rewriteLocation(resp, upstream); return nil }
-	return newCountingHandler(&dotSegmentGuard{next: rp, route: route.Name}, rp.metrics)
+	return newCountingHandler(&dotSegmentGuard{next: rp.handler, route: route.Name}, rp.metrics)
 }
 
 // routeProxy is a route's httputil.ReverseProxy with its metrics.
 type routeProxy struct {
 	*httputil.ReverseProxy
 	metrics *routeMetrics
-	// counted is the proxy behind a countingHandler.
-	counted http.Handler
+	// handler is the proxy behind the refusal of TRACE and TRACK;
+	// counted is handler behind a countingHandler.
+	handler, counted http.Handler
 }
 
 // newRouteProxy returns the proxy that carries a route's requests to
@@ -60,7 +62,8 @@ func newRouteProxy(route *Route, transport http.RoundTripper, rm *routeMetrics, 
 		ErrorHandler:  errorHandler(route.Name, log),
 		ErrorLog:      zap.NewStdLog(log.Named("httputil")),
 	}}
-	rp.counted = newCountingHandler(rp.ReverseProxy, rm)
+	rp.handler = &refuseReadBackMethods{next: rp.ReverseProxy, route: route.Name}
+	rp.counted = newCountingHandler(rp.handler, rm)
 	return rp
 }
 

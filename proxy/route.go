@@ -48,6 +48,10 @@ type Route struct {
 	// injected: every request of a token's lifetime reuses it instead of
 	// building (allocating) its own.
 	lastValue atomic.Pointer[headerCache]
+	// noBodyScan turns off the scan of answers' bodies for the
+	// credential: benchmarks only, to measure its cost. Headers are
+	// cleaned whatever it says.
+	noBodyScan bool
 }
 
 // headerCache is a token and the header values made from it. values is
@@ -57,6 +61,8 @@ type Route struct {
 type headerCache struct {
 	token  string
 	values []string
+	// mark is what replaces the token in an answer's body.
+	mark string
 }
 
 // init computes the route's host set. It is called by the constructors of
@@ -140,9 +146,23 @@ func (r *Route) headerValues(tok exchange.Token) []string {
 	if r.Prefix != "" {
 		v = r.Prefix + " " + t
 	}
-	c := &headerCache{token: t, values: []string{v}}
+	c := &headerCache{token: t, values: []string{v}, mark: credentialMark(tok)}
 	r.lastValue.Store(c)
 	return c.values
+}
+
+// mark is what replaces tok in an answer's body: its fingerprint, built
+// once per token like the header value.
+func (r *Route) mark(tok exchange.Token) string {
+	if c := r.lastValue.Load(); c != nil && c.token == tok.Value.Reveal() {
+		return c.mark
+	}
+	return credentialMark(tok)
+}
+
+// credentialMark is "[credential sha256:xxxx]", the token's fingerprint.
+func credentialMark(tok exchange.Token) string {
+	return "[credential " + tok.Value.Fingerprint() + "]"
 }
 
 // Authority normalises a host or host:port to lower-case host:port, with

@@ -42,6 +42,10 @@ const strayAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-Stray: 1\r\n\r\n
 // (separate TLS records, separate TCP segments).
 const split = "\x00split\x00"
 
+// pause, as a part of a raw answer, makes rawAPI wait 40 ms before the
+// next part.
+const pause = "\x00pause\x00"
+
 // rawAPI is an upstream that writes its answers byte for byte, so that a
 // test can make it misbehave in ways net/http's own server never would.
 // It reads requests with net/http; only its answers are hand-made.
@@ -143,6 +147,10 @@ func (a *rawAPI) serve(c net.Conn, done <-chan struct{}) {
 			return
 		}
 		for part := range strings.SplitSeq(answer, split) {
+			if part == pause {
+				time.Sleep(40 * time.Millisecond)
+				continue
+			}
 			if _, err := io.WriteString(c, part); err != nil {
 				return
 			}
