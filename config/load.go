@@ -244,6 +244,7 @@ func Load(environ map[string]string) (*Config, error) {
 		}
 	}
 	l.checkAddresses(cfg)
+	l.checkSharedHosts(cfg)
 	l.checkLocal(cfg)
 	for _, r := range cfg.Routes {
 		l.warnSplunkIngest(r)
