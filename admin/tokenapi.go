@@ -31,6 +31,14 @@ type TokenResponse struct {
 	// token without expiry (static).
 	ExpiresIn int64     `json:"expires_in"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Principal and Identity are the route's identity fingerprints
+	// (internal/identity): who the token is issued to, without and with
+	// the credential. `credproxy token` takes the token only when they
+	// match its own configuration's. Omitted when the route has none or
+	// they cannot be computed (a secret file unreadable): no client may
+	// then take the token for its own.
+	Principal string `json:"principal,omitempty"`
+	Identity  string `json:"identity,omitempty"`
 }
 
 // EnableTokenAPI serves GET /v1/token/<route> on the admin listener, for
@@ -69,6 +77,10 @@ type TokenRoute struct {
 	TokenType string
 	// Tokens supplies the token.
 	Tokens Tokens
+	// Identity returns the route's identity fingerprints for the token
+	// API's answer (TokenResponse.Principal and Identity); nil answers
+	// none. It is called for every token handed out, concurrently.
+	Identity func() (principal, identity string, err error)
 }
 
 type tokenAPI struct {
@@ -132,6 +144,14 @@ func (t *tokenAPI) answer(r *http.Request, name string, route *TokenRoute) (int,
 	if !tok.Expiry.IsZero() {
 		resp.ExpiresAt = tok.Expiry.UTC()
 		resp.ExpiresIn = max(0, int64(time.Until(tok.Expiry)/time.Second))
+	}
+	if route.Identity != nil {
+		var err error
+		if resp.Principal, resp.Identity, err = route.Identity(); err != nil {
+			resp.Principal, resp.Identity = "", ""
+			t.log.Warn("token API: the route's identity fingerprint cannot be computed; answering without it",
+				zap.String("route", name), zap.Error(err))
+		}
 	}
 	t.log.Info("token handed out", zap.String("route", name), zap.String("remote", r.RemoteAddr),
 		zap.Stringer("token", tok.Value), zap.Int64("expires_in", resp.ExpiresIn))

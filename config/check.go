@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/credproxy/credproxy/internal/authority"
 )
 
 // url parses the base URL raw of variable name: absolute, https (http
@@ -344,4 +346,44 @@ func checkOrigin(o string) (origin, msg string) {
 		hp = "[" + hp + "]" // an IPv6 address without a port
 	}
 	return scheme + "://" + hp, ""
+}
+
+// checkSharedHosts refuses, with the forward proxy on, a host that two
+// routes claim (by UPSTREAM or HOSTS): the forward proxy looks a request's
+// host up to pick the credential, and with two candidates one route's
+// callers would send the other's identity. Hosts compare as the forward
+// proxy looks them up (authority.Normalize: case, default port, trailing
+// dot). The later route in CREDPROXY_ROUTES is at fault, once per host.
+// Without the forward proxy each route has its own listener, and two
+// identities for one API are a legitimate use.
+func (l *loader) checkSharedHosts(cfg *Config) {
+	if cfg.ForwardAddr == "" {
+		return
+	}
+	type claim struct{ route, variable string }
+	owner := map[string]claim{} // normalised host -> its first claim
+	for _, r := range cfg.Routes {
+		hosts := map[string]string{} // normalised host -> variable, the first of the route
+		var order []string
+		add := func(host, variable string) {
+			if _, dup := hosts[host]; !dup {
+				hosts[host] = variable
+				order = append(order, host)
+			}
+		}
+		if r.Upstream != nil {
+			add(authority.Normalize(r.Upstream.Scheme, r.Upstream.Host), r.Prefix+"UPSTREAM")
+		}
+		for _, h := range r.Hosts {
+			add(authority.Normalize("https", h), r.Prefix+"HOSTS")
+		}
+		for _, host := range order {
+			if o, taken := owner[host]; taken {
+				l.problem(hosts[host], "%s is also claimed by route %s (%s); the forward proxy must know which credential a host gets",
+					host, o.route, o.variable)
+				continue
+			}
+			owner[host] = claim{route: r.Name, variable: hosts[host]}
+		}
+	}
 }

@@ -169,6 +169,9 @@ type loader struct {
 	// holds a zero value, which must not be reported a second time as,
 	// say, too short.
 	failed map[string]bool
+	// partial is LoadPartial's mode: what only an exchange needs is not
+	// required.
+	partial bool
 }
 
 func (l *loader) problem(v, format string, args ...any) {
@@ -191,12 +194,25 @@ var (
 // On any problem it returns a nil Config and an *Error listing all of them.
 // Otherwise Config.Warnings holds what the caller should log.
 func Load(environ map[string]string) (*Config, error) {
+	return load(environ, false)
+}
+
+// LoadPartial is Load for `credproxy token` deciding whether a running
+// credproxy may answer: a route's kind, its credential, and what only an
+// exchange needs (UPSTREAM, TOKEN_URL, the client ID or email) may be
+// missing. What is set is validated as by Load. The command loads the
+// configuration in full before it exchanges itself.
+func LoadPartial(environ map[string]string) (*Config, error) {
+	return load(environ, true)
+}
+
+func load(environ map[string]string, partial bool) (*Config, error) {
 	if environ == nil {
 		// caarlos0/env falls back to the process environment when
 		// Options.Environment is nil; Load must only ever see environ.
 		environ = map[string]string{}
 	}
-	l := &loader{env: environ, failed: map[string]bool{}}
+	l := &loader{env: environ, failed: map[string]bool{}, partial: partial}
 	var g globalEnv
 	l.parse(&g, Prefix)
 	cfg := &Config{
@@ -248,6 +264,7 @@ func Load(environ map[string]string) (*Config, error) {
 		}
 	}
 	l.checkAddresses(cfg)
+	l.checkSharedHosts(cfg)
 	l.checkLocal(cfg)
 	for _, r := range cfg.Routes {
 		l.warnSplunkIngest(r)
@@ -433,18 +450,19 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 func (l *loader) routeCredential(r *Route, e *routeEnv) {
 	v := func(s string) string { return r.Prefix + s }
 	switch {
+	case r.Auth == "" && l.partial:
 	case r.Auth == "":
 		l.problem(v("AUTH"), "required (one of %s)", kindList())
 	case !slices.Contains(allKinds, r.Auth):
 		l.problem(v("AUTH"), "%q is not a credential kind (one of %s)", strings.TrimSpace(e.Auth), kindList())
 	}
 	need := func(name, val string) {
-		if val == "" {
+		if val == "" && !l.partial {
 			l.problem(v(name), "required when %s=%s", v("AUTH"), r.Auth)
 		}
 	}
 	sec := func(name, value, file string, required bool) secret.Ref {
-		return l.secret(r.Prefix, name, value, file, r.Auth, required)
+		return l.secret(r.Prefix, name, value, file, r.Auth, required && !l.partial)
 	}
 	switch r.Auth {
 	case KindCSPAPIToken:
@@ -479,9 +497,11 @@ func (l *loader) routeIdentityURLs(r *Route, e *routeEnv) {
 	switch r.Auth {
 	case KindOAuth2ClientCredential, KindOAuth2RefreshToken, KindOAuth2TokenExchange:
 		tokenURL := strings.TrimSpace(e.TokenURL)
-		if tokenURL == "" {
+		switch {
+		case tokenURL == "" && l.partial:
+		case tokenURL == "":
 			l.problem(v("TOKEN_URL"), "required when %s=%s", v("AUTH"), r.Auth)
-		} else {
+		default:
 			r.TokenURL = l.url(v("TOKEN_URL"), tokenURL, r.AllowInsecureUpstream, v("ALLOW_INSECURE_UPSTREAM"))
 		}
 		if r.AuthStyle != AuthStyleBasic && r.AuthStyle != AuthStyleBody {
@@ -506,7 +526,7 @@ func (l *loader) routeDestination(r *Route, e *routeEnv) {
 	switch {
 	case upstream != "":
 		r.Upstream = l.url(v("UPSTREAM"), upstream, r.AllowInsecureUpstream, v("ALLOW_INSECURE_UPSTREAM"))
-	case r.Auth != KindSplunkSession: // a bad realm is reported already
+	case r.Auth != KindSplunkSession && !l.partial: // a bad realm is reported already
 		l.problem(v("UPSTREAM"), "required: the https:// base URL of the API")
 	}
 	for _, h := range splitList(e.Hosts) {

@@ -114,6 +114,7 @@ func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts Fo
 	if f.idle <= 0 {
 		f.idle = DefaultTunnelIdleTimeout
 	}
+	f.self.log = log
 	f.SetCA(opts.CA)
 	for _, r := range routes {
 		r.init()

@@ -2,13 +2,12 @@ package proxy
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/authority"
 )
 
 // Tokens supplies a route's tokens; *tokencache.Cache implements it. Both
@@ -168,17 +167,8 @@ func credentialMark(tok exchange.Token) string {
 // Authority normalises a host or host:port to lower-case host:port, with
 // the scheme's default port made explicit, so that "API.example.com",
 // "api.example.com:443" and "api.example.com." compare equal for https.
+// It is authority.Normalize, which config uses too to refuse two routes
+// that claim one host in forward mode.
 func Authority(scheme, hostport string) string {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host, port = hostport, ""
-	}
-	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
-	if port == "" {
-		port = "443"
-		if scheme == "http" {
-			port = "80"
-		}
-	}
-	return net.JoinHostPort(host, port)
+	return authority.Normalize(scheme, hostport)
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"sync"
+
+	"go.uber.org/zap"
 )
 
 // errSelf is returned when a connection would reach one of credproxy's own
@@ -16,9 +18,27 @@ var errSelf = errors.New(selfRefusal)
 // selfAddrs is the set of credproxy's own listener addresses. It is
 // written while the listeners are bound and read on every tunnel or
 // plain request to a host of no route.
+//
+// A listener bound to an unspecified address (0.0.0.0, ::) is reached at
+// every address of the machine, which only the interface list tells. When
+// that list cannot be had (systemd's RestrictAddressFamilies without
+// AF_NETLINK, a sandbox), the guard fails closed: every destination on
+// such a listener's port counts as the listener. Refusing a remote
+// service that happens to use the same port is the lesser harm; tunnelling
+// a script into the admin or a reverse listener, past their local-caller
+// guards, is the greater.
 type selfAddrs struct {
 	mu    sync.RWMutex
 	addrs []*net.TCPAddr
+	// interfaceAddrs lists the machine's addresses; nil means
+	// net.InterfaceAddrs. A seam for tests to make the listing fail.
+	interfaceAddrs func() ([]net.Addr, error)
+	// log receives the one warning when the listing fails; nil logs
+	// nothing.
+	log *zap.Logger
+	// listFailed makes that warning one per process, not one per
+	// connection.
+	listFailed sync.Once
 }
 
 func (s *selfAddrs) add(a net.Addr) {
@@ -30,7 +50,8 @@ func (s *selfAddrs) add(a net.Addr) {
 }
 
 // is reports whether ip:port is one of the listeners. A listener bound to
-// an unspecified address (0.0.0.0, ::) is reached at every local address.
+// an unspecified address (0.0.0.0, ::) is reached at every local address,
+// and, when those cannot be listed, at every address (see selfAddrs).
 func (s *selfAddrs) is(ip net.IP, port int) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -38,7 +59,7 @@ func (s *selfAddrs) is(ip net.IP, port int) bool {
 		if a.Port != port {
 			continue
 		}
-		if a.IP.Equal(ip) || (a.IP.IsUnspecified() && isLocalIP(ip)) {
+		if a.IP.Equal(ip) || (a.IP.IsUnspecified() && s.isLocalIP(ip)) {
 			return true
 		}
 	}
@@ -82,14 +103,25 @@ func (s *selfAddrs) guard(dial func(ctx context.Context, network, addr string) (
 }
 
 // isLocalIP reports whether ip is a loopback address or one of this
-// machine's interface addresses.
-func isLocalIP(ip net.IP) bool {
+// machine's interface addresses; true when the addresses cannot be listed,
+// so that the guard fails closed.
+func (s *selfAddrs) isLocalIP(ip net.IP) bool {
 	if ip.IsLoopback() || ip.IsUnspecified() {
 		return true
 	}
-	addrs, err := net.InterfaceAddrs()
+	list := s.interfaceAddrs
+	if list == nil {
+		list = net.InterfaceAddrs
+	}
+	addrs, err := list()
 	if err != nil {
-		return false
+		s.listFailed.Do(func() {
+			if s.log != nil {
+				s.log.Warn("cannot list this machine's addresses: every destination on the port of a listener bound to 0.0.0.0 or :: is refused as credproxy's own "+
+					"(under systemd, allow AF_NETLINK in RestrictAddressFamilies)", zap.Error(err))
+			}
+		})
+		return true
 	}
 	for _, a := range addrs {
 		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {

@@ -21,6 +21,7 @@ import (
 	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/identity"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
 	"github.com/credproxy/credproxy/tokencache"
@@ -216,13 +217,23 @@ func (a *app) serveAdminPages(log *zap.Logger) {
 			upstream = r.cfg.Upstream.Redacted()
 		}
 		page = append(page, admin.StatusRoute{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen, Status: r.cache.Status})
-		routes = append(routes, admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache})
+		routes = append(routes, admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache, Identity: identityFunc(r.cfg)})
 		a.admin.ReportCredentialExpiry(r.cfg.Name, r.expiry.Status)
 	}
 	a.admin.EnableStatusPage(page)
 	if a.cfg.TokenAPI {
 		a.admin.EnableTokenAPI(routes, log.Named("admin"))
 		a.admin.EnableOAuth2(a.oauth2Routes(), log.Named("admin"))
+	}
+}
+
+// identityFunc answers a route's identity fingerprints for the token
+// API, derived again only when its credential changes.
+func identityFunc(rc config.Route) func() (principal, id string, err error) {
+	m := identity.NewMemo(rc)
+	return func() (string, string, error) {
+		fp, err := m.Fingerprints()
+		return fp.Principal, fp.Identity, err
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/identity"
 	"github.com/credproxy/credproxy/mitm"
 )
 
@@ -79,38 +80,36 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 }
 
 // printToken prints an access token for a route: the one a running
-// credproxy holds, from its token API, when one answers; otherwise one
-// fresh from an exchange of its own.
+// credproxy holds, from its token API, when that credproxy serves the
+// route as the same identity (tokenFromRunning); otherwise one fresh from
+// an exchange of its own. stderr says which.
+//
+// The configuration is first loaded partially: without a secret (or
+// without anything but the route names) a running credproxy may still
+// answer. Exchanging needs it in full.
 func printToken(ctx context.Context, env map[string]string, args []string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(env)
+	partial, err := config.LoadPartial(env)
 	if err != nil {
 		return err
 	}
-	var names []string
-	for _, rc := range cfg.Routes {
-		names = append(names, rc.Name)
+	rc, err := tokenRoute(partial, args)
+	if err != nil {
+		return err
 	}
-	var rc *config.Route
-	switch {
-	case len(args) == 1:
-		for i := range cfg.Routes {
-			if cfg.Routes[i].Name == args[0] {
-				rc = &cfg.Routes[i]
-			}
-		}
-		if rc == nil {
-			return &usageError{fmt.Sprintf("token: no route %q (routes: %s)", args[0], strings.Join(names, ", "))}
-		}
-	case len(cfg.Routes) == 1:
-		rc = &cfg.Routes[0]
-	default:
-		return &usageError{fmt.Sprintf("token: name a route (routes: %s)", strings.Join(names, ", "))}
-	}
-	if tok, why := tokenFromAPI(ctx, cfg.AdminAddr, rc.Name); tok != "" {
+	if tok, from, why := tokenFromRunning(ctx, partial.AdminAddr, *rc); tok != "" {
+		fmt.Fprintf(stderr, "credproxy token: token from the credproxy at %s (route %s)\n", from, rc.Name)
 		_, err = fmt.Fprintln(stdout, tok)
 		return err
 	} else if why != "" {
-		fmt.Fprintf(stderr, "credproxy token: %s; exchanging directly\n", why)
+		fmt.Fprintf(stderr, "credproxy token: %s\n", why)
+	}
+	cfg, err := config.Load(env)
+	if err != nil {
+		fmt.Fprintf(stderr, "credproxy token: no running credproxy gave route %s's token, and an exchange needs the full configuration\n", rc.Name)
+		return err
+	}
+	if rc, err = tokenRoute(cfg, []string{rc.Name}); err != nil {
+		return err
 	}
 	src, err := newSource(*rc, exchange.NewHTTPClient())
 	if err != nil {
@@ -122,32 +121,97 @@ func printToken(ctx context.Context, env map[string]string, args []string, stdou
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(stderr, "credproxy token: token from a fresh exchange")
 	_, err = fmt.Fprintln(stdout, tok.Value.Reveal())
 	return err
+}
+
+// tokenRoute picks the route of `credproxy token [ROUTE]`.
+func tokenRoute(cfg *config.Config, args []string) (*config.Route, error) {
+	var names []string
+	for _, rc := range cfg.Routes {
+		names = append(names, rc.Name)
+	}
+	switch {
+	case len(args) == 1:
+		for i := range cfg.Routes {
+			if cfg.Routes[i].Name == args[0] {
+				return &cfg.Routes[i], nil
+			}
+		}
+		return nil, &usageError{fmt.Sprintf("token: no route %q (routes: %s)", args[0], strings.Join(names, ", "))}
+	case len(cfg.Routes) == 1:
+		return &cfg.Routes[0], nil
+	}
+	return nil, &usageError{fmt.Sprintf("token: name a route (routes: %s)", strings.Join(names, ", "))}
 }
 
 // tokenAPITimeout bounds asking a running credproxy for a token. It is on
 // loopback: a credproxy that does not answer this fast is not there.
 const tokenAPITimeout = 2 * time.Second
 
-// tokenFromAPI asks the token API of a credproxy on adminAddr for route's
-// token. It returns the token, or "" with the reason worth telling the
-// user (empty when simply no token API answered: nothing listening, the
-// API off (404) or refused (403)).
-func tokenFromAPI(ctx context.Context, adminAddr, route string) (tok, why string) {
+// tokenFromRunning returns the token of the credproxy whose admin
+// listener is adminAddr, and the address it was asked at, when that
+// credproxy serves rc as the same identity (sameIdentity); otherwise ""
+// and the reason worth telling the user ("" when no token API answered:
+// nothing listening, the API off (404) or refused (403)).
+func tokenFromRunning(ctx context.Context, adminAddr string, rc config.Route) (tok, from, why string) {
 	host, port, err := net.SplitHostPort(adminAddr)
-	if err != nil {
-		return "", ""
+	if err != nil || port == "0" {
+		// Port 0 is a new port at every start: no credproxy is found there.
+		return "", "", ""
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
+	from = net.JoinHostPort(host, port)
+	tr, why := askTokenAPI(ctx, from, rc.Name)
+	if tr == nil {
+		return "", "", why
+	}
+	if why := sameIdentity(rc, tr, from); why != "" {
+		return "", "", why
+	}
+	return tr.AccessToken, from, ""
+}
+
+// sameIdentity returns "" when the token API's answer tr is for rc's
+// identity, else why not. What must match depends on what rc has:
+//   - a credential: the identity fingerprint (kind, identity URL, client
+//     ID or user, organization, scopes, audience, and the credential);
+//   - a kind but no credential: the principal fingerprint (all but the
+//     credential);
+//   - no kind: nothing but the route name, which the API's path holds.
+func sameIdentity(rc config.Route, tr *admin.TokenResponse, from string) string {
+	if rc.Auth == "" {
+		return ""
+	}
+	if tr.Principal == "" && tr.Identity == "" {
+		return fmt.Sprintf("the credproxy at %s does not say which identity its route %s has (an older version?); not using its token", from, rc.Name)
+	}
+	mine, err := identity.Of(rc)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("cannot compare with the credproxy at %s: %v", from, err)
+	case mine.Identity != "" && tr.Identity == mine.Identity:
+		return ""
+	case mine.Identity == "" && tr.Principal == mine.Principal:
+		return ""
+	}
+	return fmt.Sprintf("the credproxy at %s serves route %s as another identity than configured here; not using its token", from, rc.Name)
+}
+
+// askTokenAPI asks the token API at addr for route's token. It returns
+// the answer, or nil with the reason worth telling the user (empty when
+// simply no token API answered: nothing listening, the API off (404) or
+// refused (403)).
+func askTokenAPI(ctx context.Context, addr, route string) (*admin.TokenResponse, string) {
 	ctx, cancel := context.WithTimeout(ctx, tokenAPITimeout)
 	defer cancel()
-	u := "http://" + net.JoinHostPort(host, port) + admin.TokenAPIPath + url.PathEscape(route)
+	u := "http://" + addr + admin.TokenAPIPath + url.PathEscape(route)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return "", ""
+		return nil, ""
 	}
 	req.Header.Set("Metadata", "true")
 	client := &http.Client{
@@ -158,25 +222,25 @@ func tokenFromAPI(ctx context.Context, adminAddr, route string) (tok, why string
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", ""
+		return nil, ""
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	switch {
 	case err != nil:
-		return "", "reading the token API's answer at " + adminAddr + " failed"
+		return nil, "reading the token API's answer at " + addr + " failed"
 	case resp.StatusCode == http.StatusOK:
 		var tr admin.TokenResponse
 		if json.Unmarshal(body, &tr) != nil || tr.AccessToken == "" {
-			return "", "the token API at " + adminAddr + " gave no token"
+			return nil, "the token API at " + addr + " gave no token"
 		}
-		return tr.AccessToken, ""
+		return &tr, ""
 	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusForbidden:
-		return "", ""
+		return nil, ""
 	}
 	var e struct{ Error, Detail string }
 	_ = json.Unmarshal(body, &e)
-	return "", fmt.Sprintf("the credproxy at %s answered HTTP %d %s %s", adminAddr, resp.StatusCode, e.Error, e.Detail)
+	return nil, fmt.Sprintf("the credproxy at %s answered HTTP %d %s %s", addr, resp.StatusCode, e.Error, e.Detail)
 }
 
 // fetchOnce does one exchange for a route, bounded by its exchange timeout.

@@ -59,7 +59,14 @@ sessions it opens are ended again. Exit code 0 when every route got a token, 1 o
 
 Prints one access token for ROUTE (the only route when there is one). It asks a running
 credproxy's token API first (CREDPROXY_ADMIN_ADDR, when CREDPROXY_TOKEN_API=true there), so
-that a script reuses the token credproxy holds; else it does an exchange of its own.
+that a script reuses the token credproxy holds, but takes it only when that credproxy serves
+ROUTE as the same identity: the same kind, identity URL (CSP_URL, TOKEN_URL, Splunk's API
+URL), client ID or user, organization, scopes and audience, and the same secret, compared by
+fingerprint (the secret never leaves either process). Otherwise it does an exchange of its
+own. Without a secret configured it can only ask: with AUTH set, all but the secret must
+match; with no AUTH, the route name alone (CREDPROXY_ROUTES names the routes). stderr says
+which answered: "token from the credproxy at 127.0.0.1:9901 (route default)" or "token
+from a fresh exchange".
 
 Example: curl -H "Authorization: Bearer $(credproxy token)" https://example.wavefront.com/api/v2/x
 `,

@@ -443,7 +443,8 @@ func TestBadConfiguration(t *testing.T) {
 func TestCommands(t *testing.T) {
 	const apiToken = "cmdT3st-9c1e-77ab-f00d"
 	csp, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
-	env := cspEnv(cspURL, apiToken, echoURL, certFile)
+	// token asks the admin address; nothing listens at a closed one.
+	env := cspEnv(cspURL, apiToken, echoURL, certFile, "CREDPROXY_ADMIN_ADDR", closedAddr(t))
 	code, out, errOut := runBinary(t, env, "check")
 	if code != 0 || !strings.Contains(out, "default") || !strings.Contains(out, "ok") {
 		t.Errorf("check: %d %s %s", code, out, errOut)

@@ -108,8 +108,7 @@ var hardening = map[string]string{
 	"ProtectHostname": "yes", "ProtectProc": "invisible", "RestrictNamespaces": "yes",
 	"RestrictRealtime": "yes", "RestrictSUIDSGID": "yes", "LockPersonality": "yes",
 	"MemoryDenyWriteExecute": "yes", "RemoveIPC": "yes",
-	"RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX", "SystemCallArchitectures": "native",
-	"SystemCallErrorNumber": "EPERM",
+	"SystemCallArchitectures": "native", "SystemCallErrorNumber": "EPERM",
 }
 
 // TestSystemdUnit checks deploy/systemd/credproxy.service against what
@@ -152,6 +151,39 @@ func TestSystemdUnit(t *testing.T) {
 	ids := credentialIDs(t, u)
 	if len(ids) == 0 {
 		t.Error("no LoadCredential=: the example route's secret has no way in")
+	}
+}
+
+// addressFamilies are the socket families the unit must allow, and why;
+// RestrictAddressFamilies must allow these and nothing else.
+var addressFamilies = map[string]string{
+	"AF_INET":  "clients, upstreams and identity services over IPv4",
+	"AF_INET6": "the same over IPv6",
+	"AF_UNIX":  "NOTIFY_SOCKET, the journal, and unix:/path.sock listeners",
+	// Without it net.InterfaceAddrs fails, and the forward proxy's
+	// own-listener guard, failing closed, refuses every destination on
+	// the port of a listener bound to 0.0.0.0.
+	"AF_NETLINK": "listing this machine's addresses for the forward proxy's own-listener guard",
+}
+
+// TestSystemdUnitAddressFamilies: RestrictAddressFamilies is an allow
+// list holding exactly what credproxy needs, AF_NETLINK included.
+func TestSystemdUnitAddressFamilies(t *testing.T) {
+	u := readUnit(t, filepath.Join("..", "systemd", "credproxy.service"))
+	value := u.one(t, "Service.RestrictAddressFamilies")
+	if strings.HasPrefix(value, "~") {
+		t.Fatalf("RestrictAddressFamilies=%s is a deny list; want an allow list", value)
+	}
+	got := strings.Fields(value)
+	for family, why := range addressFamilies {
+		if !slices.Contains(got, family) {
+			t.Errorf("RestrictAddressFamilies=%s lacks %s, needed for %s", value, family, why)
+		}
+	}
+	for _, family := range got {
+		if _, ok := addressFamilies[family]; !ok {
+			t.Errorf("RestrictAddressFamilies=%s allows %s, which credproxy does not use", value, family)
+		}
 	}
 }
 
