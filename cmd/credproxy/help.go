@@ -69,7 +69,9 @@ Runs COMMAND behind an ephemeral forward proxy on a loopback port, with an ephem
 HTTPS_PROXY, HTTP_PROXY, SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and
 NODE_EXTRA_CA_CERTS are set for it, and the secrets credproxy holds by value are not in its
 environment. COMMAND starts once every route holds a token; credproxy exits with its exit
-code (128+N when signal N ended it). Signals are passed on to COMMAND.
+code (128+N when signal N ended it). Signals are passed on to COMMAND. It binds none of
+the configured listeners (LISTEN, CREDPROXY_ADMIN_ADDR, CREDPROXY_FORWARD_ADDR) and writes no
+TOKEN_SINK_FILE: those belong to a credproxy service whose environment it may share.
 
 Example: credproxy exec -- ./legacy-report.sh --since yesterday
 `,
