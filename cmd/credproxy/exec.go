@@ -96,7 +96,7 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	if err != nil {
 		return err
 	}
-	a, log, err := newLoggedApp(cfg, level, stderr)
+	a, log, err := newLoggedApp(cfg, level, execCALifetime, stderr)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ Commands (credproxy COMMAND --help for each):
   check                  validate the configuration and do one exchange per route
   token [ROUTE]          print one access token (for scripts)
   exec [--] CMD [ARGS]   run CMD behind an ephemeral forward proxy and CA
-  ca init DIR            write a new forward-proxy CA
+  ca init DIR            write a new forward-proxy CA (--hosts: confined to them)
   demo                   the embedded default, on loopback
   version                print the version
 
@@ -75,10 +75,12 @@ TOKEN_SINK_FILE: those belong to a credproxy service whose environment it may sh
 
 Example: credproxy exec -- ./legacy-report.sh --since yesterday
 `,
-	"ca": `Usage: credproxy ca init DIR
+	"ca": `Usage: credproxy ca init [--hosts HOST,...] DIR
 
 Writes a new forward-proxy CA into DIR: ca.pem (the certificate, for clients to trust) and
-ca-key.pem (mode 0600). Point CREDPROXY_CA_CERT_FILE and CREDPROXY_CA_KEY_FILE at them;
+ca-key.pem (mode 0600), valid for two years. --hosts (the route hosts: UPSTREAM hosts and
+HOSTS, comma-separated, no ports) confines it with X.509 name constraints, so that it can
+vouch for those hosts (and their subdomains) and nothing else. Point CREDPROXY_CA_CERT_FILE and CREDPROXY_CA_KEY_FILE at them;
 without them each process makes an ephemeral CA, served at /ca.pem on the admin listener.
 `,
 	"demo": `Usage: credproxy demo
