@@ -116,9 +116,24 @@ type liveRoute struct {
 	sink *tokensink.Sink
 }
 
-// newApp builds the app of cfg. caLifetime is how long an ephemeral CA
-// lives (runCALifetime, execCALifetime); a CA from files keeps its own.
-func newApp(cfg *config.Config, caLifetime time.Duration, log *zap.Logger) (*app, error) {
+// appOptions are what the commands that build an app choose beyond the
+// configuration.
+type appOptions struct {
+	// caLifetime is how long an ephemeral CA lives; zero means
+	// runCALifetime. A CA from files keeps its own.
+	caLifetime time.Duration
+	// authorize, when set, is the forward proxy's caller check
+	// (proxy.ForwardOptions.Authorize); exec sets it.
+	authorize func(*http.Request) error
+	// authRealm is the realm of the forward proxy's 407 challenge.
+	authRealm string
+}
+
+// newApp builds the app of cfg.
+func newApp(cfg *config.Config, opts appOptions, log *zap.Logger) (*app, error) {
+	if opts.caLifetime <= 0 {
+		opts.caLifetime = runCALifetime
+	}
 	if err := checkSinkPaths(cfg.Routes); err != nil {
 		return nil, err
 	}
@@ -139,7 +154,7 @@ func newApp(cfg *config.Config, caLifetime time.Duration, log *zap.Logger) (*app
 	a.admin = admin.New(reg, statuses)
 	a.serveAdminPages(log)
 	if cfg.ForwardAddr != "" {
-		ca, err := loadCA(cfg, caLifetime, log)
+		ca, err := loadCA(cfg, opts.caLifetime, log)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +162,9 @@ func newApp(cfg *config.Config, caLifetime time.Duration, log *zap.Logger) (*app
 		for _, r := range a.routes {
 			routes = append(routes, r.route)
 		}
-		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{CA: ca, DenyOthers: cfg.ForwardDenyOthers}, log.Named("proxy"))
+		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{
+			CA: ca, DenyOthers: cfg.ForwardDenyOthers, Authorize: opts.authorize, AuthRealm: opts.authRealm,
+		}, log.Named("proxy"))
 		a.admin.ServeCA(func() []byte { return a.forward.CA().CertPEM() })
 	}
 	return a, nil
@@ -438,7 +455,7 @@ func (a *app) shutdown(routeLns []*listener, admin *listener, stopCaches func())
 
 // newLoggedApp builds the logger at level, logs the configuration's
 // warnings and builds the app. The caller syncs the logger.
-func newLoggedApp(cfg *config.Config, level string, caLifetime time.Duration, stderr io.Writer) (*app, *zap.Logger, error) {
+func newLoggedApp(cfg *config.Config, level string, opts appOptions, stderr io.Writer) (*app, *zap.Logger, error) {
 	log, err := newLogger(level, cfg.LogFormat, stderr)
 	if err != nil {
 		return nil, nil, err
@@ -446,7 +463,7 @@ func newLoggedApp(cfg *config.Config, level string, caLifetime time.Duration, st
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	a, err := newApp(cfg, caLifetime, log)
+	a, err := newApp(cfg, opts, log)
 	if err != nil {
 		_ = log.Sync()
 		return nil, nil, err
@@ -462,7 +479,7 @@ func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	a, log, err := newLoggedApp(cfg, cfg.LogLevel, runCALifetime, stderr)
+	a, log, err := newLoggedApp(cfg, cfg.LogLevel, appOptions{caLifetime: runCALifetime}, stderr)
 	if err != nil {
 		return err
 	}

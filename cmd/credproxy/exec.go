@@ -96,7 +96,11 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	if err != nil {
 		return err
 	}
-	a, log, err := newLoggedApp(cfg, level, execCALifetime, stderr)
+	guard, err := newExecGuard()
+	if err != nil {
+		return err
+	}
+	a, log, err := newLoggedApp(cfg, level, appOptions{caLifetime: execCALifetime, authorize: guard.authorize, authRealm: execRealm}, stderr)
 	if err != nil {
 		return err
 	}
@@ -126,7 +130,7 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 
 	cmd := exec.Command(path, args[1:]...)
 	cmd.Args[0] = args[0]
-	cmd.Env = envList(childEnv(env, "http://"+addr, trust))
+	cmd.Env = envList(childEnv(env, guard.proxyURL(addr), trust))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	return runChild(cmd, px, sigs, log)
 }
