@@ -80,8 +80,10 @@ Example: credproxy exec -- ./legacy-report.sh --since yesterday
 Writes a new forward-proxy CA into DIR: ca.pem (the certificate, for clients to trust) and
 ca-key.pem (mode 0600), valid for two years. --hosts (the route hosts: UPSTREAM hosts and
 HOSTS, comma-separated, no ports) confines it with X.509 name constraints, so that it can
-vouch for those hosts (and their subdomains) and nothing else. Point CREDPROXY_CA_CERT_FILE and CREDPROXY_CA_KEY_FILE at them;
-without them each process makes an ephemeral CA, served at /ca.pem on the admin listener.
+vouch for those hosts (and their subdomains) and nothing else. Point CREDPROXY_CA_CERT_FILE
+and CREDPROXY_CA_KEY_FILE at them; without them each process makes an ephemeral CA, confined
+to the route hosts and valid 30 days (24 hours under exec), served at /ca.pem on the admin
+listener.
 `,
 	"demo": `Usage: credproxy demo
 
