@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +30,30 @@ const (
 	leafRenewal  = 4 * time.Hour // re-sign when less than this is left
 	// leafBackdate tolerates clients whose clock is a little behind.
 	leafBackdate = time.Hour
-	caLifetime   = 10 * 365 * 24 * time.Hour
 )
+
+// DefaultCALifetime is how long a CA lives when CAOptions.Lifetime is
+// zero: the CA of `credproxy ca init`, which clients install and keep.
+// Two years, not ten: a CA key that leaks is worth its remaining life,
+// and a rotation every two years is still rare enough to plan for.
+const DefaultCALifetime = 2 * 365 * 24 * time.Hour
+
+// CAOptions configures a new CA.
+type CAOptions struct {
+	// Name goes into the subject so that users can tell credproxy's CAs
+	// apart in a trust store.
+	Name string
+	// Lifetime is how long the CA is valid from now; zero means
+	// DefaultCALifetime.
+	Lifetime time.Duration
+	// Hosts, when not empty, confine the CA with critical X.509 name
+	// constraints: it can vouch for these host names (and their
+	// subdomains, as name constraints go) and these IP addresses, and
+	// for nothing else, so that a stolen key or a CA trusted too widely
+	// cannot impersonate any other site. Names are host names without
+	// port or wildcard; IP literals are matched exactly.
+	Hosts []string
+}
 
 // CA is the certificate authority that signs the leaf certificates of
 // intercepted hosts in forward mode.
@@ -110,9 +133,18 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && ea.Equal(b)
 }
 
-// NewCA creates a new ECDSA P-256 CA, valid for ten years. name goes into
-// its subject so that users can tell credproxy's CAs apart in a trust store.
+// NewCA creates a new ECDSA P-256 CA without name constraints, valid for
+// DefaultCALifetime. name goes into its subject.
 func NewCA(name string) (*CA, error) {
+	return NewCAWith(CAOptions{Name: name})
+}
+
+// NewCAWith creates a new ECDSA P-256 CA as opts say. An invalid host in
+// opts.Hosts is an error naming it.
+func NewCAWith(opts CAOptions) (*CA, error) {
+	if opts.Lifetime <= 0 {
+		opts.Lifetime = DefaultCALifetime
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -120,14 +152,19 @@ func NewCA(name string) (*CA, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"credproxy"}},
+		Subject:               pkix.Name{CommonName: opts.Name, Organization: []string{"credproxy"}},
 		NotBefore:             now.Add(-leafBackdate),
-		NotAfter:              now.Add(caLifetime),
+		NotAfter:              now.Add(opts.Lifetime),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		SubjectKeyId:          keyID(&key.PublicKey),
+	}
+	if len(opts.Hosts) > 0 {
+		if err := constrain(tmpl, opts.Hosts); err != nil {
+			return nil, err
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -138,6 +175,73 @@ func NewCA(name string) (*CA, error) {
 		return nil, err
 	}
 	return &CA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+}
+
+// unusedDomain is permitted when only IP addresses are: a name
+// constraint of some DNS name is what forbids all the others, and names
+// under .invalid never resolve (RFC 6761).
+const unusedDomain = "invalid"
+
+// constrain puts critical name constraints for hosts on tmpl: the DNS
+// names permitted (with their subdomains), the IP addresses permitted
+// exactly. A kind of name with no constraint would be unconstrained
+// (RFC 5280 4.2.1.10), so each kind is always constrained: without IP
+// hosts every IP address is excluded, without names only .invalid is
+// permitted.
+func constrain(tmpl *x509.Certificate, hosts []string) error {
+	for _, h := range hosts {
+		if err := CheckHost(h); err != nil {
+			return err
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			bits := 8 * net.IPv6len
+			if ip4 := ip.To4(); ip4 != nil {
+				ip, bits = ip4, 8*net.IPv4len
+			}
+			tmpl.PermittedIPRanges = append(tmpl.PermittedIPRanges, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		tmpl.PermittedDNSDomains = append(tmpl.PermittedDNSDomains, strings.ToLower(strings.TrimSuffix(h, ".")))
+	}
+	if len(tmpl.PermittedDNSDomains) == 0 {
+		tmpl.PermittedDNSDomains = []string{unusedDomain}
+	}
+	if len(tmpl.PermittedIPRanges) == 0 {
+		tmpl.ExcludedIPRanges = []*net.IPNet{
+			{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+			{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)},
+		}
+	}
+	tmpl.PermittedDNSDomainsCritical = true
+	return nil
+}
+
+// hostHint says what CheckHost wants.
+const hostHint = "write api.example.com: a name covers its subdomains, so no port, scheme or wildcard"
+
+// CheckHost reports whether h can be a name constraint: an IP literal,
+// or a DNS host name (letters, digits, hyphens and underscores, as
+// credproxy's HOSTS allow; labels of 1 to 63 characters) with no port and
+// no wildcard.
+func CheckHost(h string) error {
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	name := strings.TrimSuffix(h, ".")
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("%q is not a host name or IP address", h)
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q is not a host name or IP address (%s)", h, hostHint)
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("%q is not a host name or IP address (%s)", h, hostHint)
+			}
+		}
+	}
+	return nil
 }
 
 // CertPEM returns the CA certificate in PEM, for clients to trust.
@@ -241,8 +345,9 @@ func (s *Leaves) Signed() int64 { return s.signed.Load() }
 func (s *Leaves) Get(host string) (*tls.Certificate, error) {
 	s.mu.Lock()
 	e := s.leaves[host]
-	if e != nil && e.cert != nil && s.now().Add(leafRenewal).After(e.cert.Leaf.NotAfter) {
-		e = nil // due for re-signing
+	if e != nil && e.cert != nil && s.now().Add(leafRenewal).After(e.cert.Leaf.NotAfter) &&
+		e.cert.Leaf.NotAfter.Before(s.ca.cert.NotAfter) {
+		e = nil // due for re-signing (unless it already ends with the CA)
 	}
 	if e == nil {
 		if len(s.leaves) >= maxLeaves {
@@ -278,16 +383,24 @@ func (s *Leaves) sign(host string) (*tls.Certificate, error) {
 	now := s.now()
 	tmpl := &x509.Certificate{
 		SerialNumber:   randomSerial(),
-		Subject:        pkix.Name{CommonName: host},
 		NotBefore:      now.Add(-leafBackdate),
 		NotAfter:       now.Add(leafLifetime),
 		KeyUsage:       x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		AuthorityKeyId: s.ca.cert.SubjectKeyId,
 	}
+	// A leaf outlives no CA: a verifier would refuse it once the CA has
+	// expired anyway, and this keeps every leaf inside the CA's life.
+	if caEnd := s.ca.cert.NotAfter; tmpl.NotAfter.After(caEnd) {
+		tmpl.NotAfter = caEnd
+	}
 	if ip := net.ParseIP(host); ip != nil {
+		// No common name: OpenSSL checks a subject CN that looks like a
+		// host name against the CA's DNS name constraints, and an IP
+		// literal looks like one.
 		tmpl.IPAddresses = []net.IP{ip}
 	} else {
+		tmpl.Subject = pkix.Name{CommonName: host}
 		tmpl.DNSNames = []string{host}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.ca.cert, &key.PublicKey, s.ca.key)

@@ -45,6 +45,20 @@ type ForwardOptions struct {
 	// spend the credential through a browser configured with this proxy).
 	// Tunnels to other hosts carry no credential and are not guarded.
 	Guard func(route string, next http.Handler) http.Handler
+	// Authorize, when set, decides whether the caller of a request to the
+	// forward-proxy listener (a CONNECT, an absolute-form request,
+	// anything) may be served: it is called first, before the CONNECT
+	// decision or any forwarding, and an error refuses the request with
+	// 407 and nothing is proxied. The request's RemoteAddr and its
+	// context's http.LocalAddrContextKey give the connection's two ends;
+	// its Proxy-Authorization header is removed once it has been called,
+	// so that it never travels further. The error is logged: it must not
+	// hold a secret. It may be called concurrently.
+	Authorize func(r *http.Request) error
+	// AuthRealm is the realm of the Proxy-Authenticate: Basic challenge
+	// sent with a 407 (clients that send proxy credentials retry with
+	// them); empty means "credproxy".
+	AuthRealm string
 }
 
 // Forward is the forward proxy (HTTPS_PROXY) for every route.
@@ -72,6 +86,9 @@ type Forward struct {
 	idle   time.Duration
 	log    *zap.Logger
 	m      *Metrics
+	// authorize and realm are ForwardOptions.Authorize and AuthRealm.
+	authorize func(*http.Request) error
+	realm     string
 
 	// mitm serves intercepted connections, fed by mitmLn.
 	mitm   *http.Server
@@ -110,11 +127,17 @@ func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts Fo
 		log:    log,
 		m:      metrics,
 		mitmLn: newConnQueue(),
+
+		authorize: opts.Authorize,
+		realm:     opts.AuthRealm,
 	}
 	if f.idle <= 0 {
 		f.idle = DefaultTunnelIdleTimeout
 	}
 	f.self.log = log
+	if f.realm == "" {
+		f.realm = "credproxy"
+	}
 	f.SetCA(opts.CA)
 	for _, r := range routes {
 		r.init()
@@ -169,6 +192,9 @@ func forwardTarget(r *http.Request) *url.URL {
 
 // ServeHTTP serves the forward-proxy listener.
 func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r) {
+		return
+	}
 	if r.Method == http.MethodConnect || !r.URL.IsAbs() {
 		f.gp.ServeHTTP(w, r)
 		return
@@ -190,6 +216,27 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.gp.ServeHTTP(w, r)
+}
+
+// authorized asks Authorize about r's caller; a refusal is answered with
+// 407 and a Basic challenge, on a connection that is then closed (a
+// client that retries with credentials opens a new one).
+func (f *Forward) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if f.authorize == nil {
+		return true
+	}
+	err := f.authorize(r)
+	r.Header.Del("Proxy-Authorization")
+	if err == nil {
+		return true
+	}
+	f.m.connects.WithLabelValues("unauthorized").Inc()
+	f.log.Warn("forward proxy: caller not authorized; refused with 407",
+		zap.String("remote", r.RemoteAddr), zap.String("method", r.Method), zap.Error(err))
+	w.Header().Set("Proxy-Authenticate", `Basic realm="`+f.realm+`"`)
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusProxyAuthRequired, errorBody{Error: "proxy_auth_required", Detail: "this proxy serves only its own user: send its proxy credentials"})
+	return false
 }
 
 // plainAuthority maps a plain-http URL's host to the https authority it is

@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"route", "outcome"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credproxy_forward_connects_total",
-			Help: "CONNECT requests to the forward proxy by decision: intercept (a route host), tunnel (passed through untouched) or deny.",
+			Help: "CONNECT requests to the forward proxy by decision: intercept (a route host), tunnel (passed through untouched) or deny; unauthorized counts every request (CONNECT or not) refused with 407 by ForwardOptions.Authorize.",
 		}, []string{"decision"}),
 		leafSigned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "credproxy_leaf_certificates_signed_total",

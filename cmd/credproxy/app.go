@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,7 +120,24 @@ type liveRoute struct {
 	sink *tokensink.Sink
 }
 
-func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
+// appOptions are what the commands that build an app choose beyond the
+// configuration.
+type appOptions struct {
+	// caLifetime is how long an ephemeral CA lives; zero means
+	// runCALifetime. A CA from files keeps its own.
+	caLifetime time.Duration
+	// authorize, when set, is the forward proxy's caller check
+	// (proxy.ForwardOptions.Authorize); exec sets it.
+	authorize func(*http.Request) error
+	// authRealm is the realm of the forward proxy's 407 challenge.
+	authRealm string
+}
+
+// newApp builds the app of cfg.
+func newApp(cfg *config.Config, opts appOptions, log *zap.Logger) (*app, error) {
+	if opts.caLifetime <= 0 {
+		opts.caLifetime = runCALifetime
+	}
 	if err := checkSinkPaths(cfg.Routes); err != nil {
 		return nil, err
 	}
@@ -140,7 +158,7 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 	a.admin = admin.New(reg, statuses)
 	a.serveAdminPages(log)
 	if cfg.ForwardAddr != "" {
-		ca, err := loadCA(cfg, log)
+		ca, err := loadCA(cfg, opts.caLifetime, log)
 		if err != nil {
 			return nil, err
 		}
@@ -151,8 +169,10 @@ func newApp(cfg *config.Config, log *zap.Logger) (*app, error) {
 		// Requests the forward proxy carries to a route host are guarded
 		// against browsers there, with the target's origin as their own.
 		proxied := edge.NewBrowser(a.browserOptions("forward", "", false, true))
-		a.forward = proxy.NewForward(routes, a.transport, a.metrics,
-			proxy.ForwardOptions{CA: ca, DenyOthers: cfg.ForwardDenyOthers, Guard: proxied.Proxied}, log.Named("proxy"))
+		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{
+			CA: ca, DenyOthers: cfg.ForwardDenyOthers, Guard: proxied.Proxied,
+			Authorize: opts.authorize, AuthRealm: opts.authRealm,
+		}, log.Named("proxy"))
 		a.admin.ServeCA(func() []byte { return a.forward.CA().CertPEM() })
 	}
 	return a, nil
@@ -237,9 +257,27 @@ func identityFunc(rc config.Route) func() (principal, id string, err error) {
 	}
 }
 
+// Lifetimes of the ephemeral CAs, which no file keeps: the key lives in
+// the process's memory only, so a CA certificate that outlives the process
+// is trust in a key nobody should hold. Name constraints (routeHosts)
+// bound where such a certificate is worth anything; the lifetime bounds
+// how long.
+const (
+	// execCALifetime: exec's command is a script or a job; a day covers
+	// it, and its trust files are gone when it ends.
+	execCALifetime = 24 * time.Hour
+	// runCALifetime: clients of `run` fetch /ca.pem at each start of the
+	// process, and processes are restarted (deploys, node upgrades, pod
+	// rescheduling) well within a month. Past it, interception fails
+	// with an expired CA rather than trusting an old key for ever: a
+	// process meant to run longer wants `credproxy ca init` files.
+	runCALifetime = 30 * 24 * time.Hour
+)
+
 // loadCA loads the configured forward-proxy CA, or makes an ephemeral one
-// whose certificate is served at /ca.pem.
-func loadCA(cfg *config.Config, log *zap.Logger) (*mitm.CA, error) {
+// valid for lifetime, confined to the route hosts, whose certificate is
+// served at /ca.pem.
+func loadCA(cfg *config.Config, lifetime time.Duration, log *zap.Logger) (*mitm.CA, error) {
 	if cfg.CACertFile != "" {
 		ca, err := mitm.LoadCA(cfg.CACertFile, cfg.CAKeyFile)
 		if err != nil {
@@ -248,12 +286,43 @@ func loadCA(cfg *config.Config, log *zap.Logger) (*mitm.CA, error) {
 		log.Info("forward-proxy CA loaded", zap.String("subject", ca.Certificate().Subject.String()), zap.String("fingerprint", ca.Fingerprint()))
 		return ca, nil
 	}
-	ca, err := mitm.NewCA("credproxy ephemeral CA " + time.Now().UTC().Format(time.RFC3339))
+	hosts := routeHosts(cfg.Routes)
+	ca, err := mitm.NewCAWith(mitm.CAOptions{
+		Name:     "credproxy ephemeral CA " + time.Now().UTC().Format(time.RFC3339),
+		Lifetime: lifetime,
+		Hosts:    hosts,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create ephemeral CA: %w", err)
 	}
-	log.Info("forward-proxy CA created for this process; clients must trust GET /ca.pem from the admin listener")
+	log.Info("forward-proxy CA created for this process; clients must trust GET /ca.pem from the admin listener",
+		zap.Strings("hosts", hosts), zap.Time("not_after", ca.Certificate().NotAfter))
 	return ca, nil
+}
+
+// routeHosts are the hosts the forward proxy intercepts, without ports:
+// each route's UPSTREAM host and its HOSTS.
+func routeHosts(routes []config.Route) []string {
+	seen := map[string]bool{}
+	var hosts []string
+	add := func(h string) {
+		if h != "" && !seen[h] {
+			seen[h] = true
+			hosts = append(hosts, h)
+		}
+	}
+	for _, rc := range routes {
+		if rc.Upstream != nil {
+			add(strings.ToLower(rc.Upstream.Hostname()))
+		}
+		for _, h := range rc.Hosts {
+			if host, _, err := net.SplitHostPort(h); err == nil {
+				h = host
+			}
+			add(strings.Trim(strings.ToLower(h), "[]"))
+		}
+	}
+	return hosts
 }
 
 // listener is a bound listener and the server for it.
@@ -423,7 +492,7 @@ func (a *app) shutdown(routeLns []*listener, admin *listener, stopCaches func())
 
 // newLoggedApp builds the logger at level, logs the configuration's
 // warnings and builds the app. The caller syncs the logger.
-func newLoggedApp(cfg *config.Config, level string, stderr io.Writer) (*app, *zap.Logger, error) {
+func newLoggedApp(cfg *config.Config, level string, opts appOptions, stderr io.Writer) (*app, *zap.Logger, error) {
 	log, err := newLogger(level, cfg.LogFormat, stderr)
 	if err != nil {
 		return nil, nil, err
@@ -431,7 +500,7 @@ func newLoggedApp(cfg *config.Config, level string, stderr io.Writer) (*app, *za
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	a, err := newApp(cfg, log)
+	a, err := newApp(cfg, opts, log)
 	if err != nil {
 		_ = log.Sync()
 		return nil, nil, err
@@ -447,7 +516,7 @@ func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	a, log, err := newLoggedApp(cfg, cfg.LogLevel, stderr)
+	a, log, err := newLoggedApp(cfg, cfg.LogLevel, appOptions{caLifetime: runCALifetime}, stderr)
 	if err != nil {
 		return err
 	}

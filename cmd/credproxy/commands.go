@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -256,17 +257,23 @@ func fetchOnce(ctx context.Context, rc config.Route, src exchange.Source) (excha
 }
 
 // caInit writes a new forward-proxy CA into dir: ca.pem, and ca-key.pem
-// with mode 0600. An existing key is never overwritten.
+// with mode 0600. An existing key is never overwritten. The CA lives
+// mitm.DefaultCALifetime (two years); --hosts confines it with name
+// constraints to the route hosts, so that trusting it cannot let anyone
+// impersonate another site.
 func caInit(args []string, stdout io.Writer) error {
-	if len(args) != 2 || args[0] != "init" {
-		return &usageError{"usage: credproxy ca init DIR"}
+	dir, hosts, err := caInitArgs(args)
+	if err != nil {
+		return err
 	}
-	dir := args[1]
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
-	ca, err := mitm.NewCA(fmt.Sprintf("credproxy CA %s %s", host, time.Now().UTC().Format("2006-01-02")))
+	ca, err := mitm.NewCAWith(mitm.CAOptions{
+		Name:  fmt.Sprintf("credproxy CA %s %s", host, time.Now().UTC().Format("2006-01-02")),
+		Hosts: hosts,
+	})
 	if err != nil {
 		return err
 	}
@@ -274,7 +281,50 @@ func caInit(args []string, stdout io.Writer) error {
 		return err
 	}
 	sum := sha256.Sum256(ca.Certificate().Raw)
-	fmt.Fprintf(stdout, "wrote %s (certificate, SHA-256 %X)\nwrote %s (private key, mode 0600: keep it secret)\n",
-		filepath.Join(dir, "ca.pem"), sum, filepath.Join(dir, "ca-key.pem"))
+	fmt.Fprintf(stdout, "wrote %s (certificate, SHA-256 %X, valid until %s)\nwrote %s (private key, mode 0600: keep it secret)\n",
+		filepath.Join(dir, "ca.pem"), sum, ca.Certificate().NotAfter.UTC().Format(time.DateOnly), filepath.Join(dir, "ca-key.pem"))
+	if len(hosts) > 0 {
+		fmt.Fprintf(stdout, "the CA vouches only for %s (and their subdomains)\n", strings.Join(hosts, ", "))
+	} else {
+		fmt.Fprintln(stdout, "the CA can vouch for any host: give --hosts with the route hosts to confine it")
+	}
 	return nil
+}
+
+// caInitUsage is the ca command's usage line.
+const caInitUsage = "usage: credproxy ca init [--hosts HOST,...] DIR"
+
+// caInitArgs parses `init [--hosts H,...] DIR` (the flag before or after
+// DIR). Each host must be a host name or an IP literal.
+func caInitArgs(args []string) (dir string, hosts []string, err error) {
+	if len(args) == 0 || args[0] != "init" {
+		return "", nil, &usageError{caInitUsage}
+	}
+	fs := flag.NewFlagSet("ca init", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	list := fs.String("hosts", "", "comma list of the host names and IP addresses the CA may vouch for")
+	rest := args[1:]
+	var dirs []string
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return "", nil, &usageError{fmt.Sprintf("ca init: %v\n%s", err, caInitUsage)}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		dirs, rest = append(dirs, fs.Arg(0)), fs.Args()[1:]
+	}
+	if len(dirs) != 1 {
+		return "", nil, &usageError{caInitUsage}
+	}
+	for h := range strings.SplitSeq(*list, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		if err := mitm.CheckHost(h); err != nil {
+			return "", nil, &usageError{fmt.Sprintf("ca init: --hosts: %v", err)}
+		}
+		hosts = append(hosts, strings.ToLower(h))
+	}
+	return dirs[0], hosts, nil
 }

@@ -81,7 +81,7 @@ func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Write
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := newApp(cfg, log)
+	a, err := newApp(cfg, appOptions{}, log)
 	if err != nil {
 		return err
 	}

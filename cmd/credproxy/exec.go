@@ -71,9 +71,9 @@ func isSecretVar(k string) bool {
 // execCommand is `credproxy exec [--] COMMAND [ARGS...]`: it runs the
 // configured routes behind a forward proxy on an ephemeral loopback port
 // with an ephemeral CA, waits until every route holds a token, and runs
-// COMMAND with the proxy and CA variables set. No admin listener and no
-// reverse listener are opened unless CREDPROXY_ADMIN_ADDR or a route's
-// LISTEN is set explicitly. It returns *childExitError with the command's
+// COMMAND with the proxy and CA variables set. No admin, reverse or
+// configured forward listener is opened and no token sink written, whatever
+// the environment says (execConfig). It returns *childExitError with the command's
 // exit code, or 128+signal for a signal before COMMAND started
 // (execsignals.go says how signals behave).
 func execCommand(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
@@ -92,15 +92,20 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	}
 	sigs := catchExecSignals()
 	defer sigs.stop()
-	cfg, level, err := execConfig(env)
+	cfg, level, ignored, err := execConfig(env)
 	if err != nil {
 		return err
 	}
-	a, log, err := newLoggedApp(cfg, level, stderr)
+	guard, err := newExecGuard()
+	if err != nil {
+		return err
+	}
+	a, log, err := newLoggedApp(cfg, level, appOptions{caLifetime: execCALifetime, authorize: guard.authorize, authRealm: execRealm}, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	warnIgnored(log, ignored)
 	px := startExecProxy(ctx, a)
 	defer func() { _ = px.shutdown() }()
 	addr, err := px.ready(ctx, sigs)
@@ -125,38 +130,59 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 
 	cmd := exec.Command(path, args[1:]...)
 	cmd.Args[0] = args[0]
-	cmd.Env = envList(childEnv(env, "http://"+addr, trust))
+	cmd.Env = envList(childEnv(env, guard.proxyURL(addr), trust))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	return runChild(cmd, px, sigs, log)
 }
 
 // execConfig loads the configuration for exec: a forward proxy on an
-// ephemeral loopback port, and the admin and reverse listeners only where
-// the environment asks for them. It returns the log level too: unless set,
-// only trouble is logged, so that the command's own output comes first.
-func execConfig(env map[string]string) (*config.Config, string, error) {
+// ephemeral loopback port and nothing else. exec is often run with a
+// service's own environment (a cron job beside the running credproxy), so
+// it writes no token sink (the service's file would be overwritten, then
+// removed at exit) and binds none of the configured listeners (reverse
+// LISTEN, admin, forward): those are the service's. The variables that
+// named them are returned for one warning. It returns the log level too:
+// unless set, only trouble is logged, so that the command's own output
+// comes first.
+func execConfig(env map[string]string) (cfg *config.Config, level string, ignored []string, err error) {
 	cenv := make(map[string]string, len(env)+1)
 	for k, v := range env {
 		cenv[k] = v
 	}
 	cenv["CREDPROXY_FORWARD_ADDR"] = "127.0.0.1:0"
-	cfg, err := config.Load(cenv)
+	cfg, err = config.Load(cenv)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	if _, asked := env["CREDPROXY_ADMIN_ADDR"]; !asked {
-		cfg.AdminAddr = ""
-	}
-	for i, rc := range cfg.Routes {
-		if _, asked := env[rc.Prefix+"LISTEN"]; !asked {
-			cfg.Routes[i].Listen = ""
+	for _, k := range []string{"CREDPROXY_ADMIN_ADDR", "CREDPROXY_FORWARD_ADDR"} {
+		if _, set := env[k]; set {
+			ignored = append(ignored, k)
 		}
 	}
-	level := cfg.LogLevel
+	cfg.AdminAddr = ""
+	for i, rc := range cfg.Routes {
+		for _, k := range []string{"LISTEN", "TOKEN_SINK_FILE"} {
+			if _, set := env[rc.Prefix+k]; set {
+				ignored = append(ignored, rc.Prefix+k)
+			}
+		}
+		cfg.Routes[i].Listen = ""
+		cfg.Routes[i].TokenSinkFile = ""
+	}
+	level = cfg.LogLevel
 	if _, set := env["CREDPROXY_LOG_LEVEL"]; !set {
 		level = "warn"
 	}
-	return cfg, level, nil
+	return cfg, level, ignored, nil
+}
+
+// warnIgnored says, in one line, which variables of the environment exec
+// leaves to the service they configure.
+func warnIgnored(log *zap.Logger, ignored []string) {
+	if len(ignored) > 0 {
+		log.Warn("exec: binds no configured listener and writes no token sink; ignoring these variables (they belong to a running credproxy service)",
+			zap.Strings("ignored", ignored))
+	}
 }
 
 // execProxy is the app that exec runs for its command.

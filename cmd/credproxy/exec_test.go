@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,8 +124,10 @@ sys.stdout.write(r.text)`, echoURL+"/api/v2/python"))
 		}
 	}
 	proxyURL := child["HTTPS_PROXY"]
-	if !strings.HasPrefix(proxyURL, "http://127.0.0.1:") {
-		t.Errorf("HTTPS_PROXY = %q", proxyURL)
+	if pu, err := url.Parse(proxyURL); err != nil || pu.Scheme != "http" || pu.Hostname() != "127.0.0.1" || pu.User.Username() != "credproxy" {
+		t.Errorf("HTTPS_PROXY = %q, want http://credproxy:KEY@127.0.0.1:PORT", proxyURL)
+	} else if key, _ := pu.User.Password(); len(key) < 40 {
+		t.Errorf("HTTPS_PROXY's key is %d characters, want a long random one", len(key))
 	}
 	for _, k := range []string{"HTTP_PROXY", "https_proxy", "http_proxy"} {
 		if child[k] != proxyURL {

@@ -116,7 +116,7 @@ func startFaultRig(t *testing.T, extraEnv map[string]string) *faultRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(cfg, log)
+	a, err := newApp(cfg, appOptions{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

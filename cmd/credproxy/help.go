@@ -30,7 +30,7 @@ Commands (credproxy COMMAND --help for each):
   check                  validate the configuration and do one exchange per route
   token [ROUTE]          print one access token (for scripts)
   exec [--] CMD [ARGS]   run CMD behind an ephemeral forward proxy and CA
-  ca init DIR            write a new forward-proxy CA
+  ca init DIR            write a new forward-proxy CA (--hosts: confined to them)
   demo                   the embedded default, on loopback
   version                print the version
 
@@ -76,15 +76,21 @@ Runs COMMAND behind an ephemeral forward proxy on a loopback port, with an ephem
 HTTPS_PROXY, HTTP_PROXY, SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and
 NODE_EXTRA_CA_CERTS are set for it, and the secrets credproxy holds by value are not in its
 environment. COMMAND starts once every route holds a token; credproxy exits with its exit
-code (128+N when signal N ended it). Signals are passed on to COMMAND.
+code (128+N when signal N ended it). Signals are passed on to COMMAND. It binds none of
+the configured listeners (LISTEN, CREDPROXY_ADMIN_ADDR, CREDPROXY_FORWARD_ADDR) and writes no
+TOKEN_SINK_FILE: those belong to a credproxy service whose environment it may share.
 
 Example: credproxy exec -- ./legacy-report.sh --since yesterday
 `,
-	"ca": `Usage: credproxy ca init DIR
+	"ca": `Usage: credproxy ca init [--hosts HOST,...] DIR
 
 Writes a new forward-proxy CA into DIR: ca.pem (the certificate, for clients to trust) and
-ca-key.pem (mode 0600). Point CREDPROXY_CA_CERT_FILE and CREDPROXY_CA_KEY_FILE at them;
-without them each process makes an ephemeral CA, served at /ca.pem on the admin listener.
+ca-key.pem (mode 0600), valid for two years. --hosts (the route hosts: UPSTREAM hosts and
+HOSTS, comma-separated, no ports) confines it with X.509 name constraints, so that it can
+vouch for those hosts (and their subdomains) and nothing else. Point CREDPROXY_CA_CERT_FILE
+and CREDPROXY_CA_KEY_FILE at them; without them each process makes an ephemeral CA, confined
+to the route hosts and valid 30 days (24 hours under exec), served at /ca.pem on the admin
+listener.
 `,
 	"demo": `Usage: credproxy demo
 
