@@ -23,6 +23,7 @@ import (
 	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
+	"github.com/credproxy/credproxy/internal/sdnotify"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
 	"github.com/credproxy/credproxy/tokencache"
@@ -106,7 +107,7 @@ type app struct {
 	hangup <-chan os.Signal
 	// notify tells systemd READY=1 and STOPPING=1 (notify.go); nil
 	// unless the run command was started with NOTIFY_SOCKET.
-	notify *sdNotifier
+	notify *sdnotify.Notifier
 	// hup is the SIGHUP renewals under way; serve waits for them.
 	hup reloader
 }
@@ -522,7 +523,7 @@ func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 	a.hangup = hangup
-	a.notify = newSDNotifier(env["NOTIFY_SOCKET"], log.Named("systemd")).withWatchdog(env["WATCHDOG_USEC"], env["WATCHDOG_PID"])
+	a.notify = sdnotify.New(env, log.Named("systemd"))
 	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)))
 	return a.serve(ctx)
 }

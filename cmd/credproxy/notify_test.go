@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/pem"
 	"net"
 	"net/http"
@@ -10,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,48 +69,6 @@ func nextDatagram(t *testing.T, got <-chan datagram, within time.Duration, what 
 	case <-time.After(within):
 		t.Fatalf("no %s datagram within %v", what, within)
 		return datagram{}
-	}
-}
-
-// TestSDNotifierSends: send delivers its state in one datagram to a
-// socket path and to an abstract socket named with '@'.
-func TestSDNotifierSends(t *testing.T) {
-	abstract := "@credproxy-test-" + rand.Text()
-	for _, name := range []string{filepath.Join(shortTempDir(t), "notify"), abstract} {
-		t.Run(name, func(t *testing.T) {
-			got := notifySocket(t, name)
-			log, logs := logtest.New(t)
-			newSDNotifier(name, log).send("READY=1\nSTATUS=serving")
-			d := nextDatagram(t, got, 5*time.Second, "READY=1")
-			if want := []string{"READY=1", "STATUS=serving"}; !slices.Equal(d.lines, want) {
-				t.Errorf("datagram lines %q, want %q", d.lines, want)
-			}
-			if strings.Contains(logs.String(), "failed") {
-				t.Errorf("logged a failure:\n%s", logs)
-			}
-		})
-	}
-}
-
-// TestSDNotifierOff: no NOTIFY_SOCKET, or one credproxy cannot send to,
-// gives a nil notifier whose send does nothing; a socket nobody listens on
-// is logged and does not stop credproxy.
-func TestSDNotifierOff(t *testing.T) {
-	log, logs := logtest.New(t)
-	if n := newSDNotifier("", log); n != nil {
-		t.Errorf("notifier for an empty NOTIFY_SOCKET: %+v", n)
-	}
-	n := newSDNotifier("vsock:2:1234", log)
-	if n != nil {
-		t.Errorf("notifier for a vsock NOTIFY_SOCKET: %+v", n)
-	}
-	n.send("READY=1") // nil: nothing happens
-	if !strings.Contains(logs.String(), "NOTIFY_SOCKET is neither") {
-		t.Errorf("the vsock address was not logged:\n%s", logs)
-	}
-	newSDNotifier(filepath.Join(shortTempDir(t), "nobody"), log).send("READY=1")
-	if !strings.Contains(logs.String(), "telling systemd failed") {
-		t.Errorf("a send to a missing socket was not logged:\n%s", logs)
 	}
 }
 
@@ -215,118 +170,6 @@ func TestSystemdNotify(t *testing.T) {
 	default:
 	}
 	logtest.AssertNoSecrets(t, "logs", p.stderr.String(), apiToken)
-}
-
-// TestSDNotifierWatchdogSettings: the watchdog interval is half of
-// WATCHDOG_USEC, only for credproxy's own PID; a bad value is logged and
-// leaves the watchdog off.
-func TestSDNotifierWatchdogSettings(t *testing.T) {
-	own := strconv.Itoa(os.Getpid())
-	for _, tc := range []struct {
-		usec, pid string
-		want      time.Duration
-		logged    string
-	}{
-		{usec: "", want: 0},
-		{usec: "30000000", want: 15 * time.Second},
-		{usec: "200000", pid: own, want: 100 * time.Millisecond},
-		{usec: "200000", pid: "1", want: 0},
-		{usec: "0", want: 0, logged: "WATCHDOG_USEC is not a positive number"},
-		{usec: "-5", want: 0, logged: "WATCHDOG_USEC is not a positive number"},
-		{usec: "30s", want: 0, logged: "WATCHDOG_USEC is not a positive number"},
-		{usec: "99999999999999999999", want: 0, logged: "WATCHDOG_USEC is not a positive number"},
-	} {
-		log, logs := logtest.New(t)
-		n := newSDNotifier("/run/notify", log).withWatchdog(tc.usec, tc.pid)
-		if n.watchdog != tc.want {
-			t.Errorf("WATCHDOG_USEC=%q WATCHDOG_PID=%q: interval %v, want %v", tc.usec, tc.pid, n.watchdog, tc.want)
-		}
-		if tc.logged != "" && !strings.Contains(logs.String(), tc.logged) {
-			t.Errorf("WATCHDOG_USEC=%q: %q not logged:\n%s", tc.usec, tc.logged, logs)
-		}
-	}
-	if n := (*sdNotifier)(nil).withWatchdog("200000", ""); n != nil {
-		t.Errorf("a nil notifier gained a watchdog: %+v", n)
-	}
-}
-
-// TestWatchdogPingsOnlyWhileAlive: WATCHDOG=1 goes out every interval
-// while the liveness check returns; while it hangs no ping is sent and the
-// stall is logged; once it returns the pings resume; and a hung check does
-// not keep pingWatchdog from returning when its context ends.
-func TestWatchdogPingsOnlyWhileAlive(t *testing.T) {
-	socket := filepath.Join(shortTempDir(t), "notify")
-	got := notifySocket(t, socket)
-	log, logs := logtest.New(t)
-	n := newSDNotifier(socket, log)
-	n.watchdog = 50 * time.Millisecond
-	var (
-		mu    sync.Mutex
-		stuck = make(chan struct{})
-		hang  bool
-	)
-	alive := func() {
-		mu.Lock()
-		h, ch := hang, stuck
-		mu.Unlock()
-		if h {
-			<-ch
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n.pingWatchdog(ctx, alive)
-	}()
-	for range 3 {
-		if d := nextDatagram(t, got, 10*time.Second, "WATCHDOG=1"); !slices.Equal(d.lines, []string{"WATCHDOG=1"}) {
-			t.Fatalf("datagram %q, want WATCHDOG=1", d.lines)
-		}
-	}
-	mu.Lock()
-	hang = true
-	mu.Unlock()
-	// At most one ping whose check began before the hang.
-	drain := time.After(300 * time.Millisecond)
-	pings := 0
-	for waiting := true; waiting; {
-		select {
-		case <-got:
-			pings++
-		case <-drain:
-			waiting = false
-		}
-	}
-	if pings > 1 {
-		t.Errorf("%d pings while the check hung", pings)
-	}
-	if !strings.Contains(logs.String(), "did not answer within the watchdog interval") {
-		t.Errorf("the stall was not logged:\n%s", logs)
-	}
-	mu.Lock()
-	hang = false
-	close(stuck)
-	mu.Unlock()
-	nextDatagram(t, got, 10*time.Second, "WATCHDOG=1 after the check returned")
-	if !strings.Contains(logs.String(), "answer again") {
-		t.Errorf("the recovery was not logged:\n%s", logs)
-	}
-
-	// A check that hangs for good does not hold up the end.
-	mu.Lock()
-	hang, stuck = true, make(chan struct{})
-	mu.Unlock()
-	time.Sleep(2 * n.watchdog)
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("pingWatchdog did not return after its context ended, with a hung check")
-	}
-	mu.Lock()
-	close(stuck)
-	mu.Unlock()
 }
 
 // TestSystemdWatchdogInTheBinary runs the binary as a unit with
