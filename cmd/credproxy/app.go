@@ -23,6 +23,7 @@ import (
 	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
+	"github.com/credproxy/credproxy/internal/rtpolicy"
 	"github.com/credproxy/credproxy/internal/sdnotify"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
@@ -510,7 +511,7 @@ func newLoggedApp(cfg *config.Config, level string, opts appOptions, stderr io.W
 }
 
 // runProxy is the run command.
-func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) error {
+func runProxy(ctx context.Context, env map[string]string, policy rtpolicy.Applied, stderr io.Writer) error {
 	hangup, stopHangup := catchHangup()
 	defer stopHangup()
 	cfg, err := config.Load(env)
@@ -524,6 +525,6 @@ func runProxy(ctx context.Context, env map[string]string, stderr io.Writer) erro
 	defer func() { _ = log.Sync() }()
 	a.hangup = hangup
 	a.notify = sdnotify.New(env, log.Named("systemd"))
-	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)))
+	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)), zap.Object("runtime", policy))
 	return a.serve(ctx)
 }

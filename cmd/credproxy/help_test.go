@@ -3,13 +3,15 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/credproxy/credproxy/internal/rtpolicy"
 )
 
 // TestHelp: --help opens for a newcomer (the demo, a worked example), every
 // command has help of its own, and no line is wider than helpWidth.
 func TestHelp(t *testing.T) {
 	var out strings.Builder
-	if err := run(t.Context(), []string{"--help"}, nil, &out, &out); err != nil {
+	if err := run(t.Context(), []string{"--help"}, nil, rtpolicy.Applied{}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	general := out.String()
@@ -24,7 +26,7 @@ func TestHelp(t *testing.T) {
 	texts := map[string]string{"credproxy --help": general}
 	for _, cmd := range []string{"run", "check", "token", "exec", "ca", "demo", "version"} {
 		var b strings.Builder
-		if err := run(t.Context(), []string{cmd, "--help"}, nil, &b, &b); err != nil {
+		if err := run(t.Context(), []string{cmd, "--help"}, nil, rtpolicy.Applied{}, &b, &b); err != nil {
 			t.Fatalf("%s --help: %v", cmd, err)
 		}
 		if !strings.HasPrefix(b.String(), "Usage: credproxy "+cmd) && !(cmd == "run" && strings.HasPrefix(b.String(), "Usage: credproxy [run]")) {

@@ -6,18 +6,13 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/credproxy/credproxy/internal/rtpolicy"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal, restore the default disposition so that a
-	// second one ends the process at once instead of waiting for the drain.
-	go func() { <-ctx.Done(); stop() }()
 	env := environ()
-	tuneGC(env)
-	os.Exit(exitCode(run(ctx, os.Args[1:], env, os.Stdout, os.Stderr)))
+	policy := rtpolicy.Apply(env)
+	os.Exit(exitCode(run(interruptContext(), os.Args[1:], env, policy, os.Stdout, os.Stderr)))
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/credproxy/credproxy/internal/demo"
 	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/rtpolicy"
 )
 
 // binary is the credproxy binary built once for the whole-process tests.
@@ -417,7 +418,7 @@ func TestBadConfiguration(t *testing.T) {
 				env[k] = v
 			}
 			var stderr bytes.Buffer
-			err := run(context.Background(), []string{"run"}, env, io.Discard, &stderr)
+			err := run(context.Background(), []string{"run"}, env, rtpolicy.Applied{}, io.Discard, &stderr)
 			if code := exitCode(err); code != 2 {
 				t.Errorf("exit code = %d, want 2 (err %v)", code, err)
 			}

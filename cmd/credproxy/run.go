@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/internal/rtpolicy"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,6 +41,15 @@ func exitCode(err error) int {
 	return 1
 }
 
+// interruptContext is canceled by the first SIGINT or SIGTERM. After it,
+// the signals' default disposition is restored, so that a second one ends
+// the process at once instead of waiting for the drain.
+func interruptContext() context.Context {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { <-ctx.Done(); stop() }()
+	return ctx
+}
+
 // environ returns the process environment as a map.
 func environ() map[string]string {
 	env := map[string]string{}
@@ -50,9 +62,10 @@ func environ() map[string]string {
 }
 
 // run executes one command. Errors are reported on stderr here; the caller
-// only maps them to an exit code.
-func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
-	err := dispatch(ctx, args, env, stdout, stderr)
+// only maps them to an exit code. policy is what main's rtpolicy.Apply
+// set, for the run command's start line.
+func run(ctx context.Context, args []string, env map[string]string, policy rtpolicy.Applied, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, env, policy, stdout, stderr)
 	var ce *config.Error
 	var xe *childExitError
 	switch {
@@ -65,7 +78,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	return err
 }
 
-func dispatch(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+func dispatch(ctx context.Context, args []string, env map[string]string, policy rtpolicy.Applied, stdout, stderr io.Writer) error {
 	cmd, rest := "run", args
 	if len(args) > 0 {
 		cmd, rest = args[0], args[1:]
@@ -84,7 +97,7 @@ func dispatch(ctx context.Context, args []string, env map[string]string, stdout,
 		if err := noArgs(cmd, rest); err != nil {
 			return err
 		}
-		return runProxy(ctx, env, stderr)
+		return runProxy(ctx, env, policy, stderr)
 	case "check":
 		if err := noArgs(cmd, rest); err != nil {
 			return err
