@@ -16,6 +16,10 @@
 // passed, per process; it is shown through Status and OnChange (the
 // gauge, /readyz, the status page).
 //
+// Report is the one-shot form, for credproxy check: the same sources
+// asked once, and a warning from the same thresholds, so that check and
+// a running credproxy agree on whether an expiry is worth a warning.
+//
 // Why a package of its own, and not part of tokencache: the cache's job is
 // the access token, on a schedule of minutes, and its lookups decide
 // readiness and serving. The credential's expiry is another object, on a

@@ -18,6 +18,7 @@ import (
 
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
 	"github.com/credproxy/credproxy/mitm"
@@ -45,9 +46,8 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		var reported *time.Time
+		reported := new(time.Time)
 		if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
-			reported = new(time.Time)
 			rt.OnCredentialExpiry = func(at time.Time) { *reported = at }
 		}
 		tok, took, err := fetchOnce(ctx, rc, src)
@@ -65,7 +65,7 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 			detail = fmt.Sprintf("token expires in %s", time.Until(tok.Expiry).Round(time.Second))
 		}
 		detail = fmt.Sprintf("%s (%s), exchange took %s", detail, tok.Value.Fingerprint(), took.Round(time.Millisecond))
-		if cred, warning := credentialReport(ctx, rc, src, reported); cred != "" {
+		if cred, warning := credentialReport(ctx, rc, src, *reported); cred != "" {
 			detail += "; " + cred
 			if warning != "" {
 				fmt.Fprintf(stderr, "warning: %s\n", warning)
@@ -78,6 +78,20 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 		return fmt.Errorf("%d of %d routes failed", failed, len(cfg.Routes))
 	}
 	return nil
+}
+
+// credentialReport is what check says of rc's long-lived credential
+// (credexpiry.Report, with the thresholds of a running credproxy): what
+// the configuration, the identity service and the answer (reported) say.
+func credentialReport(ctx context.Context, rc config.Route, src exchange.Source, reported time.Time) (detail, warning string) {
+	opts := credexpiry.ReportOptions{
+		Route: rc.Name, Configured: rc.CredentialExpiresAt, ConfiguredBy: rc.Prefix + "CREDENTIAL_EXPIRES_AT",
+		Reported: reported, LookupTimeout: rc.ExchangeTimeout,
+	}
+	if l, ok := src.(credexpiry.Lookup); ok {
+		opts.Lookup = l
+	}
+	return credexpiry.Report(ctx, opts)
 }
 
 // printToken prints an access token for a route: the one a running

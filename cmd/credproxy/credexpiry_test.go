@@ -119,7 +119,7 @@ func TestCredentialExpiryLookupFailsQuietly(t *testing.T) {
 }
 
 // TestCheckReportsCredentialExpiry: `credproxy check` says when the API
-// token expires and warns under 7 days; a failed lookup is said, not
+// token expires and warns (3 days left: under the 7-day threshold); a failed lookup is said, not
 // failed.
 func TestCheckReportsCredentialExpiry(t *testing.T) {
 	expires := time.Now().Add(3*24*time.Hour + 2*time.Hour).Truncate(time.Second).UTC()
@@ -186,4 +186,31 @@ func TestSplunkSessionToIngestWarns(t *testing.T) {
 		t.Errorf("run does not log the warning:\n%s", p.stderr)
 	}
 	logtest.AssertNoSecrets(t, "output", out+errOut+p.stderr.String(), password)
+}
+
+// TestCheckWarnsWhereTheWatcherDoes: `credproxy check` warns about a
+// credential's expiry from the same threshold as a running credproxy's
+// watcher: with 20 days left, run logs its 30-day warning, and check
+// warns on stderr too.
+func TestCheckWarnsWhereTheWatcherDoes(t *testing.T) {
+	expires := time.Now().Add(20 * 24 * time.Hour).UTC().Truncate(time.Second)
+	env := map[string]string{
+		"CREDPROXY_AUTH":                  "static",
+		"CREDPROXY_TOKEN":                 "st4tic-t0ken-20days",
+		"CREDPROXY_UPSTREAM":              "https://api.example.com",
+		"CREDPROXY_CREDENTIAL_EXPIRES_AT": expires.Format(time.RFC3339),
+	}
+	code, out, errOut := runBinary(t, env, "check")
+	if code != 0 || !strings.Contains(out, "credential expires "+expires.Format(time.RFC3339)) {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+
+	env["CREDPROXY_LISTEN"], env["CREDPROXY_ADMIN_ADDR"] = "127.0.0.1:0", "127.0.0.1:0"
+	p := start(t, env)
+	p.listeners(t, 2)
+	p.waitLog(t, `"threshold":"30d"`)
+
+	if !strings.Contains(errOut, "warning: route default: the long-lived credential expires in 19d 23h") {
+		t.Errorf("with 20 days left the watcher warns (30d threshold) but check does not:\n%s", errOut)
+	}
 }
