@@ -16,13 +16,45 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
+	"github.com/credproxy/credproxy/internal/rtpolicy"
+	"github.com/credproxy/credproxy/internal/sdnotify"
+	"github.com/credproxy/credproxy/internal/server"
 	"github.com/credproxy/credproxy/mitm"
 )
+
+// runProxy is the run command: the server of the environment's
+// configuration, serving until ctx ends, with SIGHUP reloading and
+// systemd told (NOTIFY_SOCKET) when it is ready and when it stops.
+func runProxy(ctx context.Context, env map[string]string, policy rtpolicy.Applied, stderr io.Writer) error {
+	hangup, stopHangup := catchHangup()
+	defer stopHangup()
+	cfg, err := config.Load(env)
+	if err != nil {
+		return err
+	}
+	log, err := server.NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	srv, err := server.New(cfg, server.Options{
+		Logger:   log,
+		Hangup:   hangup,
+		Notifier: sdnotify.New(env, log.Named("systemd")),
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)), zap.Object("runtime", policy))
+	return srv.Serve(ctx)
+}
 
 // check validates the configuration and does one exchange per route,
 // reporting each result without secrets. It fails if any route fails.
@@ -34,7 +66,7 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	if err := checkSinkPaths(cfg.Routes); err != nil {
+	if err := server.CheckSinkPaths(cfg.Routes); err != nil {
 		return err
 	}
 	client := exchange.NewHTTPClient()
@@ -42,7 +74,7 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 	fmt.Fprintln(tw, "ROUTE\tKIND\tRESULT\tDETAIL")
 	failed := 0
 	for _, rc := range cfg.Routes {
-		src, err := newSource(rc, client)
+		src, err := server.NewSource(rc, client)
 		if err != nil {
 			return err
 		}
@@ -126,7 +158,7 @@ func printToken(ctx context.Context, env map[string]string, args []string, stdou
 	if rc, err = tokenRoute(cfg, []string{rc.Name}); err != nil {
 		return err
 	}
-	src, err := newSource(*rc, exchange.NewHTTPClient())
+	src, err := server.NewSource(*rc, exchange.NewHTTPClient())
 	if err != nil {
 		return err
 	}

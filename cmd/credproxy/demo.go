@@ -17,6 +17,7 @@ import (
 
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/internal/demo"
+	"github.com/credproxy/credproxy/internal/server"
 	"github.com/credproxy/credproxy/proxy"
 )
 
@@ -76,20 +77,14 @@ func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	log, err := server.NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := newApp(cfg, appOptions{}, log)
-	if err != nil {
-		return err
-	}
-	a.hangup = hangup
-
 	var mu sync.Mutex
 	addrs := map[string]string{}
-	a.onListen = func(name, addr string) {
+	onListen := func(name, addr string) {
 		mu.Lock()
 		defer mu.Unlock()
 		addrs[name] = addr
@@ -99,7 +94,11 @@ func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Write
 		printDemoIntro(stdout, cspAddr, echoAddr, addrs["route default"], addrs["admin"])
 		go selfCheck(ctx, addrs["route default"], log)
 	}
-	return a.serve(ctx)
+	srv, err := server.New(cfg, server.Options{Logger: log, Hangup: hangup, OnListen: onListen})
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx)
 }
 
 // printDemoIntro tells what the demo runs and what to try.

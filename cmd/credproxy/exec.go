@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/internal/server"
+	"github.com/credproxy/credproxy/mitm"
 )
 
 // childExitError carries the exit code of exec's command (or 128+signal)
@@ -33,6 +35,11 @@ func (e *childExitError) Error() string {
 	}
 	return fmt.Sprintf("command exited with code %d", e.code)
 }
+
+// execCALifetime is how long exec's ephemeral CA lives: exec's command is
+// a script or a job; a day covers it, and its trust files are gone when
+// it ends (server.RunCALifetime says why ephemeral CAs are short-lived).
+const execCALifetime = 24 * time.Hour
 
 // systemRootFiles are where Linux distributions and macOS keep the PEM
 // bundle of trusted roots (the list crypto/x509 reads on Linux).
@@ -100,13 +107,25 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 	if err != nil {
 		return err
 	}
-	a, log, err := newLoggedApp(cfg, level, appOptions{caLifetime: execCALifetime, authorize: guard.authorize, authRealm: execRealm}, stderr)
+	log, err := server.NewLogger(level, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	forwardAddr := make(chan string, 1)
+	srv, err := server.New(cfg, server.Options{
+		Logger: log, CALifetime: execCALifetime, Authorize: guard.authorize, AuthRealm: execRealm,
+		OnListen: func(name, addr string) {
+			if name == "forward" {
+				forwardAddr <- addr
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
 	warnIgnored(log, ignored)
-	px := startExecProxy(ctx, a)
+	px := startExecProxy(ctx, srv, forwardAddr)
 	defer func() { _ = px.shutdown() }()
 	addr, err := px.ready(ctx, sigs)
 	var xe *childExitError
@@ -122,11 +141,11 @@ func execCommand(ctx context.Context, args []string, env map[string]string, stdo
 		return fmt.Errorf("exec: temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	trust, err := writeTrustFiles(dir, env, a, log)
+	trust, err := writeTrustFiles(dir, env, srv.ForwardCA(), log)
 	if err != nil {
 		return err
 	}
-	warnNoProxy(log, env, a)
+	warnNoProxy(log, env, cfg.Routes)
 
 	cmd := exec.Command(path, args[1:]...)
 	cmd.Args[0] = args[0]
@@ -185,28 +204,24 @@ func warnIgnored(log *zap.Logger, ignored []string) {
 	}
 }
 
-// execProxy is the app that exec runs for its command.
+// execProxy is the server that exec runs for its command.
 type execProxy struct {
-	a           *app
-	forwardAddr chan string
+	srv         *server.Server
+	forwardAddr <-chan string
 	served      chan error
 	stop        context.CancelFunc
 	stopped     bool
 }
 
-// startExecProxy serves a. The app lives as long as the command, not as
+// startExecProxy serves srv, whose OnListen sends the forward proxy's
+// address on forwardAddr. The server lives as long as the command, not as
 // long as ctx: a signal is the command's to handle, and credproxy stops
 // after it exits.
-func startExecProxy(ctx context.Context, a *app) *execProxy {
-	px := &execProxy{a: a, forwardAddr: make(chan string, 1), served: make(chan error, 1)}
-	a.onListen = func(name, addr string) {
-		if name == "forward" {
-			px.forwardAddr <- addr
-		}
-	}
-	appCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+func startExecProxy(ctx context.Context, srv *server.Server, forwardAddr <-chan string) *execProxy {
+	px := &execProxy{srv: srv, forwardAddr: forwardAddr, served: make(chan error, 1)}
+	srvCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	px.stop = stop
-	go func() { px.served <- a.serve(appCtx) }()
+	go func() { px.served <- srv.Serve(srvCtx) }()
 	return px
 }
 
@@ -247,7 +262,7 @@ func (px *execProxy) waitReady(ctx context.Context) (string, error) {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	return addr, waitTokens(ctx, px.a)
+	return addr, px.srv.WaitTokens(ctx)
 }
 
 // shutdown is exec's one shutdown path, whatever happened: cancel, drain,
@@ -272,11 +287,11 @@ type trustFiles struct {
 
 // writeTrustFiles writes the command's CA files into dir, readable by the
 // user alone.
-func writeTrustFiles(dir string, env map[string]string, a *app, log *zap.Logger) (trustFiles, error) {
+func writeTrustFiles(dir string, env map[string]string, ca *mitm.CA, log *zap.Logger) (trustFiles, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return trustFiles{}, fmt.Errorf("exec: temp dir: %w", err)
 	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.forward.CA().Certificate().Raw})
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw})
 	roots, rootsFrom := systemRoots(env)
 	if rootsFrom == "" {
 		log.Warn("exec: no system CA bundle found; the command trusts only credproxy's CA through SSL_CERT_FILE")
@@ -360,22 +375,6 @@ wait:
 	return fmt.Errorf("exec: %w", werr)
 }
 
-// waitTokens waits until every route holds a token, each for at most its
-// TOKEN_WAIT (all at once, so the bound is the longest of them).
-func waitTokens(ctx context.Context, a *app) error {
-	errs := make([]error, len(a.routes))
-	var wg sync.WaitGroup
-	for i, r := range a.routes {
-		wg.Go(func() {
-			if _, err := r.cache.Token(ctx); err != nil {
-				errs[i] = fmt.Errorf("no token for route %s within %s (%sTOKEN_WAIT): %w", r.cfg.Name, r.cfg.TokenWait, r.cfg.Prefix, err)
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
 // systemRoots returns the roots the command would trust without us: the
 // user's SSL_CERT_FILE if set, else the system bundle; and where they came
 // from ("" when none was found).
@@ -428,7 +427,7 @@ func envList(env map[string]string) []string {
 // warnNoProxy warns when the user's NO_PROXY would send a route's host
 // around the proxy: those calls would carry no credential. exec adds
 // nothing to NO_PROXY and takes nothing from it.
-func warnNoProxy(log *zap.Logger, env map[string]string, a *app) {
+func warnNoProxy(log *zap.Logger, env map[string]string, routes []config.Route) {
 	var entries []string
 	for _, k := range []string{"NO_PROXY", "no_proxy"} {
 		for _, e := range strings.Split(env[k], ",") {
@@ -437,19 +436,19 @@ func warnNoProxy(log *zap.Logger, env map[string]string, a *app) {
 			}
 		}
 	}
-	for _, r := range a.routes {
+	for _, rc := range routes {
 		var hosts []string
-		if r.cfg.Upstream != nil {
-			hosts = append(hosts, r.cfg.Upstream.Hostname())
+		if rc.Upstream != nil {
+			hosts = append(hosts, rc.Upstream.Hostname())
 		}
-		hosts = append(hosts, r.cfg.Hosts...)
+		hosts = append(hosts, rc.Hosts...)
 		for _, h := range hosts {
 			h = strings.ToLower(h)
 			for _, e := range entries {
 				e = strings.TrimPrefix(e, "*")
 				if e == "" || e == h || e == "."+h || strings.HasSuffix(h, "."+strings.TrimPrefix(e, ".")) {
 					log.Warn("exec: NO_PROXY sends a route's host around credproxy; those calls carry no credential",
-						zap.String("route", r.cfg.Name), zap.String("host", h))
+						zap.String("route", rc.Name), zap.String("host", h))
 				}
 			}
 		}

@@ -50,6 +50,18 @@ func interruptContext() context.Context {
 	return ctx
 }
 
+// catchHangup takes SIGHUP from its default action, which ends the process
+// at once, mid-request and without ending Splunk sessions, for as long as
+// the run or demo command lasts, its drain included: until stop, each
+// SIGHUP is sent on the returned channel (server.Options.Hangup), or
+// dropped while one is pending there. exec does not call it: its command
+// gets the signal.
+func catchHangup() (hangup <-chan os.Signal, stop func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
+}
+
 // environ returns the process environment as a map.
 func environ() map[string]string {
 	env := map[string]string{}

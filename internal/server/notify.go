@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -20,44 +20,44 @@ const readyPoll = 20 * time.Millisecond
 // sent after it; systemd does not watch a stopping unit) and tells
 // systemd STOPPING=1: the drain begins. Without a notifier both do
 // nothing.
-func (a *app) startNotify(ctx context.Context) (stop func()) {
-	if a.notify == nil {
+func (s *Server) startNotify(ctx context.Context) (stop func()) {
+	if s.opts.Notifier == nil {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if a.waitAllReady(ctx) {
-			a.notify.Ready("serving: every route holds a token")
+		if s.waitAllReady(ctx) {
+			s.opts.Notifier.Ready("serving: every route holds a token")
 		}
 	})
-	if a.notify.WatchdogInterval() > 0 {
-		wg.Go(func() { a.notify.PingWatchdog(ctx, a.routesAnswer) })
+	if s.opts.Notifier.WatchdogInterval() > 0 {
+		wg.Go(func() { s.opts.Notifier.PingWatchdog(ctx, s.routesAnswer) })
 	}
 	return func() {
 		cancel()
 		wg.Wait()
-		a.notify.Stopping("draining requests, then stopping")
+		s.opts.Notifier.Stopping("draining requests, then stopping")
 	}
 }
 
 // routesAnswer returns once every route's cache has answered a Status
 // read: a cache stuck on its lock (the state every request and renewal
 // goes through) never returns, and the watchdog pings stop.
-func (a *app) routesAnswer() {
-	for _, r := range a.routes {
+func (s *Server) routesAnswer() {
+	for _, r := range s.routes {
 		r.cache.Status()
 	}
 }
 
 // waitAllReady reports, once it is so, that every route holds a valid
 // token, or false if ctx ends first.
-func (a *app) waitAllReady(ctx context.Context) bool {
+func (s *Server) waitAllReady(ctx context.Context) bool {
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	for {
 		ready := true
-		for _, r := range a.routes {
+		for _, r := range s.routes {
 			ready = ready && r.cache.Status().Ready
 		}
 		if ready {

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -68,7 +68,7 @@ func (tp *tokenTap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(rec.Body.Bytes())
 }
 
-// faultRig is credproxy running in this process (the real app: config,
+// faultRig is credproxy running in this process (the real server: config,
 // exchange, cache, reverse proxy, admin) against a fake CSP and echo API
 // on loopback.
 type faultRig struct {
@@ -112,19 +112,18 @@ func startFaultRig(t *testing.T, extraEnv map[string]string) *faultRig {
 	}
 	logs := &logtest.Capture{}
 	h.Watch("credproxy logs", logs)
-	log, err := newLogger("debug", "json", logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(cfg, appOptions{}, log)
+	log, err := NewLogger("debug", "json", logs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addrs := make(chan [2]string, 4)
-	a.onListen = func(name, addr string) { addrs <- [2]string{name, addr} }
+	srv, err := New(cfg, Options{Logger: log, OnListen: func(name, addr string) { addrs <- [2]string{name, addr} }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.serve(ctx) }()
+	go func() { done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

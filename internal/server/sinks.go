@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -12,14 +12,12 @@ import (
 	"github.com/credproxy/credproxy/tokensink"
 )
 
-// The wiring of what credproxy offers local clients besides the proxy:
-// the admin listener's OAuth 2.0 token endpoint and the token sinks.
-
-// checkSinkPaths checks, before anything starts, that every route's
+// CheckSinkPaths checks, before anything starts, that every route's
 // TOKEN_SINK_FILE can be written as far as can be told without writing:
 // a missing directory is a configuration error naming the variable (exit
-// code 2), not a failure found at the first exchange.
-func checkSinkPaths(routes []config.Route) error {
+// code 2), not a failure found at the first exchange. New calls it; the
+// check command too.
+func CheckSinkPaths(routes []config.Route) error {
 	var problems []config.Problem
 	for _, rc := range routes {
 		if rc.TokenSinkFile == "" {
@@ -54,23 +52,10 @@ func newSink(rc config.Route, m *admin.Metrics, log *zap.Logger) (*tokensink.Sin
 // startSinks runs the routes' token sinks on wg until ctx ends: the
 // caches' context, so that a sink file is removed when its route stops,
 // after the listeners have drained.
-func (a *app) startSinks(ctx context.Context, wg *sync.WaitGroup) {
-	for _, r := range a.routes {
+func (s *Server) startSinks(ctx context.Context, wg *sync.WaitGroup) {
+	for _, r := range s.routes {
 		if r.sink != nil {
 			wg.Go(func() { r.sink.Run(ctx) })
 		}
 	}
-}
-
-// oauth2Routes are the routes of the local OAuth 2.0 token endpoint: every
-// route, its client_id its name, its client secret LOCAL_CLIENT_SECRET.
-func (a *app) oauth2Routes() []admin.OAuth2Route {
-	var out []admin.OAuth2Route
-	for _, r := range a.routes {
-		out = append(out, admin.OAuth2Route{
-			TokenRoute:   admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache},
-			ClientSecret: r.cfg.LocalClientSecret,
-		})
-	}
-	return out
 }
