@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/credproxy/credproxy/internal/demo"
+	"github.com/credproxy/credproxy/internal/execrun"
 	"github.com/credproxy/credproxy/mitm"
 )
 
@@ -116,8 +117,8 @@ func TestExecCAConfined(t *testing.T) {
 		t.Fatalf("exit %d %s", code, errOut)
 	}
 	c := parseCert(t, []byte(out))
-	if got := lifetime(c); got < execCALifetime-time.Minute || got > execCALifetime {
-		t.Errorf("valid for %v, want %v", got, execCALifetime)
+	if got := lifetime(c); got < execrun.CALifetime-time.Minute || got > execrun.CALifetime {
+		t.Errorf("valid for %v, want %v", got, execrun.CALifetime)
 	}
 	if diff := cmp.Diff([]string{"127.0.0.1/32"}, ipStrings(c.PermittedIPRanges)); diff != "" {
 		t.Errorf("permitted addresses (-want +got):\n%s", diff)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/internal/execrun"
 	"github.com/credproxy/credproxy/internal/rtpolicy"
 )
 
@@ -25,16 +26,17 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 // exitCode maps run's error to the process exit code, in this one place:
-// 0 ok, 2 bad usage or configuration, 1 any other failure.
+// 0 ok, 2 bad usage or configuration, exec's command's own code (or
+// 128+signal, 126, 127: execrun.ExitError), 1 any other failure.
 func exitCode(err error) int {
 	var ue *usageError
 	var ce *config.Error
-	var xe *childExitError
+	var xe *execrun.ExitError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &xe):
-		return xe.code
+		return xe.Code
 	case errors.As(err, &ue), errors.As(err, &ce):
 		return 2
 	}
@@ -79,9 +81,9 @@ func environ() map[string]string {
 func run(ctx context.Context, args []string, env map[string]string, policy rtpolicy.Applied, stdout, stderr io.Writer) error {
 	err := dispatch(ctx, args, env, policy, stdout, stderr)
 	var ce *config.Error
-	var xe *childExitError
+	var xe *execrun.ExitError
 	switch {
-	case err == nil, errors.As(err, &xe) && xe.msg == "":
+	case err == nil, errors.As(err, &xe) && xe.Msg == "":
 	case errors.As(err, &ce):
 		fmt.Fprintf(stderr, "credproxy: invalid configuration:\n%s\n", indent(ce.Error()))
 	default:

@@ -1,4 +1,4 @@
-package main
+package jobcontrol
 
 import (
 	"context"
@@ -13,28 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// How exec's signals behave, as a user expects of a wrapper:
-//
-//   - Ctrl-C, Ctrl-\ and Ctrl-Z in a terminal signal the terminal's whole
-//     foreground process group. The command runs in credproxy's group,
-//     so it got the signal already: credproxy does not send it again.
-//     Go cannot read a signal's sender (siginfo), so the process groups
-//     decide: a SIGINT, SIGQUIT or SIGTSTP is taken as the terminal's
-//     when credproxy's group is the foreground group of its controlling
-//     terminal and the command is in it. A `kill -INT` of credproxy alone
-//     from elsewhere, while it runs in a terminal's foreground, is
-//     therefore not passed on; a SIGTERM always is.
-//   - On SIGTSTP credproxy waits for the command to stop (a full-screen
-//     program puts the terminal right first), then stops itself, so that
-//     the shell takes the terminal back only then; on SIGCONT (fg, bg)
-//     both go on.
-//   - Every other signal of forwardedSignals is passed on once.
-//   - Before the command starts (while the first tokens are awaited), any
-//     of them ends credproxy at once with 128+signal.
-
-// forwardedSignals are passed on to exec's command while it runs, and end
-// exec with 128+signal before it starts.
-var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+// Forwarded are the signals Catch takes: passed on to the command while
+// it runs; before it starts, the wrapper's to answer (exec ends with
+// 128+signal).
+func Forwarded() []os.Signal {
+	return []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+}
 
 // Waits of the Ctrl-Z handling.
 const (
@@ -44,50 +28,49 @@ const (
 	// blindStopWait is the command's time to stop where its state cannot
 	// be read (no /proc).
 	blindStopWait = 200 * time.Millisecond
-	// signalGrace is how long exec waits for a signal that main's context
-	// has already seen (both hear SIGINT and SIGTERM) to reach it too.
+	// signalGrace is how long AfterCancel waits for a signal that the
+	// caller's context has already seen (both hear SIGINT and SIGTERM) to
+	// reach the Signals too.
 	signalGrace = 500 * time.Millisecond
 )
 
-// execSignals are the signals exec takes from their default actions, from
-// its start to its end.
-type execSignals struct {
-	// ch receives forwardedSignals, and SIGTSTP once the command runs.
+// Signals are the signals a wrapper takes from their default actions,
+// from Catch to Stop. One goroutine reads them: the wrapper's.
+type Signals struct {
+	// ch receives Forwarded, and SIGTSTP once CatchStops was called.
 	ch chan os.Signal
-	// conts receives SIGCONT once the command runs.
+	// conts receives SIGCONT once CatchStops was called.
 	conts chan os.Signal
 }
 
-// catchExecSignals takes forwardedSignals: from now on none ends
-// credproxy before its command has run, or leaves the command without its
-// proxy.
-func catchExecSignals() *execSignals {
-	s := &execSignals{ch: make(chan os.Signal, 8), conts: make(chan os.Signal, 1)}
-	signal.Notify(s.ch, forwardedSignals...)
+// Catch takes Forwarded: from now on none ends the wrapper before its
+// command has run, or leaves the command without what the wrapper gives
+// it (exec's proxy).
+func Catch() *Signals {
+	s := &Signals{ch: make(chan os.Signal, 8), conts: make(chan os.Signal, 1)}
+	signal.Notify(s.ch, Forwarded()...)
 	return s
 }
 
-// catchStops takes SIGTSTP and SIGCONT too, for the command's lifetime.
-func (s *execSignals) catchStops() {
+// Received delivers the signals caught, for a wrapper waiting before its
+// command starts.
+func (s *Signals) Received() <-chan os.Signal { return s.ch }
+
+// CatchStops takes SIGTSTP and SIGCONT too, for the command's lifetime:
+// call it just before the command starts.
+func (s *Signals) CatchStops() {
 	signal.Notify(s.ch, syscall.SIGTSTP)
 	signal.Notify(s.conts, syscall.SIGCONT)
 }
 
-// stop gives every signal back its default action.
-func (s *execSignals) stop() {
+// Stop gives every signal back its default action.
+func (s *Signals) Stop() {
 	signal.Stop(s.ch)
 	signal.Stop(s.conts)
 }
 
-// beforeStart is exec's answer to a signal before its command started: it
-// ends with 128+signal.
-func beforeStart(sig os.Signal) error {
-	n := sig.(syscall.Signal)
-	return &childExitError{code: 128 + int(n), msg: "exec: " + unix.SignalName(n) + " while waiting for the first tokens; the command was not started"}
-}
-
-// pending returns a signal already received, if any.
-func (s *execSignals) pending() (os.Signal, bool) {
+// Pending returns a signal already received, if any.
+func (s *Signals) Pending() (os.Signal, bool) {
 	select {
 	case sig := <-s.ch:
 		return sig, true
@@ -96,28 +79,46 @@ func (s *execSignals) pending() (os.Signal, bool) {
 	}
 }
 
-// afterCancel is called when main's context ended while exec waited for
-// its tokens. main cancels it on SIGINT and SIGTERM, which ch hears too,
-// perhaps a moment later: it returns that signal's 128+signal answer, or
-// err when no signal comes.
-func (s *execSignals) afterCancel(ctx context.Context, err error) error {
+// AfterCancel is for when ctx, the caller's, has ended while the wrapper
+// waited before starting its command. The caller cancels ctx on SIGINT
+// and SIGTERM (main's context), which Signals hear too, perhaps a moment
+// later: it returns that signal, waiting up to signalGrace, or false when
+// none comes (or ctx has not ended).
+func (s *Signals) AfterCancel(ctx context.Context) (os.Signal, bool) {
 	if ctx.Err() == nil {
-		return err
+		return nil, false
 	}
 	select {
 	case sig := <-s.ch:
-		return beforeStart(sig)
+		return sig, true
 	case <-time.After(signalGrace):
-		return err
+		return nil, false
 	}
 }
 
-// childRelay passes credproxy's signals on to the running command.
+// Relay passes the signals received on to proc, the running command
+// (see the package comment for how), until done is closed: the command
+// has exited. Call CatchStops before the command starts.
+func (s *Signals) Relay(proc *os.Process, done <-chan struct{}, log *zap.Logger) {
+	r := &childRelay{proc: proc, done: done, sigs: s, log: log}
+	for {
+		select {
+		case sig := <-s.ch:
+			r.relay(sig)
+		case <-s.conts:
+			r.resumed()
+		case <-done:
+			return
+		}
+	}
+}
+
+// childRelay passes the wrapper's signals on to the running command.
 type childRelay struct {
 	proc *os.Process
 	// done is closed once the command has exited.
 	done <-chan struct{}
-	sigs *execSignals
+	sigs *Signals
 	log  *zap.Logger
 }
 

@@ -1,4 +1,4 @@
-package main
+package execrun
 
 import (
 	"crypto/rand"
@@ -15,8 +15,8 @@ import (
 	"github.com/credproxy/credproxy/internal/peeruid"
 )
 
-// execRealm is the realm of the 407 challenge of exec's proxy.
-const execRealm = "credproxy exec"
+// realm is the realm of the 407 challenge of exec's proxy.
+const realm = "credproxy exec"
 
 // execProxyUser is the user name in the proxy URL exec gives its
 // command; only the password (the key) is checked.
