@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -63,15 +64,30 @@ func (l *loader) url(name, raw string, insecureOK bool, insecureVar string) *url
 }
 
 // checkAddresses validates the listener addresses, warns about those off
-// loopback, and refuses two listeners on one address.
+// loopback, and refuses two listeners on one address. A unix socket
+// (unix:/path, internal/listen) is never off loopback: its file's mode
+// and directory decide who reaches it.
 func (l *loader) checkAddresses(cfg *Config) {
 	type listener struct {
 		name, host string
 		port       int
 	}
 	var seen []listener
+	sockets := map[string]string{}
 	check := func(name, addr, exposure string) {
 		if addr == "" {
+			return
+		}
+		if path, ok := strings.CutPrefix(addr, unixPrefix); ok {
+			if !strings.HasPrefix(path, "/") {
+				l.problem(name, "%q: a unix socket address is unix: and an absolute path (e.g. unix:/run/credproxy/credproxy.sock)", addr)
+				return
+			}
+			if o, dup := sockets[filepath.Clean(path)]; dup {
+				l.problem(name, "%s is already used by %s", addr, o)
+				return
+			}
+			sockets[filepath.Clean(path)] = name
 			return
 		}
 		host, port, ok := splitAddr(addr)
@@ -103,6 +119,10 @@ func (l *loader) checkAddresses(cfg *Config) {
 		check(r.Prefix+"LISTEN", r.Listen, "whoever reaches it can use the credential")
 	}
 }
+
+// unixPrefix starts a unix socket listener address (internal/listen's
+// UnixPrefix; config does not import the package that binds).
+const unixPrefix = "unix:"
 
 // splitAddr splits a listener address: host (empty, an IP address or a
 // host name) and a numeric port.

@@ -521,6 +521,13 @@ func TestLoadProblems(t *testing.T) {
 			want: []string{"CREDPROXY_LISTEN: 127.0.0.1:8080 is already used by CREDPROXY_FORWARD_ADDR"}},
 		{desc: "localhost is loopback", env: with(static, "CREDPROXY_ADMIN_ADDR", "localhost:8080"),
 			want: []string{"CREDPROXY_LISTEN: 127.0.0.1:8080 is already used by CREDPROXY_ADMIN_ADDR"}},
+		{desc: "unix socket relative path", env: with(static, "CREDPROXY_LISTEN", "unix:credproxy.sock", "CREDPROXY_ADMIN_ADDR", "unix:"),
+			want: []string{
+				`CREDPROXY_ADMIN_ADDR: "unix:": a unix socket address is unix: and an absolute path (e.g. unix:/run/credproxy/credproxy.sock)`,
+				`CREDPROXY_LISTEN: "unix:credproxy.sock": a unix socket address is unix: and an absolute path (e.g. unix:/run/credproxy/credproxy.sock)`,
+			}},
+		{desc: "two listeners on one unix socket", env: with(static, "CREDPROXY_LISTEN", "unix:/run/credproxy/a.sock", "CREDPROXY_ADMIN_ADDR", "unix:/run/credproxy//a.sock"),
+			want: []string{"CREDPROXY_LISTEN: unix:/run/credproxy/a.sock is already used by CREDPROXY_ADMIN_ADDR"}},
 
 		// Routes.
 		{desc: "bad route names", env: map[string]string{"CREDPROXY_ROUTES": "ok,-bad,OK,a.b"},
@@ -617,6 +624,8 @@ func TestWarnings(t *testing.T) {
 			}},
 		{desc: "loopback forms", env: with(apiTokenEnv, "CREDPROXY_LISTEN", "LocalHost:8080", "CREDPROXY_FORWARD_ADDR", "[::1]:3128", "CREDPROXY_ADMIN_ADDR", "127.1.2.3:9901")},
 		{desc: "admin off loopback without the token API: probes need it", env: with(apiTokenEnv, "CREDPROXY_ADMIN_ADDR", ":9901")},
+		{desc: "unix sockets are local", env: with(apiTokenEnv, "CREDPROXY_LISTEN", "unix:/run/credproxy/credproxy.sock", "CREDPROXY_FORWARD_ADDR", "unix:/run/credproxy/forward.sock",
+			"CREDPROXY_ADMIN_ADDR", "unix:/run/credproxy/admin.sock", "CREDPROXY_TOKEN_API", "true")},
 		{desc: "unknown variables", env: with(apiTokenEnv, "CREDPROXY_CSP_API_TOKN", sentinel, "CREDPROXY_FROBNICATE", "1", "OTHER_VARIABLE", "x"),
 			want: []string{
 				"CREDPROXY_CSP_API_TOKN is not a credproxy variable and is ignored (did you mean CREDPROXY_CSP_API_TOKEN?)",

@@ -42,8 +42,8 @@ const (
 // order of --help and of problems in an *Error.
 type globalEnv struct {
 	Routes            string        `env:"ROUTES" doc:"comma list of route names (unset: one route named default)"`
-	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9901" doc:"admin listener: /healthz, /readyz, /metrics, /ca.pem, token API"`
-	ForwardAddr       string        `env:"FORWARD_ADDR" doc:"forward-proxy listener, e.g. 127.0.0.1:3128 (unset: off)"`
+	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9901" doc:"admin listener: /healthz, /readyz, /metrics, /ca.pem, token API (host:port, or unix:/path)"`
+	ForwardAddr       string        `env:"FORWARD_ADDR" doc:"forward-proxy listener, e.g. 127.0.0.1:3128 or unix:/path (unset: off)"`
 	CACertFile        string        `env:"CA_CERT_FILE" doc:"forward-proxy CA certificate (unset: ephemeral CA)"`
 	CAKeyFile         string        `env:"CA_KEY_FILE" doc:"forward-proxy CA private key"`
 	ForwardDenyOthers bool          `env:"FORWARD_DENY_OTHERS" envDefault:"false" doc:"refuse forward-proxy traffic to hosts of no route"`
@@ -59,7 +59,7 @@ type globalEnv struct {
 type routeEnv struct {
 	Auth                  string        `env:"AUTH" doc:"credential kind: csp-api-token, csp-oauth-app, splunk-session, oauth2-client-credentials, oauth2-refresh-token, oauth2-token-exchange, static"`
 	Upstream              string        `env:"UPSTREAM" doc:"https:// base URL requests are forwarded to"`
-	Listen                string        `env:"LISTEN" doc:"reverse-proxy address (default route: 127.0.0.1:8080; named routes: unset means none)"`
+	Listen                string        `env:"LISTEN" doc:"reverse-proxy address, host:port or unix:/path (default route: 127.0.0.1:8080; named routes: unset means none)"`
 	Hosts                 string        `env:"HOSTS" doc:"extra host names (host or host:port) that get this credential in forward mode"`
 	Header                string        `env:"HEADER" doc:"injected header (default Authorization; splunk-session: X-SF-Token)"`
 	HeaderPrefix          string        `env:"HEADER_PREFIX" doc:"put before the token with a space (default Bearer; splunk-session: none; set empty: bare token)"`

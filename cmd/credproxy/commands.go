@@ -23,6 +23,7 @@ import (
 	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
+	"github.com/credproxy/credproxy/internal/listen"
 	"github.com/credproxy/credproxy/internal/rtpolicy"
 	"github.com/credproxy/credproxy/internal/sdnotify"
 	"github.com/credproxy/credproxy/internal/server"
@@ -30,8 +31,9 @@ import (
 )
 
 // runProxy is the run command: the server of the environment's
-// configuration, serving until ctx ends, with SIGHUP reloading and
-// systemd told (NOTIFY_SOCKET) when it is ready and when it stops.
+// configuration, serving until ctx ends, with SIGHUP reloading, the
+// sockets of a systemd socket unit taken, and systemd told
+// (NOTIFY_SOCKET) when it is ready and when it stops.
 func runProxy(ctx context.Context, env map[string]string, policy rtpolicy.Applied, stderr io.Writer) error {
 	hangup, stopHangup := catchHangup()
 	defer stopHangup()
@@ -44,12 +46,20 @@ func runProxy(ctx context.Context, env map[string]string, policy rtpolicy.Applie
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	// The one place the process environment is read after main: go-systemd
+	// reads LISTEN_FDS itself (listen.SystemdSockets says why).
+	sockets, err := listen.SystemdSockets()
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(cfg, server.Options{
 		Logger:   log,
 		Hangup:   hangup,
 		Notifier: sdnotify.New(env, log.Named("systemd")),
+		Sockets:  sockets,
 	})
 	if err != nil {
+		_ = sockets.CloseUnclaimed()
 		return err
 	}
 	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)), zap.Object("runtime", policy))

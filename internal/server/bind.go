@@ -5,7 +5,10 @@ import (
 	"net"
 	"net/http"
 
+	"go.uber.org/zap"
+
 	"github.com/credproxy/credproxy/edge"
+	"github.com/credproxy/credproxy/internal/listen"
 	"github.com/credproxy/credproxy/proxy"
 )
 
@@ -16,44 +19,77 @@ type listener struct {
 	srv  *http.Server
 }
 
-// bind listens on every configured address: the routes' reverse
+// bind listens on every configured address (internal/listen: host:port,
+// unix:/path, or the socket systemd passed for it): the routes' reverse
 // listeners and the forward proxy, and the admin listener (nil when its
-// address is empty, which only exec sets). On an error nothing stays bound.
+// address is empty, which only exec sets). Sockets systemd passed that no
+// listener took are closed and are an error. On an error nothing stays
+// bound.
 func (s *Server) bind() (routeLns []*listener, adminLn *listener, err error) {
-	closeAll := func() {
-		for _, l := range routeLns {
-			l.ln.Close()
+	defer func() {
+		if unclaimed := s.opts.Sockets.CloseUnclaimed(); err == nil && unclaimed != nil {
+			err = unclaimed
 		}
-	}
+		if err != nil {
+			for _, l := range append(routeLns, adminLn) {
+				if l != nil {
+					l.ln.Close()
+				}
+			}
+			routeLns, adminLn = nil, nil
+		}
+	}()
 	for _, r := range s.routes {
 		if r.cfg.Listen == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", r.cfg.Listen)
+		ln, err := s.listen(r.cfg.Listen, "reverse-"+r.cfg.Name)
 		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("route %s: listen on %s (%sLISTEN): %w", r.cfg.Name, r.cfg.Listen, r.cfg.Prefix, err)
+			return routeLns, nil, fmt.Errorf("route %s: listen on %s (%sLISTEN): %w", r.cfg.Name, r.cfg.Listen, r.cfg.Prefix, err)
 		}
 		h := s.guard(ln, "route "+r.cfg.Name, r.cfg.Name, proxy.NewReverse(r.route, s.transport, s.metrics, s.log.Named("proxy")))
-		routeLns = append(routeLns, &listener{name: "route " + r.cfg.Name, ln: ln, srv: proxy.NewServer(h, s.log.Named("proxy"))})
+		routeLns = append(routeLns, newListener("route "+r.cfg.Name, ln, h, s.log.Named("proxy")))
 	}
 	if s.forward != nil {
-		ln, err := net.Listen("tcp", s.cfg.ForwardAddr)
+		ln, err := s.listen(s.cfg.ForwardAddr, "forward")
 		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("forward proxy: listen on %s (CREDPROXY_FORWARD_ADDR): %w", s.cfg.ForwardAddr, err)
+			return routeLns, nil, fmt.Errorf("forward proxy: listen on %s (CREDPROXY_FORWARD_ADDR): %w", s.cfg.ForwardAddr, err)
 		}
-		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: proxy.NewServer(s.guard(ln, "forward", "", s.forward), s.log.Named("proxy"))})
+		routeLns = append(routeLns, newListener("forward", ln, s.guard(ln, "forward", "", s.forward), s.log.Named("proxy")))
 	}
 	if s.cfg.AdminAddr != "" {
-		ln, err := net.Listen("tcp", s.cfg.AdminAddr)
+		ln, err := s.listen(s.cfg.AdminAddr, "admin")
 		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("admin: listen on %s (CREDPROXY_ADMIN_ADDR): %w", s.cfg.AdminAddr, err)
+			return routeLns, nil, fmt.Errorf("admin: listen on %s (CREDPROXY_ADMIN_ADDR): %w", s.cfg.AdminAddr, err)
 		}
-		adminLn = &listener{name: "admin", ln: ln, srv: proxy.NewServer(s.guard(ln, "admin", "", s.admin), s.log.Named("admin"))}
+		adminLn = newListener("admin", ln, s.guard(ln, "admin", "", s.admin), s.log.Named("admin"))
 	}
 	return routeLns, adminLn, nil
+}
+
+// listen binds addr for the listener systemd would name name
+// (FileDescriptorName=), or takes the socket systemd passed for it.
+// LISTEN_MODE is not configurable yet: unix sockets get
+// listen.DefaultMode (0660).
+func (s *Server) listen(addr, name string) (net.Listener, error) {
+	return listen.Listen(addr, listen.Options{Name: name, Mode: listen.DefaultMode, Sockets: s.opts.Sockets})
+}
+
+// newListener is a listener serving h, whose requests carry the caller a
+// unix socket learnt (listen.ConnContext, listen.PeerFrom).
+func newListener(name string, ln net.Listener, h http.Handler, log *zap.Logger) *listener {
+	srv := proxy.NewServer(h, log)
+	srv.ConnContext = listen.ConnContext
+	return &listener{name: name, ln: ln, srv: srv}
+}
+
+// addrString writes a bound address as the configuration does: host:port,
+// or unix:/path.
+func addrString(a net.Addr) string {
+	if a.Network() == "unix" {
+		return listen.UnixPrefix + a.String()
+	}
+	return a.String()
 }
 
 // guard puts the browser guard in front of the handler of the listener

@@ -19,6 +19,7 @@ import (
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/listen"
 	"github.com/credproxy/credproxy/internal/sdnotify"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
@@ -42,7 +43,8 @@ type Options struct {
 	// tells nothing (sdnotify.New gives nil without NOTIFY_SOCKET).
 	Notifier *sdnotify.Notifier
 	// OnListen, when set, is told each listener's name ("route NAME",
-	// "forward", "admin") and bound address once it is bound, before it
+	// "forward", "admin") and bound address (host:port or unix:/path)
+	// once it is bound, before it
 	// serves: a port of 0 becomes real here. It is called from Serve's
 	// goroutine and must not block.
 	OnListen func(name, addr string)
@@ -54,6 +56,11 @@ type Options struct {
 	Authorize func(*http.Request) error
 	// AuthRealm is the realm of the forward proxy's 407 challenge.
 	AuthRealm string
+	// Sockets are the sockets systemd passed (listen.SystemdSockets),
+	// taken by the listeners bound to their addresses or named like
+	// them (reverse-ROUTE, forward, admin); Serve closes the others and
+	// fails. Nil binds every listener.
+	Sockets *listen.Sockets
 }
 
 // Server is one running credproxy: a cache per route, a reverse listener
@@ -179,9 +186,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	for _, l := range all {
-		s.log.Info("listening", zap.String("listener", l.name), zap.String("addr", l.ln.Addr().String()))
+		addr := addrString(l.ln.Addr())
+		s.log.Info("listening", zap.String("listener", l.name), zap.String("addr", addr))
 		if s.opts.OnListen != nil {
-			s.opts.OnListen(l.name, l.ln.Addr().String())
+			s.opts.OnListen(l.name, addr)
 		}
 		go func() {
 			if err := l.srv.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
