@@ -119,8 +119,8 @@ func TestCredentialExpiryLookupFailsQuietly(t *testing.T) {
 }
 
 // TestCheckReportsCredentialExpiry: `credproxy check` says when the API
-// token expires and warns (3 days left: under the 7-day threshold); a failed lookup is said, not
-// failed.
+// token expires and warns (3 days left, within the 7-day threshold); a
+// failed lookup is said, not failed.
 func TestCheckReportsCredentialExpiry(t *testing.T) {
 	expires := time.Now().Add(3*24*time.Hour + 2*time.Hour).Truncate(time.Second).UTC()
 	csp, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: expiryAPIToken, APITokenExpiresAt: expires, TTL: time.Hour})
