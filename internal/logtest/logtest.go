@@ -4,14 +4,19 @@ package logtest
 
 import (
 	"bytes"
+	"encoding/base32"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -110,7 +115,8 @@ func newPieces(secrets []string) pieces {
 }
 
 // find returns the first piece found in text and its encoding's name, or
-// "", "". One pass over text, whatever the number of secrets.
+// "", "". One pass over text per decoding tried, whatever the number of
+// secrets.
 func (ps pieces) find(text string) (piece, form string) {
 	if p, f := ps.findNormalised(normalise(text)); p != "" {
 		return p, f
@@ -120,6 +126,22 @@ func (ps pieces) find(text string) (piece, form string) {
 	if strings.Contains(text, "%") {
 		if p, _ := ps.findNormalised(normalise(percentDecodeASCII(text))); p != "" {
 			return p, "a percent-encoded piece"
+		}
+	}
+	// Backslash escapes (\u0041, \x41, a surrogate pair for a character
+	// beyond U+FFFF) and HTML character references (&#65; &#x41; &amp;).
+	if strings.ContainsAny(text, `\&`) {
+		if p, _ := ps.findNormalised(normalise(decodeEscapes(text))); p != "" {
+			return p, "an escaped piece"
+		}
+	}
+	// Decimal bytes separated by white space (65 66 67): normalising
+	// takes the spaces out, and digits run together are not looked for
+	// (a log's timestamps would match them by chance), so the spaces
+	// become the commas the decimal form is looked for with.
+	if strings.ContainsFunc(text, unicode.IsSpace) {
+		if p, _ := ps.findNormalised(normalise(strings.Join(strings.Fields(text), ","))); p != "" {
+			return p, "a piece of its decimal bytes"
 		}
 	}
 	return "", ""
@@ -142,6 +164,91 @@ func percentDecodeASCII(s string) string {
 	return b.String()
 }
 
+// decodeEscapes decodes, in s, the backslash escapes \uXXXX (joining
+// surrogate pairs), \UXXXXXXXX and \xXX, and the HTML character
+// references &#NNN; &#xHHH; (the semicolon optional) and the five of
+// XML. Everything else stays as it is.
+func decodeEscapes(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := escapeAt(s[i:])
+		if n == 0 {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		if utf16.IsSurrogate(r) {
+			if r2, n2 := escapeAt(s[i+n:]); n2 > 0 && utf16.IsSurrogate(r2) {
+				if j := utf16.DecodeRune(r, r2); j != utf8.RuneError {
+					r, n = j, n+n2
+				}
+			}
+		}
+		b.WriteRune(r)
+		i += n
+	}
+	return b.String()
+}
+
+// escapeAt reads the escape or character reference at the start of s;
+// n is 0 when there is none.
+func escapeAt(s string) (r rune, n int) {
+	switch {
+	case strings.HasPrefix(s, `\u`):
+		return number(s, 2, 4, 4, 16)
+	case strings.HasPrefix(s, `\U`):
+		return number(s, 2, 8, 8, 16)
+	case strings.HasPrefix(s, `\x`):
+		return number(s, 2, 2, 2, 16)
+	case strings.HasPrefix(s, "&#x"), strings.HasPrefix(s, "&#X"):
+		r, n = number(s, 3, 1, 6, 16)
+	case strings.HasPrefix(s, "&#"):
+		r, n = number(s, 2, 1, 7, 10)
+	case strings.HasPrefix(s, "&"):
+		for _, e := range [...]string{"&amp;&", "&lt;<", "&gt;>", "&quot;\"", "&apos;'"} {
+			if name := e[:len(e)-1]; strings.HasPrefix(s, name) {
+				return rune(e[len(e)-1]), len(name)
+			}
+		}
+		return 0, 0
+	default:
+		return 0, 0
+	}
+	if n > 0 && n < len(s) && s[n] == ';' {
+		n++
+	}
+	return r, n
+}
+
+// number reads from s[skip:] between least and most digits of base; n
+// is 0 when there are fewer than least.
+func number(s string, skip, least, most, base int) (rune, int) {
+	end := skip
+	for end < len(s) && end-skip < most && digitValue(s[end]) < base {
+		end++
+	}
+	if end-skip < least {
+		return 0, 0
+	}
+	v, err := strconv.ParseUint(s[skip:end], base, 32)
+	if err != nil || v > unicode.MaxRune {
+		return 0, 0
+	}
+	return rune(v), end
+}
+
+func digitValue(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return 99
+}
+
 func (ps pieces) findNormalised(n string) (piece, form string) {
 	for v, name := range ps.short {
 		if strings.Contains(n, v) {
@@ -158,32 +265,74 @@ func (ps pieces) findNormalised(n string) (piece, form string) {
 
 type encoded struct{ name, value string }
 
-// encodings returns s in every form checked for. A base64 value is cut to
-// the characters that depend on s alone: the first group of four also
-// encodes what precedes s, the last what follows it.
+// encodings returns s in every form checked for. A base64 or base32 value
+// is cut to the characters that depend on s alone, at each alignment s
+// can have inside a longer encoded value: the first group also encodes
+// what precedes s, the last what follows it. At alignment 0 it is also
+// kept whole, for a secret shorter than a piece.
 func encodings(s string) []encoded {
+	b := []byte(s)
 	out := []encoded{
 		{"a piece", s},
 		{"a query-escaped piece", url.QueryEscape(s)},
 		{"a path-escaped piece", url.PathEscape(s)},
-		{"a hex piece", hex.EncodeToString([]byte(s))},
+		{"a reversed piece", reversed(s)},
+		{"a piece of its decimal bytes", joinBytes(b, "%d", ",")},
 	}
-	for _, enc := range []struct {
+	for _, v := range []struct {
 		name string
-		enc  *base64.Encoding
-	}{{"a base64 piece", base64.StdEncoding}, {"a base64url piece", base64.URLEncoding}} {
-		for lead := range 3 {
-			e := enc.enc.EncodeToString(append(make([]byte, lead), s...))
-			lo, hi := 0, len(e)-4
-			if lead > 0 {
-				lo = 4
-			}
-			if hi-lo >= pieceLen {
-				out = append(out, encoded{enc.name, e[lo:hi]})
-			}
+		b    []byte
+	}{{"", b}, {" of its UTF-16LE", utf16Bytes(s, binary.LittleEndian)}, {" of its UTF-16BE", utf16Bytes(s, binary.BigEndian)}} {
+		out = append(out,
+			encoded{"a hex piece" + v.name, hex.EncodeToString(v.b)},
+			encoded{"a hex piece" + v.name, joinBytes(v.b, "%02x", ":")},
+			encoded{"a hex piece" + v.name, joinBytes(v.b, "%02x", "-")})
+		out = append(out, grouped("a base64 piece"+v.name, base64.StdEncoding.EncodeToString, v.b, 3, 4)...)
+		out = append(out, grouped("a base64url piece"+v.name, base64.URLEncoding.EncodeToString, v.b, 3, 4)...)
+		out = append(out, grouped("a base32 piece"+v.name, base32.StdEncoding.EncodeToString, v.b, 5, 8)...)
+	}
+	return out
+}
+
+// grouped returns the characters of encode(b) that depend on b alone, at
+// each of the group alignments b can have: an encoding that turns group
+// bytes into width characters.
+func grouped(name string, encode func([]byte) string, b []byte, group, width int) []encoded {
+	whole := encode(b)
+	out := []encoded{{name, whole}, {name, strings.TrimRight(whole, "=")}}
+	for lead := range group {
+		e := encode(append(make([]byte, lead), b...))
+		lo, hi := 0, len(e)-width
+		if lead > 0 {
+			lo = width
+		}
+		if hi-lo >= pieceLen {
+			out = append(out, encoded{name, e[lo:hi]})
 		}
 	}
 	return out
+}
+
+func joinBytes(b []byte, format, sep string) string {
+	parts := make([]string, len(b))
+	for i, c := range b {
+		parts[i] = fmt.Sprintf(format, c)
+	}
+	return strings.Join(parts, sep)
+}
+
+func utf16Bytes(s string, order binary.AppendByteOrder) []byte {
+	var out []byte
+	for _, u := range utf16.Encode([]rune(s)) {
+		out = order.AppendUint16(out, u)
+	}
+	return out
+}
+
+func reversed(s string) string {
+	r := []rune(s)
+	slices.Reverse(r)
+	return string(r)
 }
 
 // normalise lower-cases s and takes out spaces, control and format
