@@ -86,12 +86,13 @@ const pieceLen = 8
 // pieces maps every normalised piece of the secrets' encodings to the
 // name of its encoding. Secrets shorter than pieceLen are kept whole.
 type pieces struct {
-	set   map[string]string
+	// set is keyed by a piece's bytes read as a little-endian uint64.
+	set   map[uint64]string
 	short map[string]string
 }
 
 func newPieces(secrets []string) pieces {
-	ps := pieces{set: map[string]string{}, short: map[string]string{}}
+	ps := pieces{set: make(map[uint64]string, 64*len(secrets)), short: map[string]string{}}
 	for _, s := range secrets {
 		if s == "" {
 			continue
@@ -105,8 +106,9 @@ func newPieces(secrets []string) pieces {
 				continue
 			}
 			for i := 0; i+pieceLen <= len(v); i++ {
-				if _, ok := ps.set[v[i:i+pieceLen]]; !ok {
-					ps.set[v[i:i+pieceLen]] = f.name
+				k := binary.LittleEndian.Uint64([]byte(v[i : i+pieceLen]))
+				if _, ok := ps.set[k]; !ok {
+					ps.set[k] = f.name
 				}
 			}
 		}
@@ -171,6 +173,15 @@ func percentDecodeASCII(s string) string {
 func decodeEscapes(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
+		if strings.HasPrefix(s[i:], `\x`) {
+			// A byte, which may be part of a character: written as it
+			// is, so that bytes escaped one by one make the character.
+			if v, n := number(s[i:], 2, 2, 2, 16); n > 0 {
+				b.WriteByte(byte(v))
+				i += n
+				continue
+			}
+		}
 		r, n := escapeAt(s[i:])
 		if n == 0 {
 			b.WriteByte(s[i])
@@ -198,8 +209,6 @@ func escapeAt(s string) (r rune, n int) {
 		return number(s, 2, 4, 4, 16)
 	case strings.HasPrefix(s, `\U`):
 		return number(s, 2, 8, 8, 16)
-	case strings.HasPrefix(s, `\x`):
-		return number(s, 2, 2, 2, 16)
 	case strings.HasPrefix(s, "&#x"), strings.HasPrefix(s, "&#X"):
 		r, n = number(s, 3, 1, 6, 16)
 	case strings.HasPrefix(s, "&#"):
@@ -256,7 +265,7 @@ func (ps pieces) findNormalised(n string) (piece, form string) {
 		}
 	}
 	for i := 0; i+pieceLen <= len(n); i++ {
-		if name, ok := ps.set[n[i:i+pieceLen]]; ok {
+		if name, ok := ps.set[binary.LittleEndian.Uint64([]byte(n[i:i+pieceLen]))]; ok {
 			return n[i : i+pieceLen], name
 		}
 	}
@@ -314,11 +323,14 @@ func grouped(name string, encode func([]byte) string, b []byte, group, width int
 }
 
 func joinBytes(b []byte, format, sep string) string {
-	parts := make([]string, len(b))
+	out := make([]byte, 0, 4*len(b))
 	for i, c := range b {
-		parts[i] = fmt.Sprintf(format, c)
+		if i > 0 {
+			out = append(out, sep...)
+		}
+		out = fmt.Appendf(out, format, c)
 	}
-	return strings.Join(parts, sep)
+	return string(out)
 }
 
 func utf16Bytes(s string, order binary.AppendByteOrder) []byte {
@@ -337,14 +349,23 @@ func reversed(s string) string {
 
 // normalise lower-cases s and takes out spaces, control and format
 // characters, so that a secret split by a line break or a zero-width
-// character, or shown upper-cased, is still found.
+// character, or shown upper-cased, is still found. Bytes of invalid
+// UTF-8 are kept as they are: one may be the first byte of a character
+// of a secret, cut after it.
 func normalise(s string) string {
-	return strings.ToLower(strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
-			return -1
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b.WriteByte(s[i])
+		case unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r):
+		default:
+			b.WriteRune(unicode.ToLower(r))
 		}
-		return r
-	}, s))
+		i += n
+	}
+	return b.String()
 }
 
 // Hygiene gathers everything a test produces that an operator or a client
