@@ -63,6 +63,9 @@ func (c credentials) withPair(id string, s secret.Secret) credentials {
 // needle is one encoding of a credential in normalised form.
 type needle struct {
 	s string
+	// min is the length of its shortest piece redacted, when more than
+	// pieceLen (see form).
+	min int
 	// idOnly is how many leading bytes of s depend on the client ID
 	// alone: pieces wholly inside them reveal nothing secret (and the
 	// ID, useful in a message, is not a secret).
@@ -97,7 +100,10 @@ type redactor struct {
 	// many of its leading bytes to keep: those of a window that starts
 	// in the client ID (see needle), 0 for the others.
 	windows [2]map[uint64]int
-	// short are the needles shorter than pieceLen, matched whole.
+	// longer maps, by their length, the windows of the needles whose
+	// pieces are longer than pieceLen (see form), as windows does.
+	longer [2]map[int]map[string]int
+	// short are the needles shorter than their piece, matched whole.
 	short [2][]string
 }
 
@@ -105,10 +111,15 @@ func newRedactor(c credentials) *redactor {
 	// Every form of every credential, with the forms of the client ID
 	// alone for a pair.
 	var forms, idForms []string
+	var mins []int
 	for _, s := range c.secrets {
-		if !s.Empty() {
-			e := append(encodings(s.Reveal()), byteEncodings(s.Reveal())...)
-			forms, idForms = append(forms, e...), append(idForms, make([]string, len(e))...)
+		if s.Empty() {
+			continue
+		}
+		e := encodings(s.Reveal())
+		forms, idForms, mins = append(forms, e...), append(idForms, make([]string, len(e))...), append(mins, make([]int, len(e))...)
+		for _, f := range byteEncodings(s.Reveal()) {
+			forms, idForms, mins = append(forms, f.s), append(idForms, ""), append(mins, f.min)
 		}
 	}
 	for _, p := range c.pairs {
@@ -117,7 +128,8 @@ func newRedactor(c credentials) *redactor {
 		}
 		sec := p.secret.Reveal()
 		for _, pair := range [][2]string{{p.id + ":", sec}, {url.QueryEscape(p.id) + ":", url.QueryEscape(sec)}} {
-			forms, idForms = append(forms, encodings(pair[0]+pair[1])...), append(idForms, encodings(pair[0])...)
+			e := encodings(pair[0] + pair[1])
+			forms, idForms, mins = append(forms, e...), append(idForms, encodings(pair[0])...), append(mins, make([]int, len(e))...)
 		}
 	}
 	// Sized for the distinct windows, about a quarter of all: growing
@@ -126,7 +138,7 @@ func newRedactor(c credentials) *redactor {
 	for _, f := range forms {
 		size += max(0, len(f)-pieceLen+1)
 	}
-	r := &redactor{windows: [2]map[uint64]int{make(map[uint64]int, size/4), make(map[uint64]int, size/8)}}
+	r := &redactor{windows: [2]map[uint64]int{make(map[uint64]int, size/4), make(map[uint64]int, size/8)}, longer: [2]map[int]map[string]int{{}, {}}}
 	seen := [2]map[string]bool{make(map[string]bool, len(forms)), make(map[string]bool, len(forms)/2)}
 	for i, enc := range forms {
 		var plain needle
@@ -135,7 +147,7 @@ func newRedactor(c credentials) *redactor {
 			// Without a backslash, a percent sign or an ampersand,
 			// decoding escapes changes nothing.
 			if mode == 0 || strings.ContainsAny(enc, `\%&`) || strings.ContainsAny(idForms[i], `\%&`) {
-				n = needle{s: string(normalise(enc, unescape, nil))}
+				n = needle{s: string(normalise(enc, unescape, nil)), min: mins[i]}
 				if idForms[i] != "" {
 					n.idOnly = commonPrefix(n.s, string(normalise(idForms[i], unescape, nil)))
 				}
@@ -154,8 +166,18 @@ func newRedactor(c credentials) *redactor {
 // index adds n's windows (or n itself, when shorter than a window) to
 // those matched in mode.
 func (r *redactor) index(mode int, n needle) {
-	if len(n.s) < pieceLen {
+	if l := max(pieceLen, n.min); len(n.s) < l {
 		r.short[mode] = append(r.short[mode], n.s)
+		return
+	} else if l > pieceLen {
+		w := r.longer[mode][l]
+		if w == nil {
+			w = map[string]int{}
+			r.longer[mode][l] = w
+		}
+		for i := 0; i+l <= len(n.s); i++ {
+			w[n.s[i:i+l]] = 0 // no client ID in these forms
+		}
 		return
 	}
 	w := r.windows[mode]
@@ -218,44 +240,54 @@ func encodings(x string) []string {
 	return out
 }
 
+// form is an encoding of a secret whose pieces are longer than pieceLen
+// when it spends more than two characters on a byte: a piece counts when
+// it encodes at least 4 bytes of the secret, as 8 hex digits do, so that
+// a clock's "00:30:00" is not taken for the UTF-16 of a "0". min is that
+// length (0 for pieceLen). logtest's leak checks use the same lengths.
+type form struct {
+	s   string
+	min int
+}
+
 // byteEncodings returns the forms in which x alone may come back that
 // work on its bytes one by one or that no Basic pair is sent in: for the
 // pair, the forms of the secret alone find them, since a piece of these
 // is a piece of the secret's (base32 and base64 of UTF-16 at every
 // alignment included). Reversed x is here too.
-func byteEncodings(x string) []string {
-	out := textForms(reversed(x))
-	out = append(out, byteForms([]byte(x))...)
-	out = append(out, base32Forms([]byte(x))...)
+//
+// They come raw only, not also form- or JSON-escaped: their alphabets
+// need no escape but '+', '/', '=', ',' and ':', whose percent escapes
+// the second pass of matching decodes.
+func byteEncodings(x string) []form {
+	var out []form
+	add := func(min int, ss ...string) {
+		for _, s := range ss {
+			out = append(out, form{s, min})
+		}
+	}
+	add(0, textForms(reversed(x))...)
+	add(0, base32Forms([]byte(x))...)
+	add(0, joinBytes([]byte(x), 10, 0))
+	add(11, joinBytes([]byte(x), 16, ':'), joinBytes([]byte(x), 16, '-'), joinBytes([]byte(x), 10, ','))
 	// A service that handles text as UTF-16 (Windows, Java, JavaScript)
 	// may encode those bytes; its \u escapes are decoded by normalise.
-	//
-	// These forms, which services rarely use, come raw only, not also
-	// form- or JSON-escaped: their alphabets need no escape but '+',
-	// '/', '=', ',' and ':', whose percent escapes the second pass of
-	// matching decodes.
 	units := utf16.Encode([]rune(x))
 	for _, order := range []binary.AppendByteOrder{binary.LittleEndian, binary.BigEndian} {
 		b := make([]byte, 0, 2*len(units))
 		for _, u := range units {
 			b = order.AppendUint16(b, u)
 		}
-		out = append(out, hex.EncodeToString(b))
-		out = append(out, byteForms(b)...)
+		add(16, hex.EncodeToString(b))
+		add(23, joinBytes(b, 16, ':'), joinBytes(b, 16, '-'))
+		add(14, joinBytes(b, 10, 0))
+		add(18, joinBytes(b, 10, ','))
 		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
-			out = append(out, enc.EncodeToString(b))
-			out = append(out, alignedForms(enc.EncodeToString, b, 3, 4, rawForm)...)
+			add(12, enc.EncodeToString(b))
+			add(12, alignedForms(enc.EncodeToString, b, 3, 4, rawForm)...)
 		}
 	}
 	return out
-}
-
-// byteForms are b as hex with a colon or a dash between bytes (plain hex,
-// or with spaces, which normalise leaves out, is elsewhere), and as
-// decimal bytes run together (they were separated by spaces) or
-// separated by commas.
-func byteForms(b []byte) []string {
-	return []string{joinBytes(b, 16, ':'), joinBytes(b, 16, '-'), joinBytes(b, 10, 0), joinBytes(b, 10, ',')}
 }
 
 // base32Forms are b in base32 (RFC 4648 standard alphabet; lower case is
@@ -666,13 +698,18 @@ func (r *redactor) find(text []byte, mode int) []match {
 			off += j + 1
 		}
 	}
-	w := r.windows[mode]
-	if len(w) == 0 {
-		return out
+	if w := r.windows[mode]; len(w) > 0 {
+		for i := 0; i+pieceLen <= len(text); i++ {
+			if keep, ok := w[binary.LittleEndian.Uint64(text[i:])]; ok {
+				out = append(out, match{i + keep, i + pieceLen})
+			}
+		}
 	}
-	for i := 0; i+pieceLen <= len(text); i++ {
-		if keep, ok := w[binary.LittleEndian.Uint64(text[i:])]; ok {
-			out = append(out, match{i + keep, i + pieceLen})
+	for l, w := range r.longer[mode] {
+		for i := 0; i+l <= len(text); i++ {
+			if _, ok := w[string(text[i:i+l])]; ok {
+				out = append(out, match{i, i + l})
+			}
 		}
 	}
 	return out

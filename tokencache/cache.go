@@ -136,11 +136,13 @@ type Cache struct {
 	changed chan struct{}
 	// attempts counts finished exchanges, so a waiter can tell that an
 	// exchange it waited for has failed.
-	attempts     uint64
-	inFlight     bool
-	failures     int
-	lastAttempt  time.Time
-	lastErr      error
+	attempts    uint64
+	inFlight    bool
+	failures    int
+	lastAttempt time.Time
+	lastErr     error
+	// lastReason is lastErr as a client may read it (clientReason).
+	lastReason   string
 	nextAttempt  time.Time
 	shuttingDown bool
 	// renewers are the Renew calls waiting for the next exchange to
@@ -312,9 +314,17 @@ func (c *Cache) wait(ctx context.Context, reject secret.Secret) (exchange.Token,
 // must not be forwarded.
 type UnavailableError struct {
 	Route string
-	// Detail says why, without secrets: the last exchange error, or that
-	// the first exchange has not finished.
+	// Detail says why in credproxy's own words, for the client: the last
+	// exchange's failure as its reason, the identity service's HTTP status
+	// and registered OAuth 2.0 error code (see clientReason), or that the
+	// first exchange has not finished. Error returns it too.
 	Detail string
+	// Cause is the last exchange's error, nil when none failed. It holds
+	// the service's message, scrubbed of the credentials in every
+	// encoding the redactor knows, and is for the log only: that text
+	// may echo a secret in an encoding no redactor knows, so it never
+	// goes to a client.
+	Cause error
 }
 
 func (e *UnavailableError) Error() string {
@@ -329,7 +339,7 @@ func (c *Cache) unavailable() error {
 	case c.shuttingDown:
 		detail = "shutting down"
 	case c.lastErr != nil:
-		detail = c.lastErr.Error()
+		detail = c.lastReason
 		if !c.nextAttempt.IsZero() {
 			detail += fmt.Sprintf("; next attempt in %s", time.Until(c.nextAttempt).Round(time.Second))
 		}
@@ -338,7 +348,7 @@ func (c *Cache) unavailable() error {
 	default:
 		detail = "the token was rejected upstream and no other token could be obtained"
 	}
-	return &UnavailableError{Route: c.opts.Route, Detail: detail}
+	return &UnavailableError{Route: c.opts.Route, Detail: detail, Cause: c.lastErr}
 }
 
 // Run exchanges and renews until ctx ends, then releases the current
@@ -475,7 +485,7 @@ func (c *Cache) exchange(ctx context.Context, reload bool) time.Duration {
 	cancel()
 	took := time.Since(start)
 	if err == nil && !tok.Expiry.IsZero() && !tok.Expiry.After(start) {
-		err = errors.New("the service issued a token that is already expired")
+		err = errExpiredOnArrival
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -573,7 +583,7 @@ func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger str
 	if held != nil && !held.usableUntil.IsZero() {
 		delay = capRetry(delay, time.Until(held.usableUntil))
 	}
-	c.lastErr, c.nextAttempt = err, time.Now().Add(delay)
+	c.lastErr, c.lastReason, c.nextAttempt = err, clientReason(err, result), time.Now().Add(delay)
 	c.finishLocked(Renewal{Exchange: done}, err)
 	c.mu.Unlock()
 
@@ -641,6 +651,39 @@ func (c *Cache) backoff(n int, rejected bool, retryAfter time.Duration) time.Dur
 		d = time.Duration(c.opts.Rand() * float64(ceiling))
 	}
 	return max(d, retryAfter)
+}
+
+// errExpiredOnArrival is an exchange's error when the service issued a
+// token that had expired by the time the exchange started.
+var errExpiredOnArrival = errors.New("the service issued a token that is already expired")
+
+// clientReason says why an exchange failed in credproxy's own words, for
+// the clients of the proxy and the token APIs: the failure's result, and
+// for an answer from the identity service its HTTP status and registered
+// OAuth 2.0 error code. The service's free text is left out: it may echo
+// the secret in an encoding no redactor knows. The log, /readyz and
+// `credproxy check` show it, scrubbed.
+func clientReason(err error, result string) string {
+	const prefix = "token exchange failed: "
+	var e *exchange.Error
+	switch {
+	case errors.As(err, &e):
+		s := fmt.Sprintf("%sidentity service answered %d", prefix, e.Status)
+		if code := e.OAuthCode(); code != "" {
+			s += " (" + code + ")"
+		}
+		if result == "invalid_response" {
+			s += " without a usable token"
+		}
+		return s
+	case result == "timeout":
+		return prefix + "the identity service did not answer in time"
+	case result == "config":
+		return prefix + "the credential could not be read (see credproxy's log)"
+	case errors.Is(err, errExpiredOnArrival):
+		return prefix + errExpiredOnArrival.Error()
+	}
+	return prefix + "no usable answer from the identity service (see credproxy's log)"
 }
 
 func classify(err error, timedOut bool) string {

@@ -84,31 +84,47 @@ func Leak(text string, secrets ...string) (piece, form string) {
 const pieceLen = 8
 
 // pieces maps every normalised piece of the secrets' encodings to the
-// name of its encoding. Secrets shorter than pieceLen are kept whole.
+// name of its encoding. A piece is pieceLen bytes long, or longer for an
+// encoding that spends more than two characters on a byte (see
+// encoded.min). Values shorter than their piece are kept whole.
 type pieces struct {
 	// set is keyed by a piece's bytes read as a little-endian uint64.
-	set   map[uint64]string
-	short map[string]string
+	set map[uint64]string
+	// longer holds the longer pieces by their length.
+	longer map[int]map[string]string
+	short  map[string]string
 }
 
 func newPieces(secrets []string) pieces {
-	ps := pieces{set: make(map[uint64]string, 64*len(secrets)), short: map[string]string{}}
+	ps := pieces{set: make(map[uint64]string, 64*len(secrets)), longer: map[int]map[string]string{}, short: map[string]string{}}
 	for _, s := range secrets {
 		if s == "" {
 			continue
 		}
 		for _, f := range encodings(s) {
-			v := normalise(f.value)
-			if len(v) < pieceLen {
-				if _, ok := ps.short[v]; !ok {
+			v, n := normalise(f.value), max(pieceLen, f.min)
+			switch {
+			case len(v) < n:
+				if _, ok := ps.short[v]; !ok && v != "" {
 					ps.short[v] = f.name
 				}
-				continue
-			}
-			for i := 0; i+pieceLen <= len(v); i++ {
-				k := binary.LittleEndian.Uint64([]byte(v[i : i+pieceLen]))
-				if _, ok := ps.set[k]; !ok {
-					ps.set[k] = f.name
+			case n == pieceLen:
+				for i := 0; i+n <= len(v); i++ {
+					k := binary.LittleEndian.Uint64([]byte(v[i : i+n]))
+					if _, ok := ps.set[k]; !ok {
+						ps.set[k] = f.name
+					}
+				}
+			default:
+				m := ps.longer[n]
+				if m == nil {
+					m = map[string]string{}
+					ps.longer[n] = m
+				}
+				for i := 0; i+n <= len(v); i++ {
+					if _, ok := m[v[i:i+n]]; !ok {
+						m[v[i:i+n]] = f.name
+					}
 				}
 			}
 		}
@@ -269,10 +285,25 @@ func (ps pieces) findNormalised(n string) (piece, form string) {
 			return n[i : i+pieceLen], name
 		}
 	}
+	for l, m := range ps.longer {
+		for i := 0; i+l <= len(n); i++ {
+			if name, ok := m[n[i:i+l]]; ok {
+				return n[i : i+l], name
+			}
+		}
+	}
 	return "", ""
 }
 
-type encoded struct{ name, value string }
+// encoded is a secret in one encoding. A piece of it counts when it
+// encodes at least 4 bytes of the secret, as 8 hex digits do: min is the
+// length of such a piece where that is more than pieceLen (hex with
+// separators, decimal, UTF-16), so that a clock's "00:30:00" is not
+// taken for the UTF-16 of a "0".
+type encoded struct {
+	name, value string
+	min         int
+}
 
 // encodings returns s in every form checked for. A base64 or base32 value
 // is cut to the characters that depend on s alone, at each alignment s
@@ -282,41 +313,46 @@ type encoded struct{ name, value string }
 func encodings(s string) []encoded {
 	b := []byte(s)
 	out := []encoded{
-		{"a piece", s},
-		{"a query-escaped piece", url.QueryEscape(s)},
-		{"a path-escaped piece", url.PathEscape(s)},
-		{"a reversed piece", reversed(s)},
-		{"a piece of its decimal bytes", joinBytes(b, "%d", ",")},
+		{"a piece", s, 0},
+		{"a query-escaped piece", url.QueryEscape(s), 0},
+		{"a path-escaped piece", url.PathEscape(s), 0},
+		{"a reversed piece", reversed(s), 0},
+		{"a piece of its decimal bytes", joinBytes(b, "%d", ","), 11},
+		{"a hex piece", hex.EncodeToString(b), 0},
+		{"a hex piece", joinBytes(b, "%02x", ":"), 11},
+		{"a hex piece", joinBytes(b, "%02x", "-"), 11},
 	}
+	out = append(out, grouped("a base64 piece", base64.StdEncoding.EncodeToString, b, 3, 4, 0)...)
+	out = append(out, grouped("a base64url piece", base64.URLEncoding.EncodeToString, b, 3, 4, 0)...)
+	out = append(out, grouped("a base32 piece", base32.StdEncoding.EncodeToString, b, 5, 8, 0)...)
 	for _, v := range []struct {
 		name string
 		b    []byte
-	}{{"", b}, {" of its UTF-16LE", utf16Bytes(s, binary.LittleEndian)}, {" of its UTF-16BE", utf16Bytes(s, binary.BigEndian)}} {
+	}{{" of its UTF-16LE", utf16Bytes(s, binary.LittleEndian)}, {" of its UTF-16BE", utf16Bytes(s, binary.BigEndian)}} {
 		out = append(out,
-			encoded{"a hex piece" + v.name, hex.EncodeToString(v.b)},
-			encoded{"a hex piece" + v.name, joinBytes(v.b, "%02x", ":")},
-			encoded{"a hex piece" + v.name, joinBytes(v.b, "%02x", "-")})
-		out = append(out, grouped("a base64 piece"+v.name, base64.StdEncoding.EncodeToString, v.b, 3, 4)...)
-		out = append(out, grouped("a base64url piece"+v.name, base64.URLEncoding.EncodeToString, v.b, 3, 4)...)
-		out = append(out, grouped("a base32 piece"+v.name, base32.StdEncoding.EncodeToString, v.b, 5, 8)...)
+			encoded{"a hex piece" + v.name, hex.EncodeToString(v.b), 16},
+			encoded{"a hex piece" + v.name, joinBytes(v.b, "%02x", ":"), 23},
+			encoded{"a hex piece" + v.name, joinBytes(v.b, "%02x", "-"), 23})
+		out = append(out, grouped("a base64 piece"+v.name, base64.StdEncoding.EncodeToString, v.b, 3, 4, 12)...)
+		out = append(out, grouped("a base64url piece"+v.name, base64.URLEncoding.EncodeToString, v.b, 3, 4, 12)...)
 	}
 	return out
 }
 
 // grouped returns the characters of encode(b) that depend on b alone, at
 // each of the group alignments b can have: an encoding that turns group
-// bytes into width characters.
-func grouped(name string, encode func([]byte) string, b []byte, group, width int) []encoded {
+// bytes into width characters; least is their encoded.min.
+func grouped(name string, encode func([]byte) string, b []byte, group, width, least int) []encoded {
 	whole := encode(b)
-	out := []encoded{{name, whole}, {name, strings.TrimRight(whole, "=")}}
+	out := []encoded{{name, whole, least}, {name, strings.TrimRight(whole, "="), least}}
 	for lead := range group {
 		e := encode(append(make([]byte, lead), b...))
 		lo, hi := 0, len(e)-width
 		if lead > 0 {
 			lo = width
 		}
-		if hi-lo >= pieceLen {
-			out = append(out, encoded{name, e[lo:hi]})
+		if hi-lo >= max(pieceLen, least) {
+			out = append(out, encoded{name, e[lo:hi], least})
 		}
 	}
 	return out

@@ -166,3 +166,15 @@ func TestLeakDecimalNeedsSeparators(t *testing.T) {
 		t.Errorf("separated decimal bytes not found")
 	}
 }
+
+// TestLeakLongerPiecesForWideEncodings: a piece of an encoding that
+// spends more than two characters on a byte must hold 4 bytes of the
+// secret: a clock's 00:30:00 is not the UTF-16 of a token's "0".
+func TestLeakLongerPiecesForWideEncodings(t *testing.T) {
+	if p, f := Leak("expires 2026-01-01 00:30:00, 00-30-00", "tok-10"); p != "" {
+		t.Errorf("found %q (%s)", p, f)
+	}
+	if p, _ := Leak("74:00:6f:00:6b:00:2d:00", "tok-10"); p == "" {
+		t.Errorf("four characters' UTF-16LE hex not found")
+	}
+}
