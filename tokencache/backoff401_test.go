@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/secret"
 )
 
 // alwaysRefused plays a proxy's request to a path that answers 401
@@ -79,4 +80,16 @@ func TestUpstream401OnAcceptedTokenRenewsAtOnce(t *testing.T) {
 			t.Errorf("revoked tok-2: got %v, %v after %d exchanges, want a third token at once", again.Value, err, src.count())
 		}
 	})
+}
+
+// TestSucceededIsFree: on the hot path, with no back-off to end and the
+// token already marked, Succeeded allocates nothing (and takes no lock:
+// see its body).
+func TestSucceededIsFree(t *testing.T) {
+	c := New(&fakeSource{}, Options{Route: "r"})
+	c.publish(c.schedule(exchange.Token{Value: secret.New("tok"), Expiry: time.Now().Add(time.Hour)}, time.Now()))
+	c.Succeeded()
+	if n := testing.AllocsPerRun(1000, c.Succeeded); n != 0 {
+		t.Errorf("Succeeded allocates %v times", n)
+	}
 }
