@@ -17,6 +17,7 @@ type Metrics struct {
 	exchanges        *prometheus.CounterVec
 	exchangeDuration *prometheus.HistogramVec
 	renewals         *prometheus.CounterVec
+	suppressed       *prometheus.CounterVec
 	sinkWrites       *prometheus.CounterVec
 	credentialExpiry *prometheus.GaugeVec
 }
@@ -38,6 +39,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "credproxy_token_renewals_total",
 			Help: "Exchanges that renew a held token, by route, trigger (scheduled: ahead of expiry or a retry; upstream_401: the upstream rejected the token; reload: SIGHUP) and result (ok or the failure reason, as in credproxy_exchanges_total).",
 		}, []string{"route", "trigger", "result"}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credproxy_renewals_suppressed_total",
+			Help: "Renewals an upstream 401 asked for that were held back, by route: the upstream refused tokens just renewed for a 401 too (a path that refuses every token), so renewals back off (1 s doubling to 5 min) until a request succeeds, and the 401 goes to the client.",
+		}, []string{"route"}),
 		sinkWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credproxy_token_sink_writes_total",
 			Help: "Writes of a route's token to its TOKEN_SINK_FILE by route and result (ok or error; a failed write is retried with backoff).",
@@ -47,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "When the route's long-lived credential expires (the CSP API token, the refresh token, or CREDPROXY_CREDENTIAL_EXPIRES_AT), in seconds since 1970. No series for a route while it is unknown.",
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals, m.sinkWrites, m.credentialExpiry)
+	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals, m.suppressed, m.sinkWrites, m.credentialExpiry)
 	return m
 }
 
@@ -63,6 +68,15 @@ func (m *Metrics) ObserveExchange(route, kind string) func(tokencache.Exchange) 
 			m.renewals.WithLabelValues(route, e.Trigger, e.Result).Inc()
 		}
 	}
+}
+
+// RenewalSuppressed returns a tokencache.Options.OnRenewalSuppressed hook
+// for a route: every 401-triggered renewal held back is counted. The
+// series exists from the start, so that an alert has a zero to compare
+// with.
+func (m *Metrics) RenewalSuppressed(route string) func() {
+	c := m.suppressed.WithLabelValues(route)
+	return c.Inc
 }
 
 // ObserveSinkWrite returns a tokensink.Options.OnWrite hook for a route:

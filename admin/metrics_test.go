@@ -21,6 +21,7 @@ import (
 
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/promtest"
 	"github.com/credproxy/credproxy/internal/secret"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
@@ -281,4 +282,20 @@ func (u *apiUpstream) transport() *proxy.Transport {
 	pool := x509.NewCertPool()
 	pool.AddCert(u.srv.Certificate())
 	return proxy.NewTransport(pool)
+}
+
+// TestRenewalSuppressedCounted: the hook counts each held-back renewal of
+// its route, and the series is there at zero from the start.
+func TestRenewalSuppressedCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	hook := m.RenewalSuppressed("r")
+	if got := promtest.CounterSum(t, reg, "credproxy_renewals_suppressed_total", "route", "r"); got != 0 {
+		t.Fatalf("at start: %v", got)
+	}
+	hook()
+	hook()
+	if got := promtest.CounterSum(t, reg, "credproxy_renewals_suppressed_total", "route", "r"); got != 2 {
+		t.Errorf("after two: %v", got)
+	}
 }

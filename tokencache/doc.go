@@ -26,7 +26,12 @@
 //   - meanwhile the old token is served until it is within the expiry
 //     margin of its expiry, then requests fail closed: Token waits up to
 //     TokenWait for an exchange and returns *UnavailableError;
-//   - two exchanges of one route never start less than MinGap apart.
+//   - two exchanges of one route never start less than MinGap apart;
+//   - an upstream 401 renews at once, unless a token that such a renewal
+//     obtained was refused too before any request succeeded with it (a
+//     path that refuses every token): then 401-triggered renewals are
+//     held back, 1 s doubling to 5 min, until a request succeeds
+//     (Succeeded, two atomic loads on the hot path).
 //
 // Time comes from package time. The lifecycle tests run the cache inside a
 // testing/synctest bubble, where time is virtual: they advance through

@@ -199,6 +199,8 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 		Logger:          log.Named("tokencache"),
 		OnExchange:      m.ObserveExchange(rc.Name, string(rc.Auth)),
 		OnToken:         onToken,
+
+		OnRenewalSuppressed: m.RenewalSuppressed(rc.Name),
 	})
 	m.WatchRoute(rc.Name, cache.Status)
 	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: newExpiryWatcher(rc, src, m, log), route: &proxy.Route{
