@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/promtest"
@@ -162,6 +163,9 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	// A token sink write and a known credential expiry, as the app's
 	// hooks report them.
 	tm.ObserveSinkWrite("r")(nil)
+	tm.RenewalSuppressed("r")()
+	// A request the browser guard refuses, as the listeners count it.
+	edge.NewMetrics(reg).Denied("r", "browser_request_refused")
 	tm.CredentialExpiry("r")(time.Now().Add(30 * 24 * time.Hour))
 
 	// A scheduled renewal that fails: wait for the loop to reach the
