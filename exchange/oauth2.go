@@ -334,6 +334,9 @@ type OAuth2RefreshToken struct {
 	// it; fromFile is the file's content it replaced, so that a change of
 	// the file by an operator still wins.
 	current, fromFile secret.Secret
+	// syncDir, when set, replaces the fsync of the file's directory after
+	// the write-back's rename; tests record the call with it.
+	syncDir func(dir string) error
 }
 
 var _ Source = (*OAuth2RefreshToken)(nil)
