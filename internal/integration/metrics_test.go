@@ -1,4 +1,4 @@
-package admin
+package integration
 
 import (
 	"context"
@@ -19,9 +19,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/promtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/internal/testwait"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
 	"github.com/credproxy/credproxy/tokencache"
@@ -37,7 +40,7 @@ type documentedMetric struct {
 // readmeMetrics parses the "## Metrics" table of docs/operators/monitoring.md.
 func readmeMetrics(t *testing.T) []documentedMetric {
 	t.Helper()
-	b, err := os.ReadFile("../docs/operators/monitoring.md")
+	b, err := os.ReadFile("../../docs/operators/monitoring.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +75,7 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	log, logs := logtest.New(t)
 	reg := prometheus.NewRegistry()
 	m := proxy.NewMetrics(reg)
-	tm := NewMetrics(reg)
+	tm := admin.NewMetrics(reg)
 
 	// A source issuing met-1, met-2, ...; the third exchange fails.
 	var n atomic.Int32
@@ -138,8 +141,8 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 
 	// The token API.
-	adm := New(reg, []func() tokencache.Status{cache.Status})
-	adm.EnableTokenAPI([]TokenRoute{{Name: "r", TokenType: "Bearer", Tokens: cache}}, log)
+	adm := admin.New(reg, []func() tokencache.Status{cache.Status})
+	adm.EnableTokenAPI([]admin.TokenRoute{{Name: "r", TokenType: "Bearer", Tokens: cache}}, log)
 	asrv := httptest.NewServer(adm)
 	defer asrv.Close()
 	req, _ := http.NewRequest("GET", asrv.URL+"/v1/token/r", nil)
@@ -151,8 +154,8 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 
 	// The local OAuth 2.0 token endpoint (no local client secret set).
-	adm.EnableOAuth2([]OAuth2Route{{TokenRoute: TokenRoute{Name: "r", TokenType: "Bearer", Tokens: cache}}}, log)
-	if resp, err := http.PostForm(asrv.URL+OAuth2TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {"r"}}); err != nil {
+	adm.EnableOAuth2([]admin.OAuth2Route{{TokenRoute: admin.TokenRoute{Name: "r", TokenType: "Bearer", Tokens: cache}}}, log)
+	if resp, err := http.PostForm(asrv.URL+admin.OAuth2TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {"r"}}); err != nil {
 		t.Fatal(err)
 	} else {
 		resp.Body.Close()
@@ -174,12 +177,10 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 	// Invalidate returns once the exchange is recorded; the metrics hook
 	// runs just after, on the loop's goroutine.
-	for deadline := time.Now().Add(10 * time.Second); counterValue(t, reg, "credproxy_exchanges_total", "result", "unavailable") == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the failed exchange was never counted")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Eventually(t, 10*time.Second, func() (bool, string) {
+		n := promtest.CounterSum(t, reg, "credproxy_exchanges_total", "result", "unavailable")
+		return n != 0, "the failed exchange is not counted"
+	})
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -235,7 +236,7 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		{"credproxy_token_sink_writes_total", "result", "ok", 1},
 		{"credproxy_token_sink_writes_total", "result", "error", 0},
 	} {
-		if got := counterValue(t, reg, c.name, c.label, c.value); got != c.want {
+		if got := promtest.CounterSum(t, reg, c.name, c.label, c.value); got != c.want {
 			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, got, c.want)
 		}
 	}
