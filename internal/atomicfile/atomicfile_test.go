@@ -42,7 +42,6 @@ func TestWriteFileSyncsTheDirectoryAfterTheRename(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return string(rune('0' + n)) }
 
 // TestWriteFileModeAndContent: the file gets exactly the mode asked for,
 // whatever the umask and the old file's mode, and the content whole; a
