@@ -42,7 +42,6 @@ func TestWriteFileSyncsTheDirectoryAfterTheRename(t *testing.T) {
 	}
 }
 
-
 // TestWriteFileModeAndContent: the file gets exactly the mode asked for,
 // whatever the umask and the old file's mode, and the content whole; a
 // file name relative to the working directory works.
