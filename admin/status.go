@@ -77,7 +77,7 @@ func (a *Admin) EnableStatusPage(routes []StatusRoute) {
 func serveStatic(name, contentType string) http.HandlerFunc {
 	b, err := static.ReadFile(name)
 	if err != nil {
-		panic("proxy: embedded " + name + " missing: " + err.Error()) // a build error, caught by every test
+		panic("admin: embedded " + name + " missing: " + err.Error()) // a build error, caught by every test
 	}
 	return func(w http.ResponseWriter, _ *http.Request) {
 		securityHeaders(w)

@@ -1,11 +1,15 @@
 // Package exchange turns a long-lived credential into a short-lived access
 // token: one Source per credential kind.
 //
-// A Source does one exchange per call and keeps nothing: caching, renewal,
-// backoff and deduplication belong to package tokencache, which wraps any
-// Source. Secrets configured through *_FILE variables are read again at
-// every Fetch, so a rotated Kubernetes Secret takes effect at the next
-// exchange.
+// A Source does one exchange per call and keeps no access token: caching,
+// renewal, backoff and deduplication belong to package tokencache, which
+// wraps any Source. The one thing a Source keeps is OAuth2RefreshToken's
+// rotated refresh token, the credential itself once the provider has
+// replaced it (also written back to its file when that is writable).
+// Secrets configured through *_FILE variables are read again at every
+// Fetch, so a rotated Kubernetes Secret takes effect at the next exchange
+// (for a rotated refresh token, a change of the file still wins over the
+// one kept).
 //
 // Failures reported by an identity service are returned as *Error, which
 // carries the HTTP status, the service's own message and request ID (for a

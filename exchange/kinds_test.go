@@ -193,6 +193,38 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 	}
 }
 
+// TestOAuth2RefreshTokenWriteBackSyncsDirectory: the rotated refresh
+// token's write-back syncs the file's directory after the rename. Without
+// that, a crash can leave the old entry on disk: the old refresh token,
+// already used and so dead, and the route with it until re-provisioned.
+func TestOAuth2RefreshTokenWriteBackSyncsDirectory(t *testing.T) {
+	fake := demo.NewOAuth2(demo.OAuth2Options{RefreshToken: "rt-initial-0001", Rotate: true})
+	u := serve(t, fake)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "refresh-token")
+	if err := os.WriteFile(file, []byte("rt-initial-0001\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	src := &OAuth2RefreshToken{
+		OAuth2Client: OAuth2Client{TokenURL: u.String(), Client: NewHTTPClient(), DefaultTTL: time.Minute},
+		RefreshToken: secret.Ref{File: file, Var: "CREDPROXY_REFRESH_TOKEN_FILE"},
+		syncDir: func(d string) error {
+			// Called after the rename: the file holds the rotated token.
+			b, _ := os.ReadFile(file)
+			synced = append(synced, d+" holding "+strings.TrimSpace(string(b)))
+			return nil
+		},
+	}
+	if _, err := src.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Clean(dir) + " holding " + fake.CurrentRefreshToken()}
+	if diff := cmp.Diff(want, synced); diff != "" {
+		t.Errorf("directory syncs (-want +got):\n%s", diff)
+	}
+}
+
 // TestOAuth2RefreshTokenExpiry: refresh_expires_in, when the provider
 // sends it, says when the refresh token expires, counted from the request;
 // 0 says it does not; an answer without it says nothing.

@@ -11,8 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/credproxy/credproxy/internal/atomicfile"
 	"github.com/credproxy/credproxy/internal/secret"
 )
 
@@ -314,7 +313,8 @@ func (s *OAuth2TokenExchange) Fetch(ctx context.Context) (Token, error) {
 // OAuth2RefreshToken exchanges a refresh token (RFC 6749 6). When the
 // provider rotates the refresh token, the new one is used from then on: it
 // is kept in memory and, when the refresh token came from a writable file,
-// written back atomically so that a restart does not reuse a dead token.
+// written back with internal/atomicfile (directory synced after the
+// rename), so that neither a restart nor a crash brings back the dead one.
 type OAuth2RefreshToken struct {
 	OAuth2Client
 	// RefreshToken is the configured refresh token.
@@ -334,6 +334,9 @@ type OAuth2RefreshToken struct {
 	// it; fromFile is the file's content it replaced, so that a change of
 	// the file by an operator still wins.
 	current, fromFile secret.Secret
+	// syncDir, when set, is the write-back's atomicfile.Writer.SyncDir:
+	// tests record the directory sync with it.
+	syncDir func(dir string) error
 }
 
 var _ Source = (*OAuth2RefreshToken)(nil)
@@ -384,6 +387,10 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	return out, nil
 }
 
+// refreshTokenFileMode is the mode of the refresh-token file after a
+// write-back: the token is for the user credproxy runs as.
+const refreshTokenFileMode = 0o600
+
 // maxCredentialLifetime caps a credential lifetime read from an answer
 // (refresh_expires_in), so that an absurd number cannot overflow a
 // time.Duration; a hundred years is "does not expire" for any purpose.
@@ -399,7 +406,8 @@ func (s *OAuth2RefreshToken) rotate(configured, next secret.Secret) {
 		s.notify(false, nil)
 		return
 	}
-	err := writeFileAtomic(s.RefreshToken.File, []byte(next.Reveal()+"\n"))
+	w := atomicfile.Writer{SyncDir: s.syncDir}
+	err := w.WriteFile(s.RefreshToken.File, []byte(next.Reveal()+"\n"), refreshTokenFileMode)
 	if err == nil {
 		s.mu.Lock()
 		s.fromFile = next // the file now holds the current token
@@ -412,32 +420,4 @@ func (s *OAuth2RefreshToken) notify(written bool, err error) {
 	if s.OnRotate != nil {
 		s.OnRotate(written, err)
 	}
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the
-// same directory and a rename, so that a reader never sees half a token.
-// The file keeps mode 0600.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".credproxy-refresh-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename this fails harmlessly
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -3,8 +3,10 @@
 // A Cache wraps any exchange.Source. Its Run loop is the only goroutine
 // that exchanges and the only writer of the current token, which is
 // published through an atomic.Pointer: reading a valid token (the hot path
-// of every proxied request) is one atomic load and a clock read, with no
-// lock and no allocation. Deduplication therefore needs no flag: however
+// of every proxied request) is two atomic loads (the token, and a flag a
+// timer clears when it gets within a second of unusable), with no clock
+// read, no lock and no allocation; only in that last second is the
+// monotonic clock read. Deduplication therefore needs no flag: however
 // many requests wait, however many upstream 401s arrive, however many
 // Renew calls (credproxy's SIGHUP) come together, there is one loop and so
 // at most one exchange in flight per route.
@@ -18,8 +20,9 @@
 //     holds for every sidecar (docs/design.md "Token lifecycle" says why
 //     the jitter comes before RefreshAt rather than around it);
 //   - after a failure the loop retries with exponential backoff and full
-//     jitter (1 s doubling to 60 s); a rejected credential (4xx) is retried
-//     at the ceiling; a Retry-After is honoured, except that while a
+//     jitter (1 s doubling to 60 s); a rejected credential (a 4xx other
+//     than 408, 425 and 429) is retried between half the ceiling and the
+//     ceiling; a Retry-After is honoured, except that while a
 //     usable token is held the retry comes no later than halfway to the
 //     moment it stops being usable, so that a renewable token is never let
 //     expire for want of an attempt;

@@ -145,8 +145,9 @@ const notes = `## Notes
 - ` + "`REFRESH_AT`" + `, ` + "`EXPIRY_MARGIN`" + `, ` + "`DEFAULT_TTL`" + `, ` + "`TOKEN_WAIT`" + ` and
   ` + "`EXCHANGE_TIMEOUT`" + ` tune the [token lifecycle](token-lifecycle.md).
 - ` + "`REFRESH_TOKEN_FILE`" + `: a refresh token the provider rotates is written
-  back to the file (a temporary file renamed over it) when it is
-  writable, so that a restart does not present a retired one.
+  back to the file (a temporary file renamed over it, then the directory
+  synced) when it is writable, so that neither a restart nor a crash
+  brings back a retired one.
 - ` + "`LOCAL_CLIENT_SECRET`" + `, ` + "`TOKEN_SINK_FILE`" + ` and ` + "`TOKEN_SINK_MODE`" + `: see
   [local OAuth 2.0 and token sinks](local-oauth2-and-sinks.md).
 - ` + "`CREDENTIAL_EXPIRES_AT`" + `: see [credential expiry](credential-expiry.md).
