@@ -147,15 +147,20 @@ type Problem struct {
 // first, then each route's in the order of CREDPROXY_ROUTES, each group in
 // the order of Variables. It is what the command turns into exit code 2.
 type Error struct {
+	// Hints name the CREDPROXY_ variables credproxy does not read, with
+	// the nearest real name when there is one: a misspelt variable is the
+	// likeliest cause of a "required" problem, so Error prints them first.
+	// They are the warnings a valid configuration would have about them.
+	Hints []string
 	// Problems are the problems, never empty.
 	Problems []Problem
 }
 
-// Error returns one line per problem, "VAR: msg".
+// Error returns the hints, then one line per problem, "VAR: msg".
 func (e *Error) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.Var + ": " + p.Msg
+	lines := slices.Clone(e.Hints)
+	for _, p := range e.Problems {
+		lines = append(lines, p.Var+": "+p.Msg)
 	}
 	return strings.Join(lines, "\n")
 }
@@ -165,6 +170,9 @@ type loader struct {
 	env      map[string]string
 	problems []Problem
 	warnings []string
+	// hints are the warnings about unknown variables, kept apart so that
+	// an *Error can show them too.
+	hints []string
 	// failed holds the variables caarlos0/env could not parse: their field
 	// holds a zero value, which must not be reported a second time as,
 	// say, too short.
@@ -275,9 +283,9 @@ func load(environ map[string]string, partial bool) (*Config, error) {
 		sort.SliceStable(l.problems, func(i, j int) bool {
 			return pos.less(l.problems[i].Var, l.problems[j].Var)
 		})
-		return nil, &Error{Problems: l.problems}
+		return nil, &Error{Hints: l.hints, Problems: l.problems}
 	}
-	cfg.Warnings = l.warnings
+	cfg.Warnings = append(l.warnings, l.hints...)
 	return cfg, nil
 }
 
@@ -686,8 +694,9 @@ func (l *loader) secret(prefix, name, value, file string, kind Kind, required bo
 	return secret.Ref{}
 }
 
-// warnUnknown warns about CREDPROXY_ variables nobody reads: typos. Their
-// values are not shown; one may be a credential.
+// warnUnknown notes the CREDPROXY_ variables nobody reads: typos. The
+// notes are warnings of a valid configuration and the first lines of an
+// *Error. Their values are not shown; one may be a credential.
 func (l *loader) warnUnknown(known positions) {
 	var unknown []string
 	for k := range l.env {
@@ -697,11 +706,11 @@ func (l *loader) warnUnknown(known positions) {
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
+		hint := k + " is not a credproxy variable and is ignored"
 		if s := closest(k, known); s != "" {
-			l.warn("%s is not a credproxy variable and is ignored (did you mean %s?)", k, s)
-		} else {
-			l.warn("%s is not a credproxy variable and is ignored", k)
+			hint += " (did you mean " + s + "?)"
 		}
+		l.hints = append(l.hints, hint)
 	}
 }
 
