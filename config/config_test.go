@@ -779,28 +779,6 @@ func TestVariables(t *testing.T) {
 	}
 }
 
-func TestEditDistance(t *testing.T) {
-	tcs := []struct {
-		a, b  string
-		limit int
-		want  int
-	}{
-		{a: "", b: "", limit: 3, want: 0},
-		{a: "abc", b: "abc", limit: 3, want: 0},
-		{a: "TOKN", b: "TOKEN", limit: 3, want: 1},
-		{a: "kitten", b: "sitting", limit: 4, want: 3},
-		{a: "kitten", b: "sitting", limit: 3, want: 3},
-		{a: "kitten", b: "sitting", limit: 2, want: 2},
-		{a: "a", b: "abcdef", limit: 3, want: 3},
-		{a: "abcdef", b: "ghijkl", limit: 10, want: 6},
-	}
-	for _, tc := range tcs {
-		if got := editDistance(tc.a, tc.b, tc.limit); got != tc.want {
-			t.Errorf("editDistance(%q, %q, %d) = %d, want %d", tc.a, tc.b, tc.limit, got, tc.want)
-		}
-	}
-}
-
 // FuzzLoad: whatever the environment, Load returns a config or an error
 // and never both, never panics, gives the same answer twice, returns only
 // routes that hold together, and never puts a secret value into a message.

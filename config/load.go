@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/textproto"
 	"reflect"
@@ -16,6 +17,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/internal/suggest"
 )
 
 // Prefix starts every credproxy variable.
@@ -781,45 +783,7 @@ func routeSuffixes() []string {
 // closest returns the known name within edit distance 2 of k, if any,
 // the alphabetically first of the nearest.
 func closest(k string, known positions) string {
-	best, bestD := "", 3
-	for c := range known {
-		// With the limit one above bestD, d == bestD is an exact tie.
-		if d := editDistance(k, c, bestD+1); d < bestD || (d == bestD && best != "" && c < best) {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b, or a value of at
-// least limit when it is limit or more; the cut-off keeps warnUnknown
-// cheap with many routes.
-func editDistance(a, b string, limit int) int {
-	if d := len(a) - len(b); d >= limit || -d >= limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
-		}
-		if rowMin >= limit {
-			return limit
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.Closest(k, maps.Keys(known), 2)
 }
 
 func splitList(s string) []string {
