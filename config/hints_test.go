@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -48,6 +49,50 @@ func TestTypoHintsComeFirst(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), sentinel) {
 				t.Errorf("error leaks a value:\n%s", err)
+			}
+		})
+	}
+}
+
+// TestContradictionWarnings: settings that contradict each other without
+// making the configuration unusable are warned about (at start and in
+// check), naming the variables.
+func TestContradictionWarnings(t *testing.T) {
+	const realmWarning = "route default: CREDPROXY_SPLUNK_REALM=us1 contradicts CREDPROXY_UPSTREAM https://api.eu0.signalfx.com (realm eu0): " +
+		"the session is made at UPSTREAM and SPLUNK_REALM is not used; unset UPSTREAM (it defaults to the realm's API) or correct SPLUNK_REALM"
+	const openWarning = "CREDPROXY_TOKEN_API=true and route %s has no %sLOCAL_CLIENT_SECRET_FILE (or %sLOCAL_CLIENT_SECRET): " +
+		"POST /oauth2/token hands its token to any client that reaches the admin listener, with any secret or none"
+	tcs := []struct {
+		desc string
+		env  map[string]string
+		want []string
+	}{
+		{desc: "realm and upstream agree", env: with(splunkEnv, "CREDPROXY_UPSTREAM", "https://api.us1.signalfx.com/")},
+		{desc: "realm us0 is api.signalfx.com", env: with(splunkEnv, "CREDPROXY_SPLUNK_REALM", "us0", "CREDPROXY_UPSTREAM", "https://api.signalfx.com")},
+		{desc: "upstream of no known realm", env: with(splunkEnv, "CREDPROXY_UPSTREAM", "https://splunk-proxy.example.com")},
+		{desc: "realm contradicts upstream", env: with(splunkEnv, "CREDPROXY_UPSTREAM", "https://API.eu0.signalfx.com"),
+			want: []string{realmWarning}},
+		{desc: "realm contradicts a splunkcloud upstream", env: with(splunkEnv, "CREDPROXY_UPSTREAM", "https://api.eu1.observability.splunkcloud.com"),
+			want: []string{"route default: CREDPROXY_SPLUNK_REALM=us1 contradicts CREDPROXY_UPSTREAM https://api.eu1.observability.splunkcloud.com (realm eu1): " +
+				"the session is made at UPSTREAM and SPLUNK_REALM is not used; unset UPSTREAM (it defaults to the realm's API) or correct SPLUNK_REALM"}},
+		{desc: "token API without a local client secret", env: with(apiTokenEnv, "CREDPROXY_TOKEN_API", "true"),
+			want: []string{fmt.Sprintf(openWarning, "default", "CREDPROXY_", "CREDPROXY_")}},
+		{desc: "token API, one route of two without a local client secret", env: map[string]string{
+			"CREDPROXY_ROUTES": "a,b", "CREDPROXY_TOKEN_API": "true",
+			"CREDPROXY_A_AUTH": "static", "CREDPROXY_A_TOKEN_FILE": "/run/a", "CREDPROXY_A_UPSTREAM": "https://a.example", "CREDPROXY_A_LISTEN": "127.0.0.1:8080",
+			"CREDPROXY_A_LOCAL_CLIENT_SECRET_FILE": "/run/local-a",
+			"CREDPROXY_B_AUTH": "static", "CREDPROXY_B_TOKEN_FILE": "/run/b", "CREDPROXY_B_UPSTREAM": "https://b.example", "CREDPROXY_B_LISTEN": "127.0.0.1:8081"},
+			want: []string{fmt.Sprintf(openWarning, "b", "CREDPROXY_B_", "CREDPROXY_B_")}},
+		{desc: "token API off: no local client secret needed", env: apiTokenEnv},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg, err := Load(tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, cfg.Warnings); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
 	}
