@@ -242,7 +242,7 @@ func TestLoadGlobals(t *testing.T) {
 	cfg, err := Load(with(apiTokenEnv,
 		"CREDPROXY_ADMIN_ADDR", "0.0.0.0:9902", "CREDPROXY_FORWARD_ADDR", "127.0.0.1:3128",
 		"CREDPROXY_CA_CERT_FILE", "/ca/cert.pem", "CREDPROXY_CA_KEY_FILE", "/ca/key.pem",
-		"CREDPROXY_FORWARD_DENY_OTHERS", "true", "CREDPROXY_TOKEN_API", "1",
+		"CREDPROXY_FORWARD_DENY_OTHERS", "true", "CREDPROXY_TOKEN_API", "1", "CREDPROXY_LOCAL_CLIENT_SECRET_FILE", "/run/local",
 		"CREDPROXY_LOG_LEVEL", "DEBUG", "CREDPROXY_LOG_FORMAT", "console", "CREDPROXY_SHUTDOWN_TIMEOUT", "1m30s",
 		"CREDPROXY_ALLOWED_HOSTS", " credproxy.internal, Sidecar.Local. ,",
 		"CREDPROXY_ALLOWED_ORIGINS", "https://Grafana.example.com, http://localhost:3000,https://grafana.example.com:443, http://[::1]:80",
@@ -645,7 +645,7 @@ func TestWarnings(t *testing.T) {
 				"CREDPROXY_B_AUTH is not a credproxy variable and is ignored (did you mean CREDPROXY_A_AUTH?)",
 			}},
 		{desc: "named route without listener, token API on", env: map[string]string{
-			"CREDPROXY_ROUTES": "a", "CREDPROXY_TOKEN_API": "true",
+			"CREDPROXY_ROUTES": "a", "CREDPROXY_TOKEN_API": "true", "CREDPROXY_A_LOCAL_CLIENT_SECRET_FILE": "/run/local",
 			"CREDPROXY_A_AUTH": "static", "CREDPROXY_A_TOKEN": "t", "CREDPROXY_A_UPSTREAM": "https://a.example"},
 			want: []string{"route a has neither CREDPROXY_A_LISTEN nor CREDPROXY_FORWARD_ADDR: it is reachable only through the token API"}},
 		{desc: "named route without listener, token API off", env: map[string]string{

@@ -278,6 +278,7 @@ func load(environ map[string]string, partial bool) (*Config, error) {
 	l.checkLocal(cfg)
 	for _, r := range cfg.Routes {
 		l.warnSplunkIngest(r)
+		l.warnSplunkRealm(r)
 	}
 	l.warnUnknown(pos)
 
@@ -647,6 +648,40 @@ func (l *loader) warnSplunkIngest(r Route) {
 	}
 	l.warn("route %s: %s is a Splunk ingest host, and a splunk-session token cannot authenticate ingest (/v2/datapoint, /v2/event): "+
 		"send ingest through its own route with AUTH=static and an org access token in TOKEN_FILE", r.Name, strings.Join(found, ", "))
+}
+
+// warnSplunkRealm warns about a splunk-session route whose SPLUNK_REALM
+// says one realm and whose UPSTREAM (where the session is made, and
+// spent) is in another: SPLUNK_REALM only picks UPSTREAM's default, so
+// one of the two is a mistake. An UPSTREAM of no known realm (a proxy, a
+// test fake) is left alone.
+func (l *loader) warnSplunkRealm(r Route) {
+	if r.Auth != KindSplunkSession || r.SplunkRealm == "" || r.Upstream == nil {
+		return
+	}
+	realm, ok := splunkRealmOf(r.Upstream.Hostname())
+	if !ok || realm == r.SplunkRealm || (realm == "us0" && r.SplunkRealm == "") {
+		return
+	}
+	l.warn("route %s: %sSPLUNK_REALM=%s contradicts %sUPSTREAM %s (realm %s): the session is made at UPSTREAM and SPLUNK_REALM is not used; "+
+		"unset UPSTREAM (it defaults to the realm's API) or correct SPLUNK_REALM", r.Name, r.Prefix, r.SplunkRealm, r.Prefix, r.Upstream, realm)
+}
+
+// splunkRealmOf returns the realm of a Splunk Observability Cloud host:
+// <service>.<realm>.signalfx.com, <service>.signalfx.com (realm us0), or
+// <service>.<realm>.observability.splunkcloud.com; false for any other
+// host.
+func splunkRealmOf(host string) (string, bool) {
+	labels := strings.Split(strings.TrimSuffix(strings.ToLower(host), "."), ".")
+	n := len(labels)
+	switch {
+	case n == 3 && labels[1]+"."+labels[2] == "signalfx.com":
+		return "us0", true
+	case n == 4 && labels[2]+"."+labels[3] == "signalfx.com",
+		n == 5 && strings.Join(labels[2:], ".") == "observability.splunkcloud.com":
+		return labels[1], true
+	}
+	return "", false
 }
 
 // isSplunkIngestHost reports whether host is one of Splunk Observability

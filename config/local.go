@@ -63,8 +63,8 @@ func parseMode(s string) (fs.FileMode, bool) {
 
 // checkLocal checks the local-client settings across routes: no two
 // routes write one sink file, no sink overwrites a file credproxy reads
-// (a secret, the CA), and a local client secret without the token API is
-// pointed out.
+// (a secret, the CA), and a local client secret without the token API,
+// or the token API on a route without one, is pointed out.
 func (l *loader) checkLocal(cfg *Config) {
 	reads := map[string]string{} // clean path -> the variable naming it
 	read := func(path, variable string) {
@@ -88,8 +88,12 @@ func (l *loader) checkLocal(cfg *Config) {
 	}
 	sinks := map[string]string{} // path -> route
 	for _, r := range cfg.Routes {
-		if r.LocalClientSecret.IsSet() && !cfg.TokenAPI {
+		switch {
+		case r.LocalClientSecret.IsSet() && !cfg.TokenAPI:
 			l.warn("%s has no effect without CREDPROXY_TOKEN_API=true", r.LocalClientSecret.Var)
+		case !r.LocalClientSecret.IsSet() && cfg.TokenAPI:
+			l.warn("CREDPROXY_TOKEN_API=true and route %s has no %sLOCAL_CLIENT_SECRET_FILE (or %sLOCAL_CLIENT_SECRET): "+
+				"POST /oauth2/token hands its token to any client that reaches the admin listener, with any secret or none", r.Name, r.Prefix, r.Prefix)
 		}
 		if r.TokenSinkFile == "" {
 			continue
