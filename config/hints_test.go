@@ -81,7 +81,7 @@ func TestContradictionWarnings(t *testing.T) {
 			"CREDPROXY_ROUTES": "a,b", "CREDPROXY_TOKEN_API": "true",
 			"CREDPROXY_A_AUTH": "static", "CREDPROXY_A_TOKEN_FILE": "/run/a", "CREDPROXY_A_UPSTREAM": "https://a.example", "CREDPROXY_A_LISTEN": "127.0.0.1:8080",
 			"CREDPROXY_A_LOCAL_CLIENT_SECRET_FILE": "/run/local-a",
-			"CREDPROXY_B_AUTH": "static", "CREDPROXY_B_TOKEN_FILE": "/run/b", "CREDPROXY_B_UPSTREAM": "https://b.example", "CREDPROXY_B_LISTEN": "127.0.0.1:8081"},
+			"CREDPROXY_B_AUTH":                     "static", "CREDPROXY_B_TOKEN_FILE": "/run/b", "CREDPROXY_B_UPSTREAM": "https://b.example", "CREDPROXY_B_LISTEN": "127.0.0.1:8081"},
 			want: []string{fmt.Sprintf(openWarning, "b", "CREDPROXY_B_", "CREDPROXY_B_")}},
 		{desc: "token API off: no local client secret needed", env: apiTokenEnv},
 	}
