@@ -505,15 +505,15 @@ func TestLoadProblems(t *testing.T) {
 
 		// Listeners.
 		{desc: "listen not host:port", env: with(static, "CREDPROXY_LISTEN", "8080"),
-			want: []string{`CREDPROXY_LISTEN: "8080" is not host:port (e.g. 127.0.0.1:8080)`}},
+			want: []string{`CREDPROXY_LISTEN: "8080" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`}},
 		{desc: "listen port with a sign", env: with(static, "CREDPROXY_LISTEN", "127.0.0.1:+80"),
-			want: []string{`CREDPROXY_LISTEN: "127.0.0.1:+80" is not host:port (e.g. 127.0.0.1:8080)`}},
+			want: []string{`CREDPROXY_LISTEN: "127.0.0.1:+80" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`}},
 		{desc: "listen port too high", env: with(static, "CREDPROXY_LISTEN", "127.0.0.1:65536"),
-			want: []string{`CREDPROXY_LISTEN: "127.0.0.1:65536" is not host:port (e.g. 127.0.0.1:8080)`}},
+			want: []string{`CREDPROXY_LISTEN: "127.0.0.1:65536" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`}},
 		{desc: "bad admin and forward addresses", env: with(static, "CREDPROXY_ADMIN_ADDR", "localhost", "CREDPROXY_FORWARD_ADDR", "a b:1"),
 			want: []string{
-				`CREDPROXY_ADMIN_ADDR: "localhost" is not host:port (e.g. 127.0.0.1:8080)`,
-				`CREDPROXY_FORWARD_ADDR: "a b:1" is not host:port (e.g. 127.0.0.1:8080)`,
+				`CREDPROXY_ADMIN_ADDR: "localhost" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`,
+				`CREDPROXY_FORWARD_ADDR: "a b:1" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`,
 			}},
 		{desc: "listener on the admin address", env: with(static, "CREDPROXY_LISTEN", "127.0.0.1:9901"),
 			want: []string{"CREDPROXY_LISTEN: 127.0.0.1:9901 is already used by CREDPROXY_ADMIN_ADDR"}},

@@ -49,9 +49,11 @@ type globalEnv struct {
 	CACertFile        string        `env:"CA_CERT_FILE" doc:"forward-proxy CA certificate (unset: ephemeral CA)"`
 	CAKeyFile         string        `env:"CA_KEY_FILE" doc:"forward-proxy CA private key"`
 	ForwardDenyOthers bool          `env:"FORWARD_DENY_OTHERS" envDefault:"false" doc:"refuse forward-proxy traffic to hosts of no route"`
+	ForwardKeysFile   string        `env:"FORWARD_KEYS_FILE" doc:"client keys file (one key a line, optionally name:key) the forward listener requires in Proxy-Authorization, as HTTPS_PROXY=http://name:key@host:port sends it; read at start, re-read when it changes (unset: no key required)"`
 	TokenAPI          bool          `env:"TOKEN_API" envDefault:"false" doc:"serve GET /v1/token/<route> on the admin listener"`
 	AllowedHosts      string        `env:"ALLOWED_HOSTS" doc:"comma list of Host names the listeners answer besides IP addresses and localhost (DNS-rebinding protection; set, it applies off loopback too)"`
 	AllowedOrigins    string        `env:"ALLOWED_ORIGINS" doc:"comma list of browser origins (scheme://host[:port]) whose requests the listeners accept, e.g. https://grafana.example.com"`
+	AuditLog          string        `env:"AUDIT_LOG" envDefault:"off" doc:"one JSON line per decision on a credential: off, stdout, or an absolute file path (appended, mode 0600, reopened on SIGHUP)"`
 	LogLevel          string        `env:"LOG_LEVEL" envDefault:"info" doc:"debug, info, warn or error"`
 	LogFormat         string        `env:"LOG_FORMAT" envDefault:"json" doc:"json or console"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" doc:"drain time on SIGTERM"`
@@ -61,10 +63,15 @@ type globalEnv struct {
 type routeEnv struct {
 	Auth                  string        `env:"AUTH" doc:"credential kind: csp-api-token, csp-oauth-app, splunk-session, oauth2-client-credentials, oauth2-refresh-token, oauth2-token-exchange, static"`
 	Upstream              string        `env:"UPSTREAM" doc:"https:// base URL requests are forwarded to"`
-	Listen                string        `env:"LISTEN" doc:"reverse-proxy address (default route: 127.0.0.1:8080; named routes: unset means none)"`
+	Listen                string        `env:"LISTEN" doc:"reverse-proxy address, host:port or unix:/absolute/path.sock (default route: 127.0.0.1:8080; named routes: unset means none)"`
+	ListenMode            string        `env:"LISTEN_MODE" envDefault:"0660" doc:"permissions of LISTEN's unix socket, in octal (connecting needs write permission)"`
 	Hosts                 string        `env:"HOSTS" doc:"extra host names (host or host:port) that get this credential in forward mode"`
 	Header                string        `env:"HEADER" doc:"injected header (default Authorization; splunk-session: X-SF-Token)"`
 	HeaderPrefix          string        `env:"HEADER_PREFIX" doc:"put before the token with a space (default Bearer; splunk-session: none; set empty: bare token)"`
+	ClientKeysFile        string        `env:"CLIENT_KEYS_FILE" doc:"client keys file (one key a line, optionally name:key): LISTEN's callers must send one in HEADER, after HEADER_PREFIX, where the token goes; read at start, re-read when it changes (unset: no key required)"`
+	Allow                 string        `env:"ALLOW" doc:"comma list of METHOD /path rules the route serves, e.g. GET /v2/**, POST /v2/datapoint (* is one path segment, ** any number, method * any); anything else gets 403 (unset: everything)"`
+	AllowUIDs             string        `env:"ALLOW_UIDS" doc:"comma list of user ids or names allowed to call the route; needs LISTEN=unix:/path.sock, whose callers the kernel names (unset: any)"`
+	AllowGIDs             string        `env:"ALLOW_GIDS" doc:"comma list of group ids or names (the caller's primary group) allowed to call the route, as ALLOW_UIDS"`
 	CSPURL                string        `env:"CSP_URL" envDefault:"https://console.cloud.vmware.com" doc:"VMware Cloud Services base URL"`
 	CSPAPIToken           string        `env:"CSP_API_TOKEN" secret:"true" doc:"CSP user API token (csp-api-token)"`
 	CSPAPITokenFile       string        `env:"CSP_API_TOKEN_FILE" doc:"file holding it, read at every exchange"`
@@ -198,8 +205,9 @@ var (
 )
 
 // Load reads and validates the configuration from environ, the process
-// environment as a map. It reads nothing else: secret files are named in
-// the result, not read, because the exchanges read them anew every time.
+// environment as a map. Secret files are named in the result, not read,
+// because the exchanges read them anew every time; keys files are parsed
+// once and user and group names looked up (see the package comment).
 //
 // On any problem it returns a nil Config and an *Error listing all of them.
 // Otherwise Config.Warnings holds what the caller should log.
@@ -210,8 +218,10 @@ func Load(environ map[string]string) (*Config, error) {
 // LoadPartial is Load for `credproxy token` deciding whether a running
 // credproxy may answer: a route's kind, its credential, and what only an
 // exchange needs (UPSTREAM, TOKEN_URL, the client ID or email) may be
-// missing. What is set is validated as by Load. The command loads the
-// configuration in full before it exchanges itself.
+// missing. What is set is validated as by Load, but keys files are not
+// read: the command needs no keys, and may run as a user who cannot read
+// them. The command loads the configuration in full before it exchanges
+// itself.
 func LoadPartial(environ map[string]string) (*Config, error) {
 	return load(environ, true)
 }
@@ -237,6 +247,7 @@ func load(environ map[string]string, partial bool) (*Config, error) {
 		ShutdownTimeout:   g.ShutdownTimeout,
 	}
 	l.checkGlobals(cfg)
+	l.globalEdge(cfg, &g)
 	cfg.AllowedHosts = l.allowedHosts(g.AllowedHosts)
 	cfg.AllowedOrigins = l.allowedOrigins(g.AllowedOrigins)
 
@@ -263,16 +274,7 @@ func load(environ map[string]string, partial bool) (*Config, error) {
 			}
 		}
 	}
-	for _, r := range cfg.Routes {
-		if r.Listen != "" || cfg.ForwardAddr != "" || r.TokenSinkFile != "" {
-			continue
-		}
-		if cfg.TokenAPI {
-			l.warn("route %s has neither %sLISTEN nor CREDPROXY_FORWARD_ADDR: it is reachable only through the token API", r.Name, r.Prefix)
-		} else {
-			l.warn("route %s has neither %sLISTEN nor CREDPROXY_FORWARD_ADDR, and CREDPROXY_TOKEN_API is off: nothing can use it", r.Name, r.Prefix)
-		}
-	}
+	l.warnUnreachable(cfg)
 	l.checkAddresses(cfg)
 	l.checkSharedHosts(cfg)
 	l.checkLocal(cfg)
@@ -290,6 +292,20 @@ func load(environ map[string]string, partial bool) (*Config, error) {
 	}
 	cfg.Warnings = append(l.warnings, l.hints...)
 	return cfg, nil
+}
+
+// warnUnreachable warns about routes that no listener serves.
+func (l *loader) warnUnreachable(cfg *Config) {
+	for _, r := range cfg.Routes {
+		if r.Listen != "" || cfg.ForwardAddr != "" || r.TokenSinkFile != "" {
+			continue
+		}
+		if cfg.TokenAPI {
+			l.warn("route %s has neither %sLISTEN nor CREDPROXY_FORWARD_ADDR: it is reachable only through the token API", r.Name, r.Prefix)
+		} else {
+			l.warn("route %s has neither %sLISTEN nor CREDPROXY_FORWARD_ADDR, and CREDPROXY_TOKEN_API is off: nothing can use it", r.Name, r.Prefix)
+		}
+	}
 }
 
 // routeName is one accepted entry of CREDPROXY_ROUTES.
@@ -453,6 +469,7 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 	l.routeHeader(&r, &e)
 	l.routeTiming(&r)
 	l.routeLocal(&r, &e)
+	l.routeEdge(&r, &e)
 	l.routeCredentialExpiry(&r, &e)
 	return r
 }
