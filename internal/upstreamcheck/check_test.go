@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -72,6 +74,8 @@ func upstream(t *testing.T, names ...string) (*httptest.Server, *x509.CertPool, 
 	var requests atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { requests.Add(1) }))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	// Failed handshakes are what these tests make.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv, roots, &requests
@@ -177,7 +181,7 @@ func TestFailures(t *testing.T) {
 		{desc: "name does not resolve", url: "https://nonexistent.invalid",
 			step: Resolve, host: "nonexistent.invalid:443"},
 		{desc: "certificate for another host", url: "https://127.0.0.1:" + port(srv.URL), opts: Options{RootCAs: roots},
-			step: Handshake, host: "127.0.0.1:" + port(srv.URL), want: "certificate is valid for api.example.com, not 127.0.0.1"},
+			step: Handshake, host: "127.0.0.1:" + port(srv.URL), want: "doesn't contain any IP SANs"},
 		{desc: "certificate for another name", url: "https://api.example.org", opts: Options{RootCAs: roots, dial: dialTo(srv.Listener.Addr().String(), &asked)},
 			step: Handshake, host: "api.example.org:443", want: "certificate is valid for api.example.com, not api.example.org"},
 		{desc: "certificate of an unknown CA", url: other.URL,
@@ -185,7 +189,7 @@ func TestFailures(t *testing.T) {
 		{desc: "nothing listening", url: "https://" + closed, opts: Options{RootCAs: roots},
 			step: Connect, host: closed, want: "connection refused"},
 		{desc: "no TLS answer", url: "https://" + silent.Addr().String(), opts: Options{RootCAs: roots, Timeout: 200 * time.Millisecond},
-			step: Handshake, host: silent.Addr().String(), want: "timeout"},
+			step: Handshake, host: silent.Addr().String(), want: "no answer within 200ms"},
 		{desc: "plain HTTP server", url: "https://" + strings.TrimPrefix(plain.URL, "http://"), opts: Options{RootCAs: roots},
 			step: Handshake, host: strings.TrimPrefix(plain.URL, "http://")},
 		{desc: "http upstream not allowed", url: plain.URL,
