@@ -20,6 +20,7 @@ import (
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
+	"github.com/credproxy/credproxy/internal/upstreamcheck"
 	"github.com/credproxy/credproxy/mitm"
 )
 
@@ -41,6 +42,16 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 	fmt.Fprintln(tw, "ROUTE\tKIND\tRESULT\tDETAIL")
 	failed := 0
 	for _, rc := range cfg.Routes {
+		// The upstream's row first: nothing is sent to it.
+		upstreamOK := true
+		if rc.Upstream != nil {
+			if err := upstreamcheck.Check(ctx, rc.Upstream, upstreamcheck.Options{AllowInsecure: rc.AllowInsecureUpstream}); err != nil {
+				upstreamOK = false
+				fmt.Fprintf(tw, "%s\tupstream\tFAILED\t%v\n", rc.Name, err)
+			} else {
+				fmt.Fprintf(tw, "%s\tupstream\tok\t%s reached (TLS verified for https), nothing sent\n", rc.Name, rc.Upstream.Host)
+			}
+		}
 		src, err := newSource(rc, client)
 		if err != nil {
 			return err
@@ -72,6 +83,9 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\tok\t%s\n", rc.Name, rc.Auth, detail)
+		if !upstreamOK {
+			failed++
+		}
 	}
 	tw.Flush()
 	if failed > 0 {
