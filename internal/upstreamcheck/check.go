@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/credproxy/credproxy/internal/outbound"
@@ -84,6 +85,9 @@ func Check(ctx context.Context, u *url.URL, opts Options) error {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	if host, _, _ := net.SplitHostPort(addr); reservedInvalid(host) {
+		return &Error{Host: addr, Step: Resolve, Err: &net.DNSError{Err: "no such host (.invalid never resolves, RFC 6761)", Name: host, IsNotFound: true}}
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	dial := opts.dial
@@ -145,4 +149,13 @@ func address(u *url.URL, allowInsecure bool) (string, error) {
 		return "", &Error{Host: u.Host, Step: Scheme, Err: errors.New("no host")}
 	}
 	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+// reservedInvalid reports whether host is under the .invalid top-level
+// domain, which RFC 6761 reserves as never resolving: the answer is known
+// without asking a name server (the example settings use such names, and
+// checking them sends nothing off the machine).
+func reservedInvalid(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	return h == "invalid" || strings.HasSuffix(h, ".invalid")
 }

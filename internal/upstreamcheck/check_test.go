@@ -251,3 +251,21 @@ func port(rawURL string) string {
 	u, _ := url.Parse(rawURL)
 	return u.Port()
 }
+
+// TestInvalidNamesAskNoNameServer: a host under .invalid (RFC 6761) fails
+// to resolve without a dial or a lookup, so checking the example settings
+// sends nothing off the machine.
+func TestInvalidNamesAskNoNameServer(t *testing.T) {
+	for _, raw := range []string{"https://nonexistent.invalid", "https://API.Example.INVALID.:8443"} {
+		u, _ := url.Parse(raw)
+		dialled := false
+		err := Check(context.Background(), u, Options{dial: func(context.Context, string, string) (net.Conn, error) {
+			dialled = true
+			return nil, errors.New("dialled")
+		}})
+		var e *Error
+		if !errors.As(err, &e) || e.Step != Resolve || dialled {
+			t.Errorf("%s: err %v, dialled %v; want a resolve error and no dial", raw, err, dialled)
+		}
+	}
+}
