@@ -322,6 +322,7 @@ type OAuth2RefreshToken struct {
 	OAuth2Client
 	// RefreshToken is the configured refresh token.
 	RefreshToken secret.Ref
+
 	mu sync.Mutex
 	// current is the refresh token in use once the provider has rotated
 	// it; fromFile is the file's content it replaced, so that a change of
