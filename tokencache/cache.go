@@ -64,6 +64,11 @@ type Options struct {
 	RecheckEvery time.Duration
 	// Logger receives one line per exchange. Default: no logging.
 	Logger *zap.Logger
+	// Metrics, when set, counts the route's exchanges, renewals and
+	// held-back renewals (labelled Route and Kind), and New registers the
+	// route's gauges on its registry: a second Cache with the same Route
+	// on one Metrics panics there. Nil counts nothing.
+	Metrics *Metrics
 	// OnExchange, when set, is called by the loop after every exchange:
 	// for metrics beyond Metrics, and for what the exchange learnt of the
 	// credential (Exchange.Credential). It must not block.
@@ -255,7 +260,11 @@ func New(src exchange.Source, opts Options) *Cache {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Cache{
+	// The metrics wrap the caller's hooks, so that the loop calls one of
+	// each.
+	opts.OnExchange = opts.Metrics.observeExchange(opts.Route, opts.Kind, opts.OnExchange)
+	opts.OnRenewalSuppressed = opts.Metrics.renewalSuppressed(opts.Route, opts.OnRenewalSuppressed)
+	c := &Cache{
 		src:     src,
 		opts:    opts,
 		log:     log.With(zap.String("route", opts.Route), zap.String("kind", opts.Kind)),
@@ -263,6 +272,8 @@ func New(src exchange.Source, opts Options) *Cache {
 		renew:   make(chan struct{}, 1),
 		changed: make(chan struct{}),
 	}
+	opts.Metrics.watch(opts.Route, c.Status)
+	return c
 }
 
 // Token returns a token that is valid now and stays valid for at least the
