@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,14 +19,17 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
-	"github.com/credproxy/credproxy/internal/promtest"
 	"github.com/credproxy/credproxy/internal/secret"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
+	"github.com/credproxy/credproxy/tokenapi"
 	"github.com/credproxy/credproxy/tokencache"
+	"github.com/credproxy/credproxy/tokensink"
 )
 
 // documentedMetric is one row of the metrics table of
@@ -63,17 +67,18 @@ func readmeMetrics(t *testing.T) []documentedMetric {
 }
 
 // TestDocumentedMetricsExistAfterTraffic drives every kind of traffic
-// through one Metrics (exchanges, a failed renewal, a 401 replay, reverse
-// and forward requests, an intercepted and a tunnelled CONNECT, a token
-// API call, a local OAuth 2.0 token request, a token sink write, a known
-// credential expiry) and checks that each metric of the documented table
-// then exists with its documented type and labels, and that every
-// credproxy metric is documented.
+// through the metrics of every package that has some, registered on one
+// registry as credproxy does (exchanges, a failed renewal, a 401 replay,
+// reverse and forward requests, an intercepted and a tunnelled CONNECT, a
+// token API call, a local OAuth 2.0 token request, a token sink write, a
+// known credential expiry) and checks that each metric of the documented
+// table then exists with its documented type and labels, and that every
+// credproxy metric is documented. It lives here because /metrics is
+// where they are all served.
 func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	log, logs := logtest.New(t)
 	reg := prometheus.NewRegistry()
 	m := proxy.NewMetrics(reg)
-	tm := NewMetrics(reg)
 
 	// A source issuing met-1, met-2, ...; the third exchange fails.
 	var n atomic.Int32
@@ -84,12 +89,11 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		}
 		return exchange.Token{Value: secret.New(fmt.Sprintf("met-SECRET-%d", i)), Expiry: time.Now().Add(time.Hour)}, nil
 	})
-	cache := tokencache.New(src, tokencache.Options{Route: "r", Kind: "oauth2-client-credentials", OnExchange: tm.ObserveExchange("r", "oauth2-client-credentials")})
+	cache := tokencache.New(src, tokencache.Options{Route: "r", Kind: "oauth2-client-credentials", Metrics: tokencache.NewMetrics(reg)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); cache.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	tm.WatchRoute("r", cache.Status)
 
 	// The upstream accepts only met-SECRET-2: the first request gets a
 	// 401, a renewal and a replay.
@@ -138,9 +142,10 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		}
 	}
 
-	// The token API.
-	adm := New(reg, []func() tokencache.Status{cache.Status})
-	adm.EnableTokenAPI([]TokenRoute{{Name: "r", TokenType: "Bearer", Tokens: cache}}, log)
+	// The token API and the local OAuth 2.0 token endpoint.
+	apiOpts := tokenapi.Options{Routes: []tokenapi.Route{{Name: "r", TokenType: "Bearer", Tokens: cache}}, Metrics: tokenapi.NewMetrics(reg), Logger: log}
+	adm := New(Options{Registry: reg, Routes: []Route{{Name: "r", Status: cache.Status}},
+		TokenAPI: tokenapi.NewTokenHandler(apiOpts), OAuth2: tokenapi.NewOAuth2Handler(apiOpts)})
 	asrv := httptest.NewServer(adm)
 	defer asrv.Close()
 	req, _ := http.NewRequest("GET", asrv.URL+"/v1/token/r", nil)
@@ -152,17 +157,15 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 
 	// The local OAuth 2.0 token endpoint (no local client secret set).
-	adm.EnableOAuth2([]OAuth2Route{{TokenRoute: TokenRoute{Name: "r", TokenType: "Bearer", Tokens: cache}}}, log)
-	if resp, err := http.PostForm(asrv.URL+OAuth2TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {"r"}}); err != nil {
+	if resp, err := http.PostForm(asrv.URL+tokenapi.OAuth2TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {"r"}}); err != nil {
 		t.Fatal(err)
 	} else {
 		resp.Body.Close()
 	}
 
-	// A token sink write and a known credential expiry, as the app's
-	// hooks report them.
-	tm.ObserveSinkWrite("r")(nil)
-	tm.CredentialExpiry("r")(time.Now().Add(30 * 24 * time.Hour))
+	// A token sink write and a known credential expiry.
+	sinkWrite(t, reg, log, cache)
+	credexpiry.New(credexpiry.Options{Route: "r", Configured: time.Now().Add(30 * 24 * time.Hour), Metrics: credexpiry.NewMetrics(reg)})
 
 	// A scheduled renewal that fails: wait for the loop to reach the
 	// third exchange by invalidating the current token (met-SECRET-2).
@@ -256,6 +259,29 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	logtest.AssertNoSecrets(t, "logs", logs.String(), "met-SECRET-1", "met-SECRET-2")
 }
 
+// sinkWrite writes cache's token once through a token sink counted on
+// reg, and returns once the write is counted; the sink stops (and removes
+// its file) when the test ends.
+func sinkWrite(t *testing.T, reg *prometheus.Registry, log *zap.Logger, cache *tokencache.Cache) {
+	t.Helper()
+	sink := tokensink.New(tokensink.Options{Path: filepath.Join(t.TempDir(), "token"), Route: "r", Logger: log, Metrics: tokensink.NewMetrics(reg)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sink.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	tok, err := cache.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.Offer(tok)
+	for deadline := time.Now().Add(10 * time.Second); counterValue(t, reg, "credproxy_token_sink_writes_total", "result", "ok") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the sink write was never counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // apiUpstream is a TLS test API that answers 200 to one Authorization
 // value and 401 to any other.
 type apiUpstream struct {
@@ -282,20 +308,4 @@ func (u *apiUpstream) transport() *proxy.Transport {
 	pool := x509.NewCertPool()
 	pool.AddCert(u.srv.Certificate())
 	return proxy.NewTransport(pool)
-}
-
-// TestRenewalSuppressedCounted: the hook counts each held-back renewal of
-// its route, and the series is there at zero from the start.
-func TestRenewalSuppressedCounted(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	hook := m.RenewalSuppressed("r")
-	if got := promtest.CounterSum(t, reg, "credproxy_renewals_suppressed_total", "route", "r"); got != 0 {
-		t.Fatalf("at start: %v", got)
-	}
-	hook()
-	hook()
-	if got := promtest.CounterSum(t, reg, "credproxy_renewals_suppressed_total", "route", "r"); got != 2 {
-		t.Errorf("after two: %v", got)
-	}
 }
