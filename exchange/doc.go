@@ -20,4 +20,20 @@
 // a broken answer) is scrubbed, as it is taken, of every credential the
 // exchange sent and every token the answer held, in any encoding, case or
 // 8-byte piece (see redactor).
+//
+// What an exchange learns about the long-lived credential (a refresh
+// token's expiry from refresh_expires_in, a rotated refresh token and
+// whether it was written back) travels forward with the Token it
+// returns, as Token.Credential (CredentialNews), and not through
+// callbacks set on the Source or a reporter interface it would
+// implement. Why: a Source is then complete once constructed, with no
+// hook to be found by type assertion and set afterwards; the fact
+// arrives with the exchange that produced it, in its order, on the
+// goroutine that consumes tokens anyway (tokencache's loop, which hands
+// it to its OnExchange hook as Exchange.Credential, even when it refuses
+// the token itself; `credproxy check`, which reads it off its one
+// token); and a Source that learns nothing needs no code at all. A
+// declared interface (CredentialReporter) would have kept one
+// post-construction setter per Source kind, and every wrapper of a
+// Source would have had to forward it.
 package exchange

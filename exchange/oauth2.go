@@ -315,19 +315,13 @@ func (s *OAuth2TokenExchange) Fetch(ctx context.Context) (Token, error) {
 // is kept in memory and, when the refresh token came from a writable file,
 // written back with internal/atomicfile (directory synced after the
 // rename), so that neither a restart nor a crash brings back the dead one.
+// The Token it returns says so (Token.Credential.Rotated), and says when
+// the refresh token expires when the answer has refresh_expires_in
+// (Token.Credential.ExpiresAt).
 type OAuth2RefreshToken struct {
 	OAuth2Client
 	// RefreshToken is the configured refresh token.
 	RefreshToken secret.Ref
-	// OnRotate, when set, is told that the refresh token was rotated and
-	// whether it could be written back (for logging).
-	OnRotate func(writtenBack bool, err error)
-	// OnCredentialExpiry, when set, is told after every refresh whose
-	// answer has refresh_expires_in (an extension some providers send,
-	// Keycloak among them) when the refresh token expires: the zero time
-	// for 0, which such providers send for a refresh token without expiry
-	// (Keycloak's offline tokens). An answer without it calls nothing.
-	OnCredentialExpiry func(time.Time)
 
 	mu sync.Mutex
 	// current is the refresh token in use once the provider has rotated
@@ -372,17 +366,20 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	if err != nil {
 		return out, err
 	}
+	var news CredentialNews
 	if next := secret.New(tok.RefreshToken); !next.Empty() && !next.Equal(rt) {
-		s.rotate(configured, next)
+		news.Rotated = s.rotate(configured, next)
 	}
-	if secs, ok := expiresInSeconds(tok.Extra("refresh_expires_in")); ok && s.OnCredentialExpiry != nil && !math.IsNaN(secs) {
+	if secs, ok := expiresInSeconds(tok.Extra("refresh_expires_in")); ok && !math.IsNaN(secs) {
 		// Counted from when the request was sent, like the access
 		// token's lifetime: on the early side.
-		var at time.Time
+		news.ExpiryReported = true
 		if secs > 0 {
-			at = issued.Add(time.Duration(min(secs, maxCredentialLifetime.Seconds()) * float64(time.Second)))
+			news.ExpiresAt = issued.Add(time.Duration(min(secs, maxCredentialLifetime.Seconds()) * float64(time.Second)))
 		}
-		s.OnCredentialExpiry(at)
+	}
+	if news.Rotated != nil || news.ExpiryReported {
+		out.Credential = &news
 	}
 	return out, nil
 }
@@ -397,14 +394,13 @@ const refreshTokenFileMode = 0o600
 const maxCredentialLifetime = 100 * 365 * 24 * time.Hour
 
 // rotate records a rotated refresh token and writes it back to the file it
-// came from when that file is writable.
-func (s *OAuth2RefreshToken) rotate(configured, next secret.Secret) {
+// came from when that file is writable; it returns what became of it.
+func (s *OAuth2RefreshToken) rotate(configured, next secret.Secret) *Rotation {
 	s.mu.Lock()
 	s.current, s.fromFile = next, configured
 	s.mu.Unlock()
 	if s.RefreshToken.File == "" {
-		s.notify(false, nil)
-		return
+		return &Rotation{}
 	}
 	w := atomicfile.Writer{SyncDir: s.syncDir}
 	err := w.WriteFile(s.RefreshToken.File, []byte(next.Reveal()+"\n"), refreshTokenFileMode)
@@ -413,11 +409,5 @@ func (s *OAuth2RefreshToken) rotate(configured, next secret.Secret) {
 		s.fromFile = next // the file now holds the current token
 		s.mu.Unlock()
 	}
-	s.notify(err == nil, err)
-}
-
-func (s *OAuth2RefreshToken) notify(written bool, err error) {
-	if s.OnRotate != nil {
-		s.OnRotate(written, err)
-	}
+	return &Rotation{WrittenBack: err == nil, Err: err}
 }

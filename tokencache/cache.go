@@ -64,8 +64,14 @@ type Options struct {
 	RecheckEvery time.Duration
 	// Logger receives one line per exchange. Default: no logging.
 	Logger *zap.Logger
-	// OnExchange, when set, is called by the loop after every exchange
-	// (for metrics). It must not block.
+	// Metrics, when set, counts the route's exchanges, renewals and
+	// held-back renewals (labelled Route and Kind), and New registers the
+	// route's gauges on its registry: a second Cache with the same Route
+	// on one Metrics panics there. Nil counts nothing.
+	Metrics *Metrics
+	// OnExchange, when set, is called by the loop after every exchange:
+	// for metrics beyond Metrics, and for what the exchange learnt of the
+	// credential (Exchange.Credential). It must not block.
 	OnExchange func(Exchange)
 	// OnToken, when set, is called by the loop with the new token after
 	// every successful exchange, the first one included, once the token
@@ -98,6 +104,12 @@ type Exchange struct {
 	// "upstream_401" (the upstream rejected the held token) or "reload"
 	// (Renew asked for it: credproxy's SIGHUP).
 	Trigger string
+	// Credential is what the exchange learnt of the long-lived credential
+	// (exchange.Token.Credential): a rotated refresh token, its expiry.
+	// It is reported even when the token was refused (expired on
+	// arrival), as the credential changed all the same; nil when the
+	// exchange learnt nothing.
+	Credential *exchange.CredentialNews
 }
 
 // Renewal is the exchange that answered a Renew: as OnExchange saw it,
@@ -248,7 +260,11 @@ func New(src exchange.Source, opts Options) *Cache {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Cache{
+	// The metrics wrap the caller's hooks, so that the loop calls one of
+	// each.
+	opts.OnExchange = opts.Metrics.observeExchange(opts.Route, opts.Kind, opts.OnExchange)
+	opts.OnRenewalSuppressed = opts.Metrics.renewalSuppressed(opts.Route, opts.OnRenewalSuppressed)
+	c := &Cache{
 		src:     src,
 		opts:    opts,
 		log:     log.With(zap.String("route", opts.Route), zap.String("kind", opts.Kind)),
@@ -256,6 +272,8 @@ func New(src exchange.Source, opts Options) *Cache {
 		renew:   make(chan struct{}, 1),
 		changed: make(chan struct{}),
 	}
+	opts.Metrics.watch(opts.Route, c.Status)
+	return c
 }
 
 // Token returns a token that is valid now and stays valid for at least the
@@ -569,6 +587,10 @@ func (c *Cache) exchange(ctx context.Context, reload bool) time.Duration {
 	timedOut := errors.Is(fctx.Err(), context.DeadlineExceeded)
 	cancel()
 	took := time.Since(start)
+	// What the exchange learnt of the credential is reported with it,
+	// whatever becomes of the token; the tokens served carry none.
+	news := tok.Credential
+	tok.Credential = nil
 	if err == nil && !tok.Expiry.IsZero() && !tok.Expiry.After(start) {
 		err = errExpiredOnArrival
 	}
@@ -576,14 +598,14 @@ func (c *Cache) exchange(ctx context.Context, reload bool) time.Duration {
 		if ctx.Err() != nil {
 			return 0 // shutting down; Run sees ctx
 		}
-		return c.failed(err, timedOut, took, trigger)
+		return c.failed(err, timedOut, Exchange{Duration: took, Trigger: trigger, Credential: news})
 	}
 
 	lifetime := time.Duration(0)
 	if !tok.Expiry.IsZero() {
 		lifetime = tok.Expiry.Sub(start)
 	}
-	done := Exchange{Result: "ok", Duration: took, Lifetime: lifetime, Trigger: trigger}
+	done := Exchange{Result: "ok", Duration: took, Lifetime: lifetime, Trigger: trigger, Credential: news}
 	old := c.cur.Load()
 	s := c.schedule(tok, start)
 	s.by401 = trigger == "upstream_401"
@@ -643,10 +665,12 @@ func (c *Cache) schedule(tok exchange.Token, obtained time.Time) *state {
 	return s
 }
 
-// failed records a failed exchange and returns the backoff delay.
-func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger string) time.Duration {
+// failed records a failed exchange, done without its Result, and returns
+// the backoff delay.
+func (c *Cache) failed(err error, timedOut bool, done Exchange) time.Duration {
 	result := classify(err, timedOut)
-	done := Exchange{Result: result, Duration: took, Trigger: trigger}
+	done.Result = result
+	took, trigger := done.Duration, done.Trigger
 	retryAfter := exchange.RetryAfter(err)
 	held := c.cur.Load()
 	// The service may quote the token held and still served, or the one

@@ -36,6 +36,11 @@
 //     held back, 1 s doubling to 5 min, until a request succeeds
 //     (Succeeded, two atomic loads on the hot path).
 //
+// The token metrics live here, beside what changes them: NewMetrics
+// registers them once, and each Cache given them (Options.Metrics) counts
+// its exchanges and registers its route's gauges. Without them a Cache
+// counts nothing and needs no registry.
+//
 // Time comes from package time. The lifecycle tests run the cache inside a
 // testing/synctest bubble, where time is virtual: they advance through
 // hours of renewals and backoff without sleeping, to the nanosecond. The

@@ -12,5 +12,6 @@
 // newline, as bearertokenauth sends the file's bytes as they are. A
 // failed write is logged without the token, counted, and retried with
 // backoff until it succeeds or a newer token replaces it. The file is
-// removed when the sink stops, at shutdown.
+// removed when the sink stops, at shutdown. The write counter lives here
+// too (NewMetrics, Options.Metrics).
 package tokensink

@@ -42,8 +42,11 @@ type Options struct {
 	// no logging.
 	Logger *zap.Logger
 	// OnWrite, when set, is called after every write attempt with its
-	// error, nil on success (for metrics). It must not block.
+	// error, nil on success. It must not block.
 	OnWrite func(error)
+	// Metrics, when set, counts the writes by Route and result. Nil
+	// counts nothing.
+	Metrics *Metrics
 }
 
 // Sink keeps one route's token in a file. Offer may be called from any
@@ -70,6 +73,7 @@ func New(opts Options) *Sink {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	opts.OnWrite = opts.Metrics.observeWrite(opts.Route, opts.OnWrite)
 	return &Sink{
 		opts:      opts,
 		log:       log.With(zap.String("route", opts.Route), zap.String("file", opts.Path)),

@@ -25,6 +25,7 @@ import (
 	"github.com/credproxy/credproxy/internal/identity"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
+	"github.com/credproxy/credproxy/tokenapi"
 	"github.com/credproxy/credproxy/tokencache"
 	"github.com/credproxy/credproxy/tokensink"
 )
@@ -144,19 +145,16 @@ func newApp(cfg *config.Config, opts appOptions, log *zap.Logger) (*app, error) 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &app{cfg: cfg, log: log, metrics: proxy.NewMetrics(reg), edge: edge.NewMetrics(reg), transport: proxy.NewTransport(nil)}
-	tokenMetrics := admin.NewMetrics(reg)
+	m := routeMetrics{tokens: tokencache.NewMetrics(reg), sinks: tokensink.NewMetrics(reg), expiry: credexpiry.NewMetrics(reg)}
 	client := exchange.NewHTTPClient()
-	var statuses []func() tokencache.Status
 	for _, rc := range cfg.Routes {
-		r, err := newLiveRoute(rc, client, tokenMetrics, log)
+		r, err := newLiveRoute(rc, client, m, log)
 		if err != nil {
 			return nil, err
 		}
 		a.routes = append(a.routes, r)
-		statuses = append(statuses, r.cache.Status)
 	}
-	a.admin = admin.New(reg, statuses)
-	a.serveAdminPages(log)
+	var caPEM func() []byte
 	if cfg.ForwardAddr != "" {
 		ca, err := loadCA(cfg, opts.caLifetime, log)
 		if err != nil {
@@ -173,22 +171,30 @@ func newApp(cfg *config.Config, opts appOptions, log *zap.Logger) (*app, error) 
 			CA: ca, DenyOthers: cfg.ForwardDenyOthers, Guard: proxied.Proxied,
 			Authorize: opts.authorize, AuthRealm: opts.authRealm,
 		}, log.Named("proxy"))
-		a.admin.ServeCA(func() []byte { return a.forward.CA().CertPEM() })
+		caPEM = func() []byte { return a.forward.CA().CertPEM() }
 	}
+	a.admin = admin.New(a.adminOptions(reg, caPEM, log))
 	return a, nil
 }
 
+// routeMetrics are the metrics every route's components count on, each
+// registered on the app's registry by the package that changes it.
+type routeMetrics struct {
+	tokens *tokencache.Metrics
+	sinks  *tokensink.Metrics
+	expiry *credexpiry.Metrics
+}
+
 // newLiveRoute builds a route's exchange, its token cache (with its
-// metrics) and what the proxy needs of it.
-func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *zap.Logger) (*liveRoute, error) {
+// metrics), the watcher of its credential's expiry and what the proxy
+// needs of it.
+func newLiveRoute(rc config.Route, client *http.Client, m routeMetrics, log *zap.Logger) (*liveRoute, error) {
 	src, err := newSource(rc, client)
 	if err != nil {
 		return nil, err
 	}
-	if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
-		rt.OnRotate = logRotation(rc, log.Named("exchange").With(zap.String("route", rc.Name)))
-	}
-	sink, onToken := newSink(rc, m, log)
+	expiry := newExpiryWatcher(rc, src, m.expiry, log)
+	sink, onToken := newSink(rc, m.sinks, log)
 	cache := tokencache.New(src, tokencache.Options{
 		Route:           rc.Name,
 		Kind:            string(rc.Auth),
@@ -197,13 +203,11 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 		TokenWait:       rc.TokenWait,
 		ExchangeTimeout: rc.ExchangeTimeout,
 		Logger:          log.Named("tokencache"),
-		OnExchange:      m.ObserveExchange(rc.Name, string(rc.Auth)),
+		Metrics:         m.tokens,
+		OnExchange:      credentialNews(rc, expiry, log.Named("exchange").With(zap.String("route", rc.Name))),
 		OnToken:         onToken,
-
-		OnRenewalSuppressed: m.RenewalSuppressed(rc.Name),
 	})
-	m.WatchRoute(rc.Name, cache.Status)
-	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: newExpiryWatcher(rc, src, m, log), route: &proxy.Route{
+	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: expiry, route: &proxy.Route{
 		Name:          rc.Name,
 		Upstream:      rc.Upstream,
 		Hosts:         rc.Hosts,
@@ -216,37 +220,35 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 
 // logRotation reports a rotated refresh token: written back to its file,
 // kept in memory, or kept in memory because writing it failed.
-func logRotation(rc config.Route, log *zap.Logger) func(written bool, err error) {
-	return func(written bool, err error) {
-		switch {
-		case err != nil:
-			log.Warn("refresh token rotated; kept in memory only, a restart will reuse the old one", zap.String("file", rc.RefreshToken.File), zap.Error(err))
-		case written:
-			log.Info("refresh token rotated and written back", zap.String("file", rc.RefreshToken.File))
-		default:
-			log.Info("refresh token rotated; kept in memory (set REFRESH_TOKEN_FILE to persist it)")
-		}
+func logRotation(rc config.Route, log *zap.Logger, r *exchange.Rotation) {
+	switch {
+	case r.Err != nil:
+		log.Warn("refresh token rotated; kept in memory only, a restart will reuse the old one", zap.String("file", rc.RefreshToken.File), zap.Error(r.Err))
+	case r.WrittenBack:
+		log.Info("refresh token rotated and written back", zap.String("file", rc.RefreshToken.File))
+	default:
+		log.Info("refresh token rotated; kept in memory (set REFRESH_TOKEN_FILE to persist it)")
 	}
 }
 
-// serveAdminPages adds the status page, and the token API when it is on.
-func (a *app) serveAdminPages(log *zap.Logger) {
-	var page []admin.StatusRoute
-	var routes []admin.TokenRoute
+// adminOptions are what the admin listener serves: every route's token
+// state and credential expiry, the registry, the forward proxy's CA when
+// there is one (caPEM), and the token endpoints when the token API is on.
+func (a *app) adminOptions(reg *prometheus.Registry, caPEM func() []byte, log *zap.Logger) admin.Options {
+	opts := admin.Options{Registry: reg, CA: caPEM}
 	for _, r := range a.routes {
 		upstream := ""
 		if r.cfg.Upstream != nil {
 			upstream = r.cfg.Upstream.Redacted()
 		}
-		page = append(page, admin.StatusRoute{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen, Status: r.cache.Status})
-		routes = append(routes, admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache, Identity: identityFunc(r.cfg)})
-		a.admin.ReportCredentialExpiry(r.cfg.Name, r.expiry.Status)
+		opts.Routes = append(opts.Routes, admin.Route{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen,
+			Status: r.cache.Status, Credential: r.expiry.Status})
 	}
-	a.admin.EnableStatusPage(page)
 	if a.cfg.TokenAPI {
-		a.admin.EnableTokenAPI(routes, log.Named("admin"))
-		a.admin.EnableOAuth2(a.oauth2Routes(), log.Named("admin"))
+		api := tokenapi.Options{Routes: a.tokenRoutes(), Metrics: tokenapi.NewMetrics(reg), Logger: log.Named("admin")}
+		opts.TokenAPI, opts.OAuth2 = tokenapi.NewTokenHandler(api), tokenapi.NewOAuth2Handler(api)
 	}
+	return opts
 }
 
 // identityFunc answers a route's identity fingerprints for the token

@@ -16,12 +16,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
 	"github.com/credproxy/credproxy/internal/upstreamcheck"
 	"github.com/credproxy/credproxy/mitm"
+	"github.com/credproxy/credproxy/tokenapi"
 )
 
 // check validates the configuration and does one exchange per route,
@@ -56,16 +56,15 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		var reported *time.Time
-		if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
-			reported = new(time.Time)
-			rt.OnCredentialExpiry = func(at time.Time) { *reported = at }
-		}
 		tok, took, err := fetchOnce(ctx, rc, src)
 		if err != nil {
 			failed++
 			fmt.Fprintf(tw, "%s\t%s\tFAILED\t%v\n", rc.Name, rc.Auth, err)
 			continue
+		}
+		var reported *time.Time
+		if c := tok.Credential; c != nil && c.ExpiryReported {
+			reported = &c.ExpiresAt
 		}
 		if r, ok := src.(exchange.Releaser); ok {
 			// check must not leave a session behind.
@@ -197,7 +196,7 @@ func tokenFromRunning(ctx context.Context, adminAddr string, rc config.Route) (t
 //   - a kind but no credential: the principal fingerprint (all but the
 //     credential);
 //   - no kind: nothing but the route name, which the API's path holds.
-func sameIdentity(rc config.Route, tr *admin.TokenResponse, from string) string {
+func sameIdentity(rc config.Route, tr *tokenapi.Response, from string) string {
 	if rc.Auth == "" {
 		return ""
 	}
@@ -220,10 +219,10 @@ func sameIdentity(rc config.Route, tr *admin.TokenResponse, from string) string 
 // the answer, or nil with the reason worth telling the user (empty when
 // simply no token API answered: nothing listening, the API off (404) or
 // refused (403)).
-func askTokenAPI(ctx context.Context, addr, route string) (*admin.TokenResponse, string) {
+func askTokenAPI(ctx context.Context, addr, route string) (*tokenapi.Response, string) {
 	ctx, cancel := context.WithTimeout(ctx, tokenAPITimeout)
 	defer cancel()
-	u := "http://" + addr + admin.TokenAPIPath + url.PathEscape(route)
+	u := "http://" + addr + tokenapi.TokenPath + url.PathEscape(route)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, ""
@@ -245,7 +244,7 @@ func askTokenAPI(ctx context.Context, addr, route string) (*admin.TokenResponse,
 	case err != nil:
 		return nil, "reading the token API's answer at " + addr + " failed"
 	case resp.StatusCode == http.StatusOK:
-		var tr admin.TokenResponse
+		var tr tokenapi.Response
 		if json.Unmarshal(body, &tr) != nil || tr.AccessToken == "" {
 			return nil, "the token API at " + addr + " gave no token"
 		}

@@ -7,33 +7,48 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/tokencache"
 )
 
 // newExpiryWatcher builds the watcher of a route's long-lived credential:
-// the configured CREDENTIAL_EXPIRES_AT, CSP's details lookup for
-// csp-api-token, and the refresh_expires_in of oauth2-refresh-token's
-// answers; it feeds the route's gauge.
-func newExpiryWatcher(rc config.Route, src exchange.Source, m *admin.Metrics, log *zap.Logger) *credexpiry.Watcher {
+// the configured CREDENTIAL_EXPIRES_AT and CSP's details lookup for
+// csp-api-token; it feeds the route's gauge. The refresh_expires_in of
+// oauth2-refresh-token's answers reaches it through credentialNews.
+func newExpiryWatcher(rc config.Route, src exchange.Source, m *credexpiry.Metrics, log *zap.Logger) *credexpiry.Watcher {
 	opts := credexpiry.Options{
 		Route:         rc.Name,
 		Kind:          string(rc.Auth),
 		Configured:    rc.CredentialExpiresAt,
 		LookupTimeout: rc.ExchangeTimeout,
 		Logger:        log.Named("credexpiry"),
-		OnChange:      m.CredentialExpiry(rc.Name),
+		Metrics:       m,
 	}
 	if l, ok := src.(credexpiry.Lookup); ok {
 		opts.Lookup = l
 	}
-	w := credexpiry.New(opts)
-	if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
-		rt.OnCredentialExpiry = w.Observe
+	return credexpiry.New(opts)
+}
+
+// credentialNews returns the route's tokencache OnExchange hook, which
+// passes on what an exchange learnt of the long-lived credential
+// (exchange.CredentialNews): a rotated refresh token to the log, an
+// expiry the answer gave to the watcher.
+func credentialNews(rc config.Route, w *credexpiry.Watcher, log *zap.Logger) func(tokencache.Exchange) {
+	return func(e tokencache.Exchange) {
+		n := e.Credential
+		if n == nil {
+			return
+		}
+		if n.Rotated != nil {
+			logRotation(rc, log, n.Rotated)
+		}
+		if n.ExpiryReported {
+			w.Observe(n.ExpiresAt)
+		}
 	}
-	return w
 }
 
 // checkWarnWithin is how close an expiry must be for check to also warn

@@ -6,9 +6,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/tokenapi"
 	"github.com/credproxy/credproxy/tokensink"
 )
 
@@ -37,7 +37,7 @@ func checkSinkPaths(routes []config.Route) error {
 
 // newSink returns a route's token sink and the tokencache OnToken hook
 // that feeds it; both nil when the route has no TOKEN_SINK_FILE.
-func newSink(rc config.Route, m *admin.Metrics, log *zap.Logger) (*tokensink.Sink, func(exchange.Token)) {
+func newSink(rc config.Route, m *tokensink.Metrics, log *zap.Logger) (*tokensink.Sink, func(exchange.Token)) {
 	if rc.TokenSinkFile == "" {
 		return nil, nil
 	}
@@ -46,7 +46,7 @@ func newSink(rc config.Route, m *admin.Metrics, log *zap.Logger) (*tokensink.Sin
 		Mode:    rc.TokenSinkMode,
 		Route:   rc.Name,
 		Logger:  log.Named("tokensink"),
-		OnWrite: m.ObserveSinkWrite(rc.Name),
+		Metrics: m,
 	})
 	return s, s.Offer
 }
@@ -62,14 +62,15 @@ func (a *app) startSinks(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// oauth2Routes are the routes of the local OAuth 2.0 token endpoint: every
-// route, its client_id its name, its client secret LOCAL_CLIENT_SECRET.
-func (a *app) oauth2Routes() []admin.OAuth2Route {
-	var out []admin.OAuth2Route
+// tokenRoutes are the routes of the token endpoints: every route, its name
+// the token API's path element and the OAuth 2.0 client_id, its client
+// secret LOCAL_CLIENT_SECRET.
+func (a *app) tokenRoutes() []tokenapi.Route {
+	var out []tokenapi.Route
 	for _, r := range a.routes {
-		out = append(out, admin.OAuth2Route{
-			TokenRoute:   admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache},
-			ClientSecret: r.cfg.LocalClientSecret,
+		out = append(out, tokenapi.Route{
+			Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache,
+			Identity: identityFunc(r.cfg), ClientSecret: r.cfg.LocalClientSecret,
 		})
 	}
 	return out
