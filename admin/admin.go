@@ -9,62 +9,88 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/credproxy/credproxy/credexpiry"
-	"github.com/credproxy/credproxy/internal/jsonerror"
+	"github.com/credproxy/credproxy/tokenapi"
 	"github.com/credproxy/credproxy/tokencache"
 )
 
-// Admin serves the admin listener: /healthz, /readyz and /metrics, and
-// once enabled the status page (EnableStatusPage), the token APIs
-// (EnableTokenAPI, EnableOAuth2) and the forward proxy's CA (ServeCA).
-type Admin struct {
-	mux      *http.ServeMux
-	statuses []func() tokencache.Status
-	stopping atomic.Bool
-	// tokenRequests counts token API requests by route and status.
-	tokenRequests *prometheus.CounterVec
-	// oauth2Requests counts local OAuth 2.0 token requests by route and
-	// result.
-	oauth2Requests *prometheus.CounterVec
-	// credentials report each route's credential expiry, by route name;
-	// set before serving, read-only after.
-	credentials map[string]func() credexpiry.Status
+// Route is a route as the admin listener reports it: in /readyz, on the
+// status page and in /status.json.
+type Route struct {
+	// Name is the route's name.
+	Name string
+	// Upstream is the route's upstream base URL, shown as it is: the
+	// caller redacts it.
+	Upstream string
+	// Listen is the route's reverse-proxy address, empty when it has none.
+	Listen string
+	// Status reports the route's token state (tokencache.Cache.Status).
+	// It is called at every request, concurrently.
+	Status func() tokencache.Status
+	// Credential reports what is known of the route's long-lived
+	// credential's expiry (credexpiry.Watcher.Status); nil shows none.
+	// It never affects readiness.
+	Credential func() credexpiry.Status
 }
 
-// New returns the admin handler reporting on the routes whose statuses
-// are given. Its own metrics are registered on reg, and /metrics serves
-// everything reg holds.
-func New(reg *prometheus.Registry, statuses []func() tokencache.Status) *Admin {
-	a := &Admin{mux: http.NewServeMux(), statuses: statuses,
-		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "credproxy_token_api_requests_total",
-			Help: "Requests to the token API (GET /v1/token/<route>) by route (empty for an unknown route) and status code.",
-		}, []string{"route", "status"}),
-		oauth2Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "credproxy_oauth2_token_requests_total",
-			Help: "Requests to the local OAuth 2.0 token endpoint (POST /oauth2/token) by route (empty for an unknown client) and result: ok, forbidden (a caller guard refused it), or the RFC 6749 error answered (invalid_request, invalid_client, unsupported_grant_type, temporarily_unavailable).",
-		}, []string{"route", "result"}),
-	}
-	reg.MustRegister(a.tokenRequests, a.oauth2Requests)
+// Options is everything the admin listener serves. It is complete at New:
+// nothing is added afterwards.
+type Options struct {
+	// Registry is what GET /metrics serves, all of it: each package
+	// registers its own metrics there (proxy, tokencache, tokensink,
+	// credexpiry, tokenapi). Nil serves no /metrics.
+	Registry *prometheus.Registry
+	// Routes are reported by /readyz, the status page (GET /, with
+	// /status.js and /status.css) and GET /status.json, in this order.
+	Routes []Route
+	// TokenAPI, when set, is mounted at tokenapi.TokenPath
+	// (tokenapi.NewTokenHandler); nil leaves it off.
+	TokenAPI http.Handler
+	// OAuth2, when set, is mounted at tokenapi.OAuth2TokenPath
+	// (tokenapi.NewOAuth2Handler); nil leaves it off.
+	OAuth2 http.Handler
+	// CA, when set, serves the forward proxy's CA certificate at GET
+	// /ca.pem, for clients to trust: the PEM it returns at each request,
+	// so that a CA reloaded on SIGHUP is the one served. Nil leaves it
+	// off.
+	CA func() []byte
+}
+
+// Admin serves the admin listener: /healthz, /readyz, the status page and
+// what its Options give it.
+type Admin struct {
+	mux      *http.ServeMux
+	routes   []Route
+	stopping atomic.Bool
+}
+
+// New returns the admin handler serving opts.
+func New(opts Options) *Admin {
+	a := &Admin{mux: http.NewServeMux(), routes: opts.Routes}
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	a.mux.HandleFunc("GET /readyz", a.readyz)
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		Registry:            reg,
-		MaxRequestsInFlight: 4,
-	}))
+	a.serveStatusPage()
+	if opts.Registry != nil {
+		a.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{
+			Registry:            opts.Registry,
+			MaxRequestsInFlight: 4,
+		}))
+	}
+	if opts.TokenAPI != nil {
+		a.mux.Handle(tokenapi.TokenPath, opts.TokenAPI)
+	}
+	if opts.OAuth2 != nil {
+		a.mux.Handle(tokenapi.OAuth2TokenPath, opts.OAuth2)
+	}
+	if opts.CA != nil {
+		a.mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			_, _ = w.Write(opts.CA())
+		})
+	}
 	return a
-}
-
-// ServeCA serves the forward proxy's CA certificate at GET /ca.pem, for
-// clients to trust: the PEM that certPEM returns at each request, so that
-// a CA reloaded on SIGHUP is the one served.
-func (a *Admin) ServeCA(certPEM func() []byte) {
-	a.mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		_, _ = w.Write(certPEM())
-	})
 }
 
 // ShuttingDown makes /readyz fail from now on; it is the first step of a
@@ -88,10 +114,10 @@ type routeReadiness struct {
 }
 
 func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
-	body := readiness{Ready: true, Routes: make([]routeReadiness, 0, len(a.statuses))}
-	for _, st := range a.statuses {
-		s := st()
-		body.Routes = append(body.Routes, routeReadiness{Status: s, credentialView: a.credential(s.Route)})
+	body := readiness{Ready: true, Routes: make([]routeReadiness, 0, len(a.routes))}
+	for _, r := range a.routes {
+		s := r.Status()
+		body.Routes = append(body.Routes, routeReadiness{Status: s, credentialView: r.credential()})
 		body.Ready = body.Ready && s.Ready
 	}
 	if a.stopping.Load() {
@@ -106,8 +132,3 @@ func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(body)
 }
-
-// errorBody is the JSON body of every error credproxy itself answers.
-type errorBody = jsonerror.Body
-
-func writeError(w http.ResponseWriter, status int, body errorBody) { jsonerror.Write(w, status, body) }

@@ -1,21 +1,25 @@
 package admin
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/tokenapi"
 	"github.com/credproxy/credproxy/tokencache"
 )
 
 func TestAdmin(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	tm := NewMetrics(reg)
 	ready := tokencache.Status{Route: "a", State: "valid", Ready: true}
 	pending := tokencache.Status{Route: "b", State: "pending", LastError: "csp: HTTP 503"}
 	cur := []tokencache.Status{ready, pending}
@@ -24,7 +28,10 @@ func TestAdmin(t *testing.T) {
 		func() tokencache.Status { mu.Lock(); defer mu.Unlock(); return cur[0] },
 		func() tokencache.Status { mu.Lock(); defer mu.Unlock(); return cur[1] },
 	}
-	admin := New(reg, statuses)
+	// Route a's gauges come from a token cache registered on reg, as
+	// credproxy's are: /metrics serves whatever reg holds.
+	startCache(t, "a", tokencache.NewMetrics(reg))
+	admin := New(Options{Registry: reg, Routes: []Route{{Name: "a", Status: statuses[0]}, {Name: "b", Status: statuses[1]}}})
 	srv := httptest.NewServer(admin)
 	defer srv.Close()
 
@@ -54,8 +61,82 @@ func TestAdmin(t *testing.T) {
 	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "shutting_down") {
 		t.Errorf("/readyz while shutting down = %d %s", code, body)
 	}
-	tm.WatchRoute("a", statuses[0])
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `credproxy_route_ready{route="a"} 1`) {
 		t.Errorf("/metrics = %d, lacks the route gauge", code)
+	}
+}
+
+// startCache runs a token cache for route over a source that always
+// answers, with m, and returns once it holds a token.
+func startCache(t *testing.T, route string, m *tokencache.Metrics) *tokencache.Cache {
+	t.Helper()
+	src := exchange.SourceFunc(func(context.Context) (exchange.Token, error) {
+		return exchange.Token{Value: secret.New("admin-test-static")}, nil
+	})
+	cache := tokencache.New(src, tokencache.Options{Route: route, Kind: "static", Metrics: m})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); cache.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if _, err := cache.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return cache
+}
+
+// TestTokenAPIOffByDefault: without a TokenAPI handler the admin listener
+// has no token API. (Moved from the token API's tests.)
+func TestTokenAPIOffByDefault(t *testing.T) {
+	admin := New(Options{Registry: prometheus.NewRegistry()})
+	srv := httptest.NewServer(admin)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/token/default", nil)
+	req.Header.Set("Metadata", "true")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("token API without a TokenAPI handler: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestOAuth2OffByDefault: without an OAuth2 handler the admin listener
+// has no OAuth 2.0 token endpoint. (Moved from the endpoint's tests.)
+func TestOAuth2OffByDefault(t *testing.T) {
+	srv := httptest.NewServer(New(Options{Registry: prometheus.NewRegistry()}))
+	defer srv.Close()
+	resp, err := http.PostForm(srv.URL+tokenapi.OAuth2TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("without an OAuth2 handler: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestMountsWhatItIsGiven: the token API, the OAuth 2.0 endpoint and the
+// CA are served where they belong when given, and /metrics only with a
+// registry.
+func TestMountsWhatItIsGiven(t *testing.T) {
+	mark := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) })
+	}
+	srv := httptest.NewServer(New(Options{TokenAPI: mark("tokenapi"), OAuth2: mark("oauth2"), CA: func() []byte { return []byte("PEM") }}))
+	defer srv.Close()
+	for path, want := range map[string]string{"/v1/token/r": "tokenapi", "/oauth2/token": "oauth2", "/ca.pem": "PEM", "/metrics": "404 page not found\n"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Errorf("%s: %q, want %q", path, b, want)
+		}
 	}
 }

@@ -2,8 +2,6 @@ package admin
 
 import (
 	"time"
-
-	"github.com/credproxy/credproxy/credexpiry"
 )
 
 // credentialView is what /readyz and /status.json say of a route's
@@ -14,23 +12,11 @@ type credentialView struct {
 	CredentialExpirySource string    `json:"credential_expiry_source,omitempty"`
 }
 
-// ReportCredentialExpiry makes /readyz and the status page show when
-// route's long-lived credential expires, as status reports it
-// (credexpiry.Watcher.Status). It must be called before the admin
-// handler serves.
-func (a *Admin) ReportCredentialExpiry(route string, status func() credexpiry.Status) {
-	if a.credentials == nil {
-		a.credentials = map[string]func() credexpiry.Status{}
-	}
-	a.credentials[route] = status
-}
-
-// credential returns the credential view of route.
-func (a *Admin) credential(route string) credentialView {
-	st, ok := a.credentials[route]
-	if !ok {
+// credential returns the credential view of r.
+func (r Route) credential() credentialView {
+	if r.Credential == nil {
 		return credentialView{}
 	}
-	s := st()
+	s := r.Credential()
 	return credentialView{CredentialExpiresAt: s.ExpiresAt, CredentialExpirySource: s.Source}
 }

@@ -14,49 +14,6 @@ import (
 	"github.com/credproxy/credproxy/tokencache"
 )
 
-// TestCredentialExpiryGauge: the gauge holds the expiry in seconds since
-// 1970 while it is known, and the route has no series otherwise.
-func TestCredentialExpiryGauge(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	set := m.CredentialExpiry("wf")
-	m.CredentialExpiry("other")(time.Time{})
-	series := func() map[string]float64 {
-		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]float64{}
-		for _, mf := range mfs {
-			if mf.GetName() != "credproxy_credential_expiry_timestamp_seconds" {
-				continue
-			}
-			if mf.GetType().String() != "GAUGE" {
-				t.Errorf("type %v", mf.GetType())
-			}
-			for _, mt := range mf.GetMetric() {
-				for _, lp := range mt.GetLabel() {
-					out[lp.GetName()+"="+lp.GetValue()] = mt.GetGauge().GetValue()
-				}
-			}
-		}
-		return out
-	}
-	if got := series(); len(got) != 0 {
-		t.Fatalf("series before any expiry is known: %v", got)
-	}
-	at := time.Date(2027, 3, 1, 12, 0, 0, 500_000_000, time.UTC)
-	set(at)
-	if got := series(); len(got) != 1 || got["route=wf"] != float64(at.Unix())+0.5 {
-		t.Errorf("series %v, want route=wf %d.5", got, at.Unix())
-	}
-	set(time.Time{})
-	if got := series(); len(got) != 0 {
-		t.Errorf("series once the expiry is unknown again: %v", got)
-	}
-}
-
 // TestCredentialExpiryInReadyzAndStatus: /readyz and /status.json show
 // credential_expires_at and its source for a route that reports one, and
 // nothing for the others; an expired credential leaves readiness alone.
@@ -72,9 +29,10 @@ func TestCredentialExpiryInReadyzAndStatus(t *testing.T) {
 		return tokencache.Status{Route: "other", Kind: "static", State: "valid", Ready: true}
 	}
 
-	a := New(prometheus.NewRegistry(), []func() tokencache.Status{wf, other})
-	a.ReportCredentialExpiry("wf", credStatus)
-	a.EnableStatusPage([]StatusRoute{{Name: "wf", Upstream: "https://w.example", Status: wf}, {Name: "other", Upstream: "https://o.example", Status: other}})
+	a := New(Options{Registry: prometheus.NewRegistry(), Routes: []Route{
+		{Name: "wf", Upstream: "https://w.example", Status: wf, Credential: credStatus},
+		{Name: "other", Upstream: "https://o.example", Status: other},
+	}})
 	srv := httptest.NewServer(a)
 	defer srv.Close()
 

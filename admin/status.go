@@ -21,18 +21,6 @@ var static embed.FS
 const statusPageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// StatusRoute is a route as the status page shows it.
-type StatusRoute struct {
-	// Name is the route's name.
-	Name string
-	// Upstream is the route's upstream base URL (shown redacted).
-	Upstream string
-	// Listen is the route's reverse-proxy address, empty when it has none.
-	Listen string
-	// Status reports the route's token state (tokencache.Cache.Status).
-	Status func() tokencache.Status
-}
-
 // routeView is one route in /status.json: the token state (never a token)
 // with where the route goes.
 type routeView struct {
@@ -50,19 +38,19 @@ type statusView struct {
 	Routes       []routeView `json:"routes"`
 }
 
-// EnableStatusPage serves the status page for the person on call at GET /
+// serveStatusPage serves the status page for the person on call at GET /
 // (with /status.js and /status.css) and its data at GET /status.json. The
 // page refreshes itself from the JSON and counts each token's expiry down
 // in between.
-func (a *Admin) EnableStatusPage(routes []StatusRoute) {
+func (a *Admin) serveStatusPage() {
 	a.mux.HandleFunc("GET /{$}", serveStatic("static/status.html", "text/html; charset=utf-8"))
 	a.mux.HandleFunc("GET /status.js", serveStatic("static/status.js", "text/javascript; charset=utf-8"))
 	a.mux.HandleFunc("GET /status.css", serveStatic("static/status.css", "text/css; charset=utf-8"))
 	a.mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) {
-		body := statusView{Ready: true, Now: time.Now().UTC(), Routes: make([]routeView, 0, len(routes))}
-		for _, r := range routes {
+		body := statusView{Ready: true, Now: time.Now().UTC(), Routes: make([]routeView, 0, len(a.routes))}
+		for _, r := range a.routes {
 			st := r.Status()
-			body.Routes = append(body.Routes, routeView{Status: st, credentialView: a.credential(r.Name), Upstream: r.Upstream, Listen: r.Listen})
+			body.Routes = append(body.Routes, routeView{Status: st, credentialView: r.credential(), Upstream: r.Upstream, Listen: r.Listen})
 			body.Ready = body.Ready && st.Ready
 		}
 		if a.stopping.Load() {
@@ -77,7 +65,7 @@ func (a *Admin) EnableStatusPage(routes []StatusRoute) {
 func serveStatic(name, contentType string) http.HandlerFunc {
 	b, err := static.ReadFile(name)
 	if err != nil {
-		panic("proxy: embedded " + name + " missing: " + err.Error()) // a build error, caught by every test
+		panic("admin: embedded " + name + " missing: " + err.Error()) // a build error, caught by every test
 	}
 	return func(w http.ResponseWriter, _ *http.Request) {
 		securityHeaders(w)

@@ -53,8 +53,7 @@ func TestStatusJSONShowsRoutesNeverTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	admin := New(prometheus.NewRegistry(), nil)
-	admin.EnableStatusPage([]StatusRoute{{Name: "wavefront", Upstream: "https://example.wavefront.com", Listen: "127.0.0.1:8080", Status: cache.Status}})
+	admin := New(Options{Registry: prometheus.NewRegistry(), Routes: []Route{{Name: "wavefront", Upstream: "https://example.wavefront.com", Listen: "127.0.0.1:8080", Status: cache.Status}}})
 	srv := httptest.NewServer(admin)
 	defer srv.Close()
 
@@ -97,8 +96,7 @@ func TestStatusJSONShowsRoutesNeverTokens(t *testing.T) {
 var externalRef = regexp.MustCompile(`(?i)(src|href|action)\s*=\s*["']?(https?:)?//|url\(|@import|<script>|<style|\sstyle=|\son[a-z]+=|innerHTML|eval\(`)
 
 func TestStatusPageSelfContained(t *testing.T) {
-	admin := New(prometheus.NewRegistry(), nil)
-	admin.EnableStatusPage(nil)
+	admin := New(Options{Registry: prometheus.NewRegistry()})
 	srv := httptest.NewServer(admin)
 	defer srv.Close()
 	for path, ctype := range map[string]string{"/": "text/html", "/status.js": "text/javascript", "/status.css": "text/css", "/status.json": "application/json"} {
@@ -124,19 +122,27 @@ func TestStatusPageSelfContained(t *testing.T) {
 // chromiumPath is Debian's chromium, which CI installs.
 const chromiumPath = "/usr/bin/chromium"
 
-// demoCredentials are the credential expiries of demoStatusRoutes: one
+// demoCredentials gives demoStatusRoutes their credential expiries: one
 // with weeks left, one under the 7-day warning, one expired, and the
 // static route's unknown.
-func demoCredentials(a *Admin) {
+func demoCredentials(routes []Route) []Route {
 	now := time.Now()
 	fixed := func(st credexpiry.Status) func() credexpiry.Status { return func() credexpiry.Status { return st } }
-	a.ReportCredentialExpiry("wavefront", fixed(credexpiry.Status{ExpiresAt: now.Add(20*24*time.Hour + 3*time.Hour), Source: credexpiry.SourceLookup}))
-	a.ReportCredentialExpiry("splunk", fixed(credexpiry.Status{ExpiresAt: now.Add(3*24*time.Hour + 5*time.Hour), Source: credexpiry.SourceConfig}))
-	a.ReportCredentialExpiry("billing", fixed(credexpiry.Status{ExpiresAt: now.Add(-2 * time.Hour), Source: credexpiry.SourceExchange}))
+	known := map[string]credexpiry.Status{
+		"wavefront": {ExpiresAt: now.Add(20*24*time.Hour + 3*time.Hour), Source: credexpiry.SourceLookup},
+		"splunk":    {ExpiresAt: now.Add(3*24*time.Hour + 5*time.Hour), Source: credexpiry.SourceConfig},
+		"billing":   {ExpiresAt: now.Add(-2 * time.Hour), Source: credexpiry.SourceExchange},
+	}
+	for i, r := range routes {
+		if st, ok := known[r.Name]; ok {
+			routes[i].Credential = fixed(st)
+		}
+	}
+	return routes
 }
 
 // demoStatusRoutes are four routes in the states an on-call person meets.
-func demoStatusRoutes() []StatusRoute {
+func demoStatusRoutes() []Route {
 	now := time.Now()
 	fixed := func(st tokencache.Status) func() tokencache.Status {
 		return func() tokencache.Status {
@@ -146,7 +152,7 @@ func demoStatusRoutes() []StatusRoute {
 			return st
 		}
 	}
-	return []StatusRoute{
+	return []Route{
 		{Name: "wavefront", Upstream: "https://example.wavefront.com", Listen: "127.0.0.1:8080", Status: fixed(tokencache.Status{
 			Route: "wavefront", Kind: "csp-oauth-app", State: "valid", Ready: true,
 			ExpiresAt: now.Add(27*time.Minute + 41*time.Second), LastExchange: now.Add(-2*time.Minute - 19*time.Second), NextExchange: now.Add(17*time.Minute + 3*time.Second)})},
@@ -197,9 +203,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 		t.Skipf("%s not installed; CI installs it and sets CREDPROXY_REQUIRE_CHROMIUM=1", chromiumPath)
 	}
-	admin := New(prometheus.NewRegistry(), nil)
-	admin.EnableStatusPage(demoStatusRoutes())
-	demoCredentials(admin)
+	admin := New(Options{Registry: prometheus.NewRegistry(), Routes: demoCredentials(demoStatusRoutes())})
 	srv := httptest.NewServer(admin) // 127.0.0.1
 	defer srv.Close()
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/credproxy/credproxy/internal/authority"
+	"github.com/credproxy/credproxy/internal/listen"
 )
 
 // url parses the base URL raw of variable name: absolute, https (http
@@ -63,36 +64,27 @@ func (l *loader) url(name, raw string, insecureOK bool, insecureVar string) *url
 	return u
 }
 
-// checkAddresses validates the listener addresses, warns about those off
-// loopback, and refuses two listeners on one address. A unix socket
-// (unix:/path, internal/listen) is never off loopback: its file's mode
-// and directory decide who reaches it.
+// checkAddresses validates the listener addresses, warns about TCP ones
+// off loopback, and refuses two listeners on one address. A unix socket is
+// never off loopback: who may connect is the socket file's mode.
 func (l *loader) checkAddresses(cfg *Config) {
 	type listener struct {
 		name, host string
 		port       int
 	}
 	var seen []listener
-	sockets := map[string]string{}
+	sockets := map[string]string{} // clean socket path -> the variable naming it
 	check := func(name, addr, exposure string) {
 		if addr == "" {
 			return
 		}
-		if path, ok := strings.CutPrefix(addr, unixPrefix); ok {
-			if !strings.HasPrefix(path, "/") {
-				l.problem(name, "%q: a unix socket address is unix: and an absolute path (e.g. unix:/run/credproxy/credproxy.sock)", addr)
-				return
-			}
-			if o, dup := sockets[filepath.Clean(path)]; dup {
-				l.problem(name, "%s is already used by %s", addr, o)
-				return
-			}
-			sockets[filepath.Clean(path)] = name
+		if path, ok := strings.CutPrefix(addr, listen.UnixPrefix); ok {
+			l.checkSocket(name, addr, path, sockets)
 			return
 		}
 		host, port, ok := splitAddr(addr)
 		if !ok {
-			l.problem(name, "%q is not host:port (e.g. 127.0.0.1:8080)", addr)
+			l.problem(name, "%q is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)", addr)
 			return
 		}
 		// Port 0 picks a free port at every listen: never a collision.
@@ -120,9 +112,32 @@ func (l *loader) checkAddresses(cfg *Config) {
 	}
 }
 
-// unixPrefix starts a unix socket listener address (internal/listen's
-// UnixPrefix; config does not import the package that binds).
-const unixPrefix = "unix:"
+// maxSocketPath is the longest unix socket path Linux takes: sun_path
+// holds 108 bytes, the terminating NUL included.
+const maxSocketPath = 107
+
+// checkSocket validates the unix socket address addr (unix:path) of
+// variable name, and refuses a path that another variable's socket has
+// (sockets, by clean path).
+func (l *loader) checkSocket(name, addr, path string, sockets map[string]string) {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		l.problem(name, "%q: a unix socket address is unix: and an absolute path (e.g. unix:/run/credproxy/api.sock)", addr)
+		return
+	case strings.HasSuffix(path, "/"):
+		l.problem(name, "%q names a directory; want a socket file in it, e.g. %sapi.sock", addr, addr)
+		return
+	case len(path) > maxSocketPath:
+		l.problem(name, "%q: the path is longer than %d bytes, the most a unix socket path may hold", addr, maxSocketPath)
+		return
+	}
+	clean := filepath.Clean(path)
+	if other, dup := sockets[clean]; dup {
+		l.problem(name, "%s%s is already used by %s", listen.UnixPrefix, clean, other)
+		return
+	}
+	sockets[clean] = name
+}
 
 // splitAddr splits a listener address: host (empty, an IP address or a
 // host name) and a numeric port.

@@ -5,7 +5,16 @@
 // "Configuration"). Load is the only place that looks at the environment,
 // and it receives the environment as a map: components get plain values.
 // Validation reports every problem at once, one line per problem naming the
-// variable, so that a broken deployment is fixed in one round trip.
+// variable, after the names of unknown variables (typos), so that a broken
+// deployment is fixed in one round trip.
+//
+// Load reads nothing but the environment, with two exceptions made so that
+// a mistake stops the start instead of refusing every caller later: it
+// parses the client keys files (CLIENT_KEYS_FILE,
+// CREDPROXY_FORWARD_KEYS_FILE), reporting a bad one by file and line and
+// never a key, and it resolves the user and group names of ALLOW_UIDS and
+// ALLOW_GIDS (/etc/passwd, /etc/group). Secret files are only named: the
+// exchanges read them anew every time.
 package config
 
 import (
@@ -13,6 +22,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/internal/secret"
 )
 
@@ -46,6 +56,11 @@ type Config struct {
 	CACertFile, CAKeyFile string
 	// ForwardDenyOthers is CREDPROXY_FORWARD_DENY_OTHERS.
 	ForwardDenyOthers bool
+	// ForwardKeysFile is CREDPROXY_FORWARD_KEYS_FILE: the client keys
+	// (edge.ParseKeysFile's format) the forward listener requires in
+	// Proxy-Authorization; empty means none is required. Load has parsed
+	// it once; the listener follows it with edge.NewKeys.
+	ForwardKeysFile string
 	// TokenAPI is CREDPROXY_TOKEN_API.
 	TokenAPI bool
 	// AllowedHosts is CREDPROXY_ALLOWED_HOSTS: Host names (lower case,
@@ -57,6 +72,9 @@ type Config struct {
 	// (scheme://host[:port], lower case, no default port) whose requests
 	// the listeners accept.
 	AllowedOrigins []string
+	// AuditLog is CREDPROXY_AUDIT_LOG: where the audit log goes (off,
+	// stdout or a file), the target edge.NewAuditor takes.
+	AuditLog edge.AuditTarget
 	// LogLevel is CREDPROXY_LOG_LEVEL: debug, info, warn or error.
 	LogLevel string
 	// LogFormat is CREDPROXY_LOG_FORMAT: json or console.
@@ -81,8 +99,14 @@ type Route struct {
 	Auth Kind
 	// Upstream is the base URL requests are forwarded to.
 	Upstream *url.URL
-	// Listen is the reverse-proxy address; empty means no reverse listener.
+	// Listen is the reverse-proxy address, host:port or
+	// unix:/absolute/path.sock (listen.Listen's forms); empty means no
+	// reverse listener.
 	Listen string
+	// ListenMode is the permission bits of Listen's unix socket
+	// (LISTEN_MODE, default 0660), for listen.Options.Mode; meaningless
+	// for TCP.
+	ListenMode fs.FileMode
 	// Hosts are extra host names (host or host:port, lower-cased) that get
 	// this credential in forward mode.
 	Hosts []string
@@ -91,6 +115,21 @@ type Route struct {
 	// HeaderPrefix is put before the token, separated by one space; empty
 	// means the bare token.
 	HeaderPrefix string
+
+	// ClientKeysFile is CLIENT_KEYS_FILE: the client keys (in
+	// edge.ParseKeysFile's format) a caller of the reverse listener must
+	// present in Header, after HeaderPrefix; empty means none is
+	// required. Load has parsed it once; the listener follows it with
+	// edge.NewKeys.
+	ClientKeysFile string
+	// Allow is ALLOW compiled: the requests the route serves; nil allows
+	// everything.
+	Allow *edge.Policy
+	// AllowUIDs and AllowGIDs are ALLOW_UIDS and ALLOW_GIDS, names
+	// resolved: the unix-socket callers the route serves
+	// (listen.Allow{UIDs: AllowUIDs, GIDs: AllowGIDs}); both nil allows
+	// every caller. Set, Listen is a unix socket.
+	AllowUIDs, AllowGIDs []int
 
 	// CSPURL is the VMware Cloud Services base URL.
 	CSPURL *url.URL

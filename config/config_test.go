@@ -68,7 +68,7 @@ func defaultRoute(kind Kind, upstream string) Route {
 		Listen: "127.0.0.1:8080", Header: "Authorization", HeaderPrefix: "Bearer",
 		AuthStyle: "basic", SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt",
 		RefreshAt: 0.66, DefaultTTL: 300 * time.Second, TokenWait: 5 * time.Second, ExchangeTimeout: 10 * time.Second,
-		TokenSinkMode: 0o600,
+		TokenSinkMode: 0o600, ListenMode: 0o660,
 	}
 }
 
@@ -242,7 +242,7 @@ func TestLoadGlobals(t *testing.T) {
 	cfg, err := Load(with(apiTokenEnv,
 		"CREDPROXY_ADMIN_ADDR", "0.0.0.0:9902", "CREDPROXY_FORWARD_ADDR", "127.0.0.1:3128",
 		"CREDPROXY_CA_CERT_FILE", "/ca/cert.pem", "CREDPROXY_CA_KEY_FILE", "/ca/key.pem",
-		"CREDPROXY_FORWARD_DENY_OTHERS", "true", "CREDPROXY_TOKEN_API", "1",
+		"CREDPROXY_FORWARD_DENY_OTHERS", "true", "CREDPROXY_TOKEN_API", "1", "CREDPROXY_LOCAL_CLIENT_SECRET_FILE", "/run/local",
 		"CREDPROXY_LOG_LEVEL", "DEBUG", "CREDPROXY_LOG_FORMAT", "console", "CREDPROXY_SHUTDOWN_TIMEOUT", "1m30s",
 		"CREDPROXY_ALLOWED_HOSTS", " credproxy.internal, Sidecar.Local. ,",
 		"CREDPROXY_ALLOWED_ORIGINS", "https://Grafana.example.com, http://localhost:3000,https://grafana.example.com:443, http://[::1]:80",
@@ -505,15 +505,15 @@ func TestLoadProblems(t *testing.T) {
 
 		// Listeners.
 		{desc: "listen not host:port", env: with(static, "CREDPROXY_LISTEN", "8080"),
-			want: []string{`CREDPROXY_LISTEN: "8080" is not host:port (e.g. 127.0.0.1:8080)`}},
+			want: []string{`CREDPROXY_LISTEN: "8080" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`}},
 		{desc: "listen port with a sign", env: with(static, "CREDPROXY_LISTEN", "127.0.0.1:+80"),
-			want: []string{`CREDPROXY_LISTEN: "127.0.0.1:+80" is not host:port (e.g. 127.0.0.1:8080)`}},
+			want: []string{`CREDPROXY_LISTEN: "127.0.0.1:+80" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`}},
 		{desc: "listen port too high", env: with(static, "CREDPROXY_LISTEN", "127.0.0.1:65536"),
-			want: []string{`CREDPROXY_LISTEN: "127.0.0.1:65536" is not host:port (e.g. 127.0.0.1:8080)`}},
+			want: []string{`CREDPROXY_LISTEN: "127.0.0.1:65536" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`}},
 		{desc: "bad admin and forward addresses", env: with(static, "CREDPROXY_ADMIN_ADDR", "localhost", "CREDPROXY_FORWARD_ADDR", "a b:1"),
 			want: []string{
-				`CREDPROXY_ADMIN_ADDR: "localhost" is not host:port (e.g. 127.0.0.1:8080)`,
-				`CREDPROXY_FORWARD_ADDR: "a b:1" is not host:port (e.g. 127.0.0.1:8080)`,
+				`CREDPROXY_ADMIN_ADDR: "localhost" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`,
+				`CREDPROXY_FORWARD_ADDR: "a b:1" is not host:port or unix:/path.sock (e.g. 127.0.0.1:8080)`,
 			}},
 		{desc: "listener on the admin address", env: with(static, "CREDPROXY_LISTEN", "127.0.0.1:9901"),
 			want: []string{"CREDPROXY_LISTEN: 127.0.0.1:9901 is already used by CREDPROXY_ADMIN_ADDR"}},
@@ -521,13 +521,6 @@ func TestLoadProblems(t *testing.T) {
 			want: []string{"CREDPROXY_LISTEN: 127.0.0.1:8080 is already used by CREDPROXY_FORWARD_ADDR"}},
 		{desc: "localhost is loopback", env: with(static, "CREDPROXY_ADMIN_ADDR", "localhost:8080"),
 			want: []string{"CREDPROXY_LISTEN: 127.0.0.1:8080 is already used by CREDPROXY_ADMIN_ADDR"}},
-		{desc: "unix socket relative path", env: with(static, "CREDPROXY_LISTEN", "unix:credproxy.sock", "CREDPROXY_ADMIN_ADDR", "unix:"),
-			want: []string{
-				`CREDPROXY_ADMIN_ADDR: "unix:": a unix socket address is unix: and an absolute path (e.g. unix:/run/credproxy/credproxy.sock)`,
-				`CREDPROXY_LISTEN: "unix:credproxy.sock": a unix socket address is unix: and an absolute path (e.g. unix:/run/credproxy/credproxy.sock)`,
-			}},
-		{desc: "two listeners on one unix socket", env: with(static, "CREDPROXY_LISTEN", "unix:/run/credproxy/a.sock", "CREDPROXY_ADMIN_ADDR", "unix:/run/credproxy//a.sock"),
-			want: []string{"CREDPROXY_LISTEN: unix:/run/credproxy/a.sock is already used by CREDPROXY_ADMIN_ADDR"}},
 
 		// Routes.
 		{desc: "bad route names", env: map[string]string{"CREDPROXY_ROUTES": "ok,-bad,OK,a.b"},
@@ -624,8 +617,6 @@ func TestWarnings(t *testing.T) {
 			}},
 		{desc: "loopback forms", env: with(apiTokenEnv, "CREDPROXY_LISTEN", "LocalHost:8080", "CREDPROXY_FORWARD_ADDR", "[::1]:3128", "CREDPROXY_ADMIN_ADDR", "127.1.2.3:9901")},
 		{desc: "admin off loopback without the token API: probes need it", env: with(apiTokenEnv, "CREDPROXY_ADMIN_ADDR", ":9901")},
-		{desc: "unix sockets are local", env: with(apiTokenEnv, "CREDPROXY_LISTEN", "unix:/run/credproxy/credproxy.sock", "CREDPROXY_FORWARD_ADDR", "unix:/run/credproxy/forward.sock",
-			"CREDPROXY_ADMIN_ADDR", "unix:/run/credproxy/admin.sock", "CREDPROXY_TOKEN_API", "true")},
 		{desc: "unknown variables", env: with(apiTokenEnv, "CREDPROXY_CSP_API_TOKN", sentinel, "CREDPROXY_FROBNICATE", "1", "OTHER_VARIABLE", "x"),
 			want: []string{
 				"CREDPROXY_CSP_API_TOKN is not a credproxy variable and is ignored (did you mean CREDPROXY_CSP_API_TOKEN?)",
@@ -654,7 +645,7 @@ func TestWarnings(t *testing.T) {
 				"CREDPROXY_B_AUTH is not a credproxy variable and is ignored (did you mean CREDPROXY_A_AUTH?)",
 			}},
 		{desc: "named route without listener, token API on", env: map[string]string{
-			"CREDPROXY_ROUTES": "a", "CREDPROXY_TOKEN_API": "true",
+			"CREDPROXY_ROUTES": "a", "CREDPROXY_TOKEN_API": "true", "CREDPROXY_A_LOCAL_CLIENT_SECRET_FILE": "/run/local",
 			"CREDPROXY_A_AUTH": "static", "CREDPROXY_A_TOKEN": "t", "CREDPROXY_A_UPSTREAM": "https://a.example"},
 			want: []string{"route a has neither CREDPROXY_A_LISTEN nor CREDPROXY_FORWARD_ADDR: it is reachable only through the token API"}},
 		{desc: "named route without listener, token API off", env: map[string]string{
@@ -756,11 +747,12 @@ func TestVariables(t *testing.T) {
 	}
 	wantGlobals := []string{
 		"CREDPROXY_ROUTES", "CREDPROXY_ADMIN_ADDR", "CREDPROXY_FORWARD_ADDR", "CREDPROXY_CA_CERT_FILE", "CREDPROXY_CA_KEY_FILE",
-		"CREDPROXY_FORWARD_DENY_OTHERS", "CREDPROXY_TOKEN_API", "CREDPROXY_ALLOWED_HOSTS", "CREDPROXY_ALLOWED_ORIGINS",
-		"CREDPROXY_LOG_LEVEL", "CREDPROXY_LOG_FORMAT", "CREDPROXY_SHUTDOWN_TIMEOUT",
+		"CREDPROXY_FORWARD_DENY_OTHERS", "CREDPROXY_FORWARD_KEYS_FILE", "CREDPROXY_TOKEN_API", "CREDPROXY_ALLOWED_HOSTS", "CREDPROXY_ALLOWED_ORIGINS",
+		"CREDPROXY_AUDIT_LOG", "CREDPROXY_LOG_LEVEL", "CREDPROXY_LOG_FORMAT", "CREDPROXY_SHUTDOWN_TIMEOUT",
 	}
 	wantRoute := []string{
-		"AUTH", "UPSTREAM", "LISTEN", "HOSTS", "HEADER", "HEADER_PREFIX",
+		"AUTH", "UPSTREAM", "LISTEN", "LISTEN_MODE", "HOSTS", "HEADER", "HEADER_PREFIX",
+		"CLIENT_KEYS_FILE", "ALLOW", "ALLOW_UIDS", "ALLOW_GIDS",
 		"CSP_URL", "CSP_API_TOKEN", "CSP_API_TOKEN_FILE", "CSP_CLIENT_ID", "CSP_CLIENT_SECRET", "CSP_CLIENT_SECRET_FILE", "CSP_ORG_ID",
 		"SPLUNK_REALM", "SPLUNK_EMAIL", "SPLUNK_PASSWORD", "SPLUNK_PASSWORD_FILE", "SPLUNK_ORG_ID",
 		"TOKEN_URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "SCOPES", "AUDIENCE", "AUTH_STYLE",
@@ -785,28 +777,6 @@ func TestVariables(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"CSP_API_TOKEN", "CSP_CLIENT_SECRET", "SPLUNK_PASSWORD", "CLIENT_SECRET", "REFRESH_TOKEN", "TOKEN", "LOCAL_CLIENT_SECRET"}, secrets); diff != "" {
 		t.Errorf("secret variables (-want +got):\n%s", diff)
-	}
-}
-
-func TestEditDistance(t *testing.T) {
-	tcs := []struct {
-		a, b  string
-		limit int
-		want  int
-	}{
-		{a: "", b: "", limit: 3, want: 0},
-		{a: "abc", b: "abc", limit: 3, want: 0},
-		{a: "TOKN", b: "TOKEN", limit: 3, want: 1},
-		{a: "kitten", b: "sitting", limit: 4, want: 3},
-		{a: "kitten", b: "sitting", limit: 3, want: 3},
-		{a: "kitten", b: "sitting", limit: 2, want: 2},
-		{a: "a", b: "abcdef", limit: 3, want: 3},
-		{a: "abcdef", b: "ghijkl", limit: 10, want: 6},
-	}
-	for _, tc := range tcs {
-		if got := editDistance(tc.a, tc.b, tc.limit); got != tc.want {
-			t.Errorf("editDistance(%q, %q, %d) = %d, want %d", tc.a, tc.b, tc.limit, got, tc.want)
-		}
 	}
 }
 

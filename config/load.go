@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/textproto"
 	"reflect"
@@ -16,6 +17,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/internal/suggest"
 )
 
 // Prefix starts every credproxy variable.
@@ -42,14 +44,16 @@ const (
 // order of --help and of problems in an *Error.
 type globalEnv struct {
 	Routes            string        `env:"ROUTES" doc:"comma list of route names (unset: one route named default)"`
-	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9901" doc:"admin listener: /healthz, /readyz, /metrics, /ca.pem, token API (host:port, or unix:/path)"`
-	ForwardAddr       string        `env:"FORWARD_ADDR" doc:"forward-proxy listener, e.g. 127.0.0.1:3128 or unix:/path (unset: off)"`
+	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9901" doc:"admin listener: /healthz, /readyz, /metrics, /ca.pem, token API"`
+	ForwardAddr       string        `env:"FORWARD_ADDR" doc:"forward-proxy listener, e.g. 127.0.0.1:3128 (unset: off)"`
 	CACertFile        string        `env:"CA_CERT_FILE" doc:"forward-proxy CA certificate (unset: ephemeral CA)"`
 	CAKeyFile         string        `env:"CA_KEY_FILE" doc:"forward-proxy CA private key"`
 	ForwardDenyOthers bool          `env:"FORWARD_DENY_OTHERS" envDefault:"false" doc:"refuse forward-proxy traffic to hosts of no route"`
+	ForwardKeysFile   string        `env:"FORWARD_KEYS_FILE" doc:"client keys file (one key a line, optionally name:key) the forward listener requires in Proxy-Authorization, as HTTPS_PROXY=http://name:key@host:port sends it; read at start, re-read when it changes (unset: no key required)"`
 	TokenAPI          bool          `env:"TOKEN_API" envDefault:"false" doc:"serve GET /v1/token/<route> on the admin listener"`
 	AllowedHosts      string        `env:"ALLOWED_HOSTS" doc:"comma list of Host names the listeners answer besides IP addresses and localhost (DNS-rebinding protection; set, it applies off loopback too)"`
 	AllowedOrigins    string        `env:"ALLOWED_ORIGINS" doc:"comma list of browser origins (scheme://host[:port]) whose requests the listeners accept, e.g. https://grafana.example.com"`
+	AuditLog          string        `env:"AUDIT_LOG" envDefault:"off" doc:"one JSON line per decision on a credential: off, stdout, or an absolute file path (appended, mode 0600, reopened on SIGHUP)"`
 	LogLevel          string        `env:"LOG_LEVEL" envDefault:"info" doc:"debug, info, warn or error"`
 	LogFormat         string        `env:"LOG_FORMAT" envDefault:"json" doc:"json or console"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" doc:"drain time on SIGTERM"`
@@ -59,10 +63,15 @@ type globalEnv struct {
 type routeEnv struct {
 	Auth                  string        `env:"AUTH" doc:"credential kind: csp-api-token, csp-oauth-app, splunk-session, oauth2-client-credentials, oauth2-refresh-token, oauth2-token-exchange, static"`
 	Upstream              string        `env:"UPSTREAM" doc:"https:// base URL requests are forwarded to"`
-	Listen                string        `env:"LISTEN" doc:"reverse-proxy address, host:port or unix:/path (default route: 127.0.0.1:8080; named routes: unset means none)"`
+	Listen                string        `env:"LISTEN" doc:"reverse-proxy address, host:port or unix:/absolute/path.sock (default route: 127.0.0.1:8080; named routes: unset means none)"`
+	ListenMode            string        `env:"LISTEN_MODE" envDefault:"0660" doc:"permissions of LISTEN's unix socket, in octal (connecting needs write permission)"`
 	Hosts                 string        `env:"HOSTS" doc:"extra host names (host or host:port) that get this credential in forward mode"`
 	Header                string        `env:"HEADER" doc:"injected header (default Authorization; splunk-session: X-SF-Token)"`
 	HeaderPrefix          string        `env:"HEADER_PREFIX" doc:"put before the token with a space (default Bearer; splunk-session: none; set empty: bare token)"`
+	ClientKeysFile        string        `env:"CLIENT_KEYS_FILE" doc:"client keys file (one key a line, optionally name:key): LISTEN's callers must send one in HEADER, after HEADER_PREFIX, where the token goes; read at start, re-read when it changes (unset: no key required)"`
+	Allow                 string        `env:"ALLOW" doc:"comma list of METHOD /path rules the route serves, e.g. GET /v2/**, POST /v2/datapoint (* is one path segment, ** any number, method * any); anything else gets 403 (unset: everything)"`
+	AllowUIDs             string        `env:"ALLOW_UIDS" doc:"comma list of user ids or names allowed to call the route; needs LISTEN=unix:/path.sock, whose callers the kernel names (unset: any)"`
+	AllowGIDs             string        `env:"ALLOW_GIDS" doc:"comma list of group ids or names (the caller's primary group) allowed to call the route, as ALLOW_UIDS"`
 	CSPURL                string        `env:"CSP_URL" envDefault:"https://console.cloud.vmware.com" doc:"VMware Cloud Services base URL"`
 	CSPAPIToken           string        `env:"CSP_API_TOKEN" secret:"true" doc:"CSP user API token (csp-api-token)"`
 	CSPAPITokenFile       string        `env:"CSP_API_TOKEN_FILE" doc:"file holding it, read at every exchange"`
@@ -147,15 +156,20 @@ type Problem struct {
 // first, then each route's in the order of CREDPROXY_ROUTES, each group in
 // the order of Variables. It is what the command turns into exit code 2.
 type Error struct {
+	// Hints name the CREDPROXY_ variables credproxy does not read, with
+	// the nearest real name when there is one: a misspelt variable is the
+	// likeliest cause of a "required" problem, so Error prints them first.
+	// They are the warnings a valid configuration would have about them.
+	Hints []string
 	// Problems are the problems, never empty.
 	Problems []Problem
 }
 
-// Error returns one line per problem, "VAR: msg".
+// Error returns the hints, then one line per problem, "VAR: msg".
 func (e *Error) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.Var + ": " + p.Msg
+	lines := slices.Clone(e.Hints)
+	for _, p := range e.Problems {
+		lines = append(lines, p.Var+": "+p.Msg)
 	}
 	return strings.Join(lines, "\n")
 }
@@ -165,6 +179,9 @@ type loader struct {
 	env      map[string]string
 	problems []Problem
 	warnings []string
+	// hints are the warnings about unknown variables, kept apart so that
+	// an *Error can show them too.
+	hints []string
 	// failed holds the variables caarlos0/env could not parse: their field
 	// holds a zero value, which must not be reported a second time as,
 	// say, too short.
@@ -188,8 +205,9 @@ var (
 )
 
 // Load reads and validates the configuration from environ, the process
-// environment as a map. It reads nothing else: secret files are named in
-// the result, not read, because the exchanges read them anew every time.
+// environment as a map. Secret files are named in the result, not read,
+// because the exchanges read them anew every time; keys files are parsed
+// once and user and group names looked up (see the package comment).
 //
 // On any problem it returns a nil Config and an *Error listing all of them.
 // Otherwise Config.Warnings holds what the caller should log.
@@ -200,8 +218,10 @@ func Load(environ map[string]string) (*Config, error) {
 // LoadPartial is Load for `credproxy token` deciding whether a running
 // credproxy may answer: a route's kind, its credential, and what only an
 // exchange needs (UPSTREAM, TOKEN_URL, the client ID or email) may be
-// missing. What is set is validated as by Load. The command loads the
-// configuration in full before it exchanges itself.
+// missing. What is set is validated as by Load, but keys files are not
+// read: the command needs no keys, and may run as a user who cannot read
+// them. The command loads the configuration in full before it exchanges
+// itself.
 func LoadPartial(environ map[string]string) (*Config, error) {
 	return load(environ, true)
 }
@@ -227,6 +247,7 @@ func load(environ map[string]string, partial bool) (*Config, error) {
 		ShutdownTimeout:   g.ShutdownTimeout,
 	}
 	l.checkGlobals(cfg)
+	l.globalEdge(cfg, &g)
 	cfg.AllowedHosts = l.allowedHosts(g.AllowedHosts)
 	cfg.AllowedOrigins = l.allowedOrigins(g.AllowedOrigins)
 
@@ -253,6 +274,28 @@ func load(environ map[string]string, partial bool) (*Config, error) {
 			}
 		}
 	}
+	l.warnUnreachable(cfg)
+	l.checkAddresses(cfg)
+	l.checkSharedHosts(cfg)
+	l.checkLocal(cfg)
+	for _, r := range cfg.Routes {
+		l.warnSplunkIngest(r)
+		l.warnSplunkRealm(r)
+	}
+	l.warnUnknown(pos)
+
+	if len(l.problems) > 0 {
+		sort.SliceStable(l.problems, func(i, j int) bool {
+			return pos.less(l.problems[i].Var, l.problems[j].Var)
+		})
+		return nil, &Error{Hints: l.hints, Problems: l.problems}
+	}
+	cfg.Warnings = append(l.warnings, l.hints...)
+	return cfg, nil
+}
+
+// warnUnreachable warns about routes that no listener serves.
+func (l *loader) warnUnreachable(cfg *Config) {
 	for _, r := range cfg.Routes {
 		if r.Listen != "" || cfg.ForwardAddr != "" || r.TokenSinkFile != "" {
 			continue
@@ -263,22 +306,6 @@ func load(environ map[string]string, partial bool) (*Config, error) {
 			l.warn("route %s has neither %sLISTEN nor CREDPROXY_FORWARD_ADDR, and CREDPROXY_TOKEN_API is off: nothing can use it", r.Name, r.Prefix)
 		}
 	}
-	l.checkAddresses(cfg)
-	l.checkSharedHosts(cfg)
-	l.checkLocal(cfg)
-	for _, r := range cfg.Routes {
-		l.warnSplunkIngest(r)
-	}
-	l.warnUnknown(pos)
-
-	if len(l.problems) > 0 {
-		sort.SliceStable(l.problems, func(i, j int) bool {
-			return pos.less(l.problems[i].Var, l.problems[j].Var)
-		})
-		return nil, &Error{Problems: l.problems}
-	}
-	cfg.Warnings = l.warnings
-	return cfg, nil
 }
 
 // routeName is one accepted entry of CREDPROXY_ROUTES.
@@ -442,6 +469,7 @@ func (l *loader) route(name, prefix string, isDefault bool) Route {
 	l.routeHeader(&r, &e)
 	l.routeTiming(&r)
 	l.routeLocal(&r, &e)
+	l.routeEdge(&r, &e)
 	l.routeCredentialExpiry(&r, &e)
 	return r
 }
@@ -639,6 +667,40 @@ func (l *loader) warnSplunkIngest(r Route) {
 		"send ingest through its own route with AUTH=static and an org access token in TOKEN_FILE", r.Name, strings.Join(found, ", "))
 }
 
+// warnSplunkRealm warns about a splunk-session route whose SPLUNK_REALM
+// says one realm and whose UPSTREAM (where the session is made, and
+// spent) is in another: SPLUNK_REALM only picks UPSTREAM's default, so
+// one of the two is a mistake. An UPSTREAM of no known realm (a proxy, a
+// test fake) is left alone.
+func (l *loader) warnSplunkRealm(r Route) {
+	if r.Auth != KindSplunkSession || r.SplunkRealm == "" || r.Upstream == nil {
+		return
+	}
+	realm, ok := splunkRealmOf(r.Upstream.Hostname())
+	if !ok || realm == r.SplunkRealm || (realm == "us0" && r.SplunkRealm == "") {
+		return
+	}
+	l.warn("route %s: %sSPLUNK_REALM=%s contradicts %sUPSTREAM %s (realm %s): the session is made at UPSTREAM and SPLUNK_REALM is not used; "+
+		"unset UPSTREAM (it defaults to the realm's API) or correct SPLUNK_REALM", r.Name, r.Prefix, r.SplunkRealm, r.Prefix, r.Upstream, realm)
+}
+
+// splunkRealmOf returns the realm of a Splunk Observability Cloud host:
+// <service>.<realm>.signalfx.com, <service>.signalfx.com (realm us0), or
+// <service>.<realm>.observability.splunkcloud.com; false for any other
+// host.
+func splunkRealmOf(host string) (string, bool) {
+	labels := strings.Split(strings.TrimSuffix(strings.ToLower(host), "."), ".")
+	n := len(labels)
+	switch {
+	case n == 3 && labels[1]+"."+labels[2] == "signalfx.com":
+		return "us0", true
+	case n == 4 && labels[2]+"."+labels[3] == "signalfx.com",
+		n == 5 && strings.Join(labels[2:], ".") == "observability.splunkcloud.com":
+		return labels[1], true
+	}
+	return "", false
+}
+
 // isSplunkIngestHost reports whether host is one of Splunk Observability
 // Cloud's ingest hosts: ingest (and rum-ingest, backfill) under
 // signalfx.com, with or without a realm (none is us0), or under
@@ -686,8 +748,9 @@ func (l *loader) secret(prefix, name, value, file string, kind Kind, required bo
 	return secret.Ref{}
 }
 
-// warnUnknown warns about CREDPROXY_ variables nobody reads: typos. Their
-// values are not shown; one may be a credential.
+// warnUnknown notes the CREDPROXY_ variables nobody reads: typos. The
+// notes are warnings of a valid configuration and the first lines of an
+// *Error. Their values are not shown; one may be a credential.
 func (l *loader) warnUnknown(known positions) {
 	var unknown []string
 	for k := range l.env {
@@ -697,11 +760,11 @@ func (l *loader) warnUnknown(known positions) {
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
+		hint := k + " is not a credproxy variable and is ignored"
 		if s := closest(k, known); s != "" {
-			l.warn("%s is not a credproxy variable and is ignored (did you mean %s?)", k, s)
-		} else {
-			l.warn("%s is not a credproxy variable and is ignored", k)
+			hint += " (did you mean " + s + "?)"
 		}
+		l.hints = append(l.hints, hint)
 	}
 }
 
@@ -772,45 +835,7 @@ func routeSuffixes() []string {
 // closest returns the known name within edit distance 2 of k, if any,
 // the alphabetically first of the nearest.
 func closest(k string, known positions) string {
-	best, bestD := "", 3
-	for c := range known {
-		// With the limit one above bestD, d == bestD is an exact tie.
-		if d := editDistance(k, c, bestD+1); d < bestD || (d == bestD && best != "" && c < best) {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b, or a value of at
-// least limit when it is limit or more; the cut-off keeps warnUnknown
-// cheap with many routes.
-func editDistance(a, b string, limit int) int {
-	if d := len(a) - len(b); d >= limit || -d >= limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
-		}
-		if rowMin >= limit {
-			return limit
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.Closest(k, maps.Keys(known), 2)
 }
 
 func splitList(s string) []string {

@@ -63,33 +63,26 @@ func parseMode(s string) (fs.FileMode, bool) {
 
 // checkLocal checks the local-client settings across routes: no two
 // routes write one sink file, no sink overwrites a file credproxy reads
-// (a secret, the CA), and a local client secret without the token API is
-// pointed out.
+// (a secret, a keys file, the CA) or the audit log, the audit log is not
+// such a file either, and a local client secret without the token API,
+// or the token API on a route without one, is pointed out.
 func (l *loader) checkLocal(cfg *Config) {
-	reads := map[string]string{} // clean path -> the variable naming it
-	read := func(path, variable string) {
-		if path != "" {
-			if _, seen := reads[filepath.Clean(path)]; !seen {
-				reads[filepath.Clean(path)] = variable
-			}
-		}
-	}
-	read(cfg.CACertFile, Prefix+"CA_CERT_FILE")
-	read(cfg.CAKeyFile, Prefix+"CA_KEY_FILE")
-	for _, r := range cfg.Routes {
-		for _, ref := range []struct{ file, variable string }{
-			{r.CSPAPIToken.File, r.CSPAPIToken.Var}, {r.CSPClientSecret.File, r.CSPClientSecret.Var},
-			{r.SplunkPassword.File, r.SplunkPassword.Var}, {r.ClientSecret.File, r.ClientSecret.Var},
-			{r.RefreshToken.File, r.RefreshToken.Var}, {r.Static.File, r.Static.Var},
-			{r.LocalClientSecret.File, r.LocalClientSecret.Var}, {r.SubjectTokenFile, r.Prefix + "SUBJECT_TOKEN_FILE"},
-		} {
-			read(ref.file, ref.variable)
+	reads := filesRead(cfg)
+	if a := cfg.AuditLog.Path; a != "" {
+		if variable, ok := reads[a]; ok {
+			l.problem(Prefix+"AUDIT_LOG", "%s is also %s: credproxy would append audit lines to it", a, variable)
+		} else {
+			reads[a] = Prefix + "AUDIT_LOG"
 		}
 	}
 	sinks := map[string]string{} // path -> route
 	for _, r := range cfg.Routes {
-		if r.LocalClientSecret.IsSet() && !cfg.TokenAPI {
+		switch {
+		case r.LocalClientSecret.IsSet() && !cfg.TokenAPI:
 			l.warn("%s has no effect without CREDPROXY_TOKEN_API=true", r.LocalClientSecret.Var)
+		case !r.LocalClientSecret.IsSet() && cfg.TokenAPI:
+			l.warn("CREDPROXY_TOKEN_API=true and route %s has no %sLOCAL_CLIENT_SECRET_FILE (or %sLOCAL_CLIENT_SECRET): "+
+				"POST /oauth2/token hands its token to any client that reaches the admin listener, with any secret or none", r.Name, r.Prefix, r.Prefix)
 		}
 		if r.TokenSinkFile == "" {
 			continue
@@ -104,4 +97,32 @@ func (l *loader) checkLocal(cfg *Config) {
 			l.problem(v, "%s is also %s: credproxy would overwrite it with the token", r.TokenSinkFile, variable)
 		}
 	}
+}
+
+// filesRead maps the clean path of every file credproxy reads (secrets,
+// keys files, the CA) to the first variable naming it.
+func filesRead(cfg *Config) map[string]string {
+	reads := map[string]string{}
+	read := func(path, variable string) {
+		if path != "" {
+			if _, seen := reads[filepath.Clean(path)]; !seen {
+				reads[filepath.Clean(path)] = variable
+			}
+		}
+	}
+	read(cfg.CACertFile, Prefix+"CA_CERT_FILE")
+	read(cfg.CAKeyFile, Prefix+"CA_KEY_FILE")
+	read(cfg.ForwardKeysFile, Prefix+"FORWARD_KEYS_FILE")
+	for _, r := range cfg.Routes {
+		for _, ref := range []struct{ file, variable string }{
+			{r.CSPAPIToken.File, r.CSPAPIToken.Var}, {r.CSPClientSecret.File, r.CSPClientSecret.Var},
+			{r.SplunkPassword.File, r.SplunkPassword.Var}, {r.ClientSecret.File, r.ClientSecret.Var},
+			{r.RefreshToken.File, r.RefreshToken.Var}, {r.Static.File, r.Static.Var},
+			{r.LocalClientSecret.File, r.LocalClientSecret.Var}, {r.SubjectTokenFile, r.Prefix + "SUBJECT_TOKEN_FILE"},
+			{r.ClientKeysFile, r.Prefix + "CLIENT_KEYS_FILE"},
+		} {
+			read(ref.file, ref.variable)
+		}
+	}
+	return reads
 }

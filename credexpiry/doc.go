@@ -13,8 +13,9 @@
 //
 // The earliest date known is the credential's expiry. It is logged once
 // as a warning at 30, 7 and 1 days left and once as an error when it has
-// passed, per process; it is shown through Status and OnChange (the
-// gauge, /readyz, the status page).
+// passed, per process; it is shown through Status (/readyz, the status
+// page), OnChange, and the gauge credproxy_credential_expiry_timestamp_seconds
+// (NewMetrics, Options.Metrics).
 //
 // Report is the one-shot form, for credproxy check: the same sources
 // asked once, and a warning from the same thresholds, so that check and

@@ -72,6 +72,9 @@ type Options struct {
 	// Watcher's lock held, in the order of the changes, so it must be
 	// quick and must not call back into the Watcher.
 	OnChange func(time.Time)
+	// Metrics, when set, holds the route's gauge, set as OnChange is
+	// called. Nil records nothing.
+	Metrics *Metrics
 	// Rand returns a uniform float64 in [0, 1) for the lookup jitter.
 	// Default math/rand/v2.Float64; tests pin it.
 	Rand func() float64
@@ -122,6 +125,7 @@ func New(opts Options) *Watcher {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	opts.OnChange = opts.Metrics.observe(opts.Route, opts.OnChange)
 	w := &Watcher{
 		opts:  opts,
 		log:   log.With(zap.String("route", opts.Route), zap.String("kind", opts.Kind)),

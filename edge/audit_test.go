@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/internal/testwait"
 )
 
 func TestParseAuditTarget(t *testing.T) {
@@ -186,7 +188,10 @@ func TestAuditFile(t *testing.T) {
 	}
 	a.Start()
 	a.Record(Event{Route: "one", Decision: Allowed})
-	waitFor(t, func() bool { b, _ := os.ReadFile(path); return strings.Contains(string(b), `"one"`) })
+	testwait.Eventually(t, 5*time.Second, func() (bool, string) {
+		b, _ := os.ReadFile(path)
+		return strings.Contains(string(b), `"one"`), fmt.Sprintf("the audit file holds %q, want the event of route one", b)
+	})
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
@@ -208,16 +213,6 @@ func TestAuditFile(t *testing.T) {
 	}
 	if _, err := NewAuditor(AuditOptions{Target: AuditTarget{Kind: AuditFile, Path: filepath.Join(dir, "no", "such")}}); err == nil {
 		t.Error("NewAuditor opened a file in a missing directory")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -262,7 +257,10 @@ func TestAuditStuckWriter(t *testing.T) {
 	a := stdoutAuditor(t, w, AuditOptions{QueueSize: 4, OnLost: lost.lost, OnProblem: func(error) { problems.Add(1) }})
 	a.Start()
 	a.Record(Event{})
-	waitFor(t, func() bool { return w.writes.Load() == 1 })
+	testwait.Eventually(t, 5*time.Second, func() (bool, string) {
+		n := w.writes.Load()
+		return n == 1, fmt.Sprintf("%d writes, want 1", n)
+	})
 	done := make(chan struct{})
 	go func() {
 		for range 100 {

@@ -81,3 +81,34 @@ func RetryAfter(err error) time.Duration {
 	}
 	return 0
 }
+
+// registeredCodes are the error codes of OAuth 2.0's registry that a token
+// endpoint may answer: RFC 6749 (5.2 and 4.1.2.1), RFC 6750, RFC 8693
+// and RFC 8628. They are fixed words, safe to show to anyone.
+var registeredCodes = [...]string{
+	"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+	"unsupported_grant_type", "invalid_scope", "access_denied", "server_error",
+	"temporarily_unavailable", "invalid_token", "insufficient_scope", "invalid_target",
+	"authorization_pending", "slow_down", "expired_token",
+}
+
+// OAuthCode returns the service's error code when it is one of OAuth
+// 2.0's registered codes (RFC 6749 and its extensions), from Code or, as
+// CSP writes it, from the start of Message ("invalid_grant: ..." or the
+// code alone); ""
+// otherwise. Unlike Code and Message, which are the service's own text
+// (scrubbed of what credproxy knows to scrub, but free to echo a secret in
+// an encoding no redactor knows), it can be shown to a proxy's clients.
+func (e *Error) OAuthCode() string {
+	for _, c := range registeredCodes {
+		if strings.EqualFold(e.Code, c) {
+			return c
+		}
+	}
+	for _, c := range registeredCodes {
+		if m, ok := strings.CutPrefix(strings.ToLower(e.Message), c); ok && (m == "" || m[0] == ':') {
+			return c
+		}
+	}
+	return ""
+}

@@ -155,12 +155,17 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 	src := &OAuth2RefreshToken{
 		OAuth2Client: OAuth2Client{TokenURL: u.String(), Client: NewHTTPClient(), DefaultTTL: time.Minute},
 		RefreshToken: secret.Ref{File: file, Var: "CREDPROXY_REFRESH_TOKEN_FILE"},
-		OnRotate:     func(written bool, err error) { rotations = append(rotations, written && err == nil) },
 	}
 	for i := range 3 {
-		if _, err := src.Fetch(context.Background()); err != nil {
+		tok, err := src.Fetch(context.Background())
+		if err != nil {
 			t.Fatalf("refresh %d: %v", i, err)
 		}
+		if tok.Credential == nil || tok.Credential.Rotated == nil {
+			t.Fatalf("refresh %d: the token does not say the refresh token rotated: %+v", i, tok.Credential)
+		}
+		r := tok.Credential.Rotated
+		rotations = append(rotations, r.WrittenBack && r.Err == nil)
 		b, _ := os.ReadFile(file)
 		if strings.TrimSpace(string(b)) != fake.CurrentRefreshToken() {
 			t.Fatalf("refresh %d: file holds %q, server expects the rotated token", i, b)
@@ -187,15 +192,52 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 		RefreshToken: secret.Ref{Value: secret.New(fake.CurrentRefreshToken())},
 	}
 	for i := range 2 {
-		if _, err := ro.Fetch(context.Background()); err != nil {
+		tok, err := ro.Fetch(context.Background())
+		if err != nil {
 			t.Fatalf("in-memory rotation %d: %v", i, err)
 		}
+		if c := tok.Credential; c == nil || c.Rotated == nil || c.Rotated.WrittenBack || c.Rotated.Err != nil {
+			t.Errorf("in-memory rotation %d: %+v, want rotated, kept in memory", i, c)
+		}
+	}
+}
+
+// TestOAuth2RefreshTokenWriteBackSyncsDirectory: the rotated refresh
+// token's write-back syncs the file's directory after the rename. Without
+// that, a crash can leave the old entry on disk: the old refresh token,
+// already used and so dead, and the route with it until re-provisioned.
+func TestOAuth2RefreshTokenWriteBackSyncsDirectory(t *testing.T) {
+	fake := demo.NewOAuth2(demo.OAuth2Options{RefreshToken: "rt-initial-0001", Rotate: true})
+	u := serve(t, fake)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "refresh-token")
+	if err := os.WriteFile(file, []byte("rt-initial-0001\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	src := &OAuth2RefreshToken{
+		OAuth2Client: OAuth2Client{TokenURL: u.String(), Client: NewHTTPClient(), DefaultTTL: time.Minute},
+		RefreshToken: secret.Ref{File: file, Var: "CREDPROXY_REFRESH_TOKEN_FILE"},
+		syncDir: func(d string) error {
+			// Called after the rename: the file holds the rotated token.
+			b, _ := os.ReadFile(file)
+			synced = append(synced, d+" holding "+strings.TrimSpace(string(b)))
+			return nil
+		},
+	}
+	if _, err := src.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Clean(dir) + " holding " + fake.CurrentRefreshToken()}
+	if diff := cmp.Diff(want, synced); diff != "" {
+		t.Errorf("directory syncs (-want +got):\n%s", diff)
 	}
 }
 
 // TestOAuth2RefreshTokenExpiry: refresh_expires_in, when the provider
 // sends it, says when the refresh token expires, counted from the request;
-// 0 says it does not; an answer without it says nothing.
+// 0 says it does not; an answer without it says nothing. The Token
+// carries it (Token.Credential).
 func TestOAuth2RefreshTokenExpiry(t *testing.T) {
 	tcs := []struct {
 		desc   string
@@ -218,13 +260,16 @@ func TestOAuth2RefreshTokenExpiry(t *testing.T) {
 			u := serve(t, demo.NewOAuth2(opts))
 			var got []time.Time
 			src := &OAuth2RefreshToken{
-				OAuth2Client:       OAuth2Client{TokenURL: u.String(), Client: NewHTTPClient(), DefaultTTL: time.Minute},
-				RefreshToken:       secret.Ref{Value: secret.New("rt-expiring-0001")},
-				OnCredentialExpiry: func(at time.Time) { got = append(got, at) },
+				OAuth2Client: OAuth2Client{TokenURL: u.String(), Client: NewHTTPClient(), DefaultTTL: time.Minute},
+				RefreshToken: secret.Ref{Value: secret.New("rt-expiring-0001")},
 			}
 			before := time.Now()
-			if _, err := src.Fetch(context.Background()); err != nil {
+			tok, err := src.Fetch(context.Background())
+			if err != nil {
 				t.Fatal(err)
+			}
+			if c := tok.Credential; c != nil && c.ExpiryReported {
+				got = append(got, c.ExpiresAt)
 			}
 			after := time.Now()
 			switch {

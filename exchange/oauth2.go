@@ -11,8 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/credproxy/credproxy/internal/atomicfile"
 	"github.com/credproxy/credproxy/internal/secret"
 )
 
@@ -314,26 +313,24 @@ func (s *OAuth2TokenExchange) Fetch(ctx context.Context) (Token, error) {
 // OAuth2RefreshToken exchanges a refresh token (RFC 6749 6). When the
 // provider rotates the refresh token, the new one is used from then on: it
 // is kept in memory and, when the refresh token came from a writable file,
-// written back atomically so that a restart does not reuse a dead token.
+// written back with internal/atomicfile (directory synced after the
+// rename), so that neither a restart nor a crash brings back the dead one.
+// The Token it returns says so (Token.Credential.Rotated), and says when
+// the refresh token expires when the answer has refresh_expires_in
+// (Token.Credential.ExpiresAt).
 type OAuth2RefreshToken struct {
 	OAuth2Client
 	// RefreshToken is the configured refresh token.
 	RefreshToken secret.Ref
-	// OnRotate, when set, is told that the refresh token was rotated and
-	// whether it could be written back (for logging).
-	OnRotate func(writtenBack bool, err error)
-	// OnCredentialExpiry, when set, is told after every refresh whose
-	// answer has refresh_expires_in (an extension some providers send,
-	// Keycloak among them) when the refresh token expires: the zero time
-	// for 0, which such providers send for a refresh token without expiry
-	// (Keycloak's offline tokens). An answer without it calls nothing.
-	OnCredentialExpiry func(time.Time)
 
 	mu sync.Mutex
 	// current is the refresh token in use once the provider has rotated
 	// it; fromFile is the file's content it replaced, so that a change of
 	// the file by an operator still wins.
 	current, fromFile secret.Secret
+	// syncDir, when set, is the write-back's atomicfile.Writer.SyncDir:
+	// tests record the directory sync with it.
+	syncDir func(dir string) error
 }
 
 var _ Source = (*OAuth2RefreshToken)(nil)
@@ -369,20 +366,27 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 	if err != nil {
 		return out, err
 	}
+	var news CredentialNews
 	if next := secret.New(tok.RefreshToken); !next.Empty() && !next.Equal(rt) {
-		s.rotate(configured, next)
+		news.Rotated = s.rotate(configured, next)
 	}
-	if secs, ok := expiresInSeconds(tok.Extra("refresh_expires_in")); ok && s.OnCredentialExpiry != nil && !math.IsNaN(secs) {
+	if secs, ok := expiresInSeconds(tok.Extra("refresh_expires_in")); ok && !math.IsNaN(secs) {
 		// Counted from when the request was sent, like the access
 		// token's lifetime: on the early side.
-		var at time.Time
+		news.ExpiryReported = true
 		if secs > 0 {
-			at = issued.Add(time.Duration(min(secs, maxCredentialLifetime.Seconds()) * float64(time.Second)))
+			news.ExpiresAt = issued.Add(time.Duration(min(secs, maxCredentialLifetime.Seconds()) * float64(time.Second)))
 		}
-		s.OnCredentialExpiry(at)
+	}
+	if news.Rotated != nil || news.ExpiryReported {
+		out.Credential = &news
 	}
 	return out, nil
 }
+
+// refreshTokenFileMode is the mode of the refresh-token file after a
+// write-back: the token is for the user credproxy runs as.
+const refreshTokenFileMode = 0o600
 
 // maxCredentialLifetime caps a credential lifetime read from an answer
 // (refresh_expires_in), so that an absurd number cannot overflow a
@@ -390,54 +394,20 @@ func (s *OAuth2RefreshToken) Fetch(ctx context.Context) (Token, error) {
 const maxCredentialLifetime = 100 * 365 * 24 * time.Hour
 
 // rotate records a rotated refresh token and writes it back to the file it
-// came from when that file is writable.
-func (s *OAuth2RefreshToken) rotate(configured, next secret.Secret) {
+// came from when that file is writable; it returns what became of it.
+func (s *OAuth2RefreshToken) rotate(configured, next secret.Secret) *Rotation {
 	s.mu.Lock()
 	s.current, s.fromFile = next, configured
 	s.mu.Unlock()
 	if s.RefreshToken.File == "" {
-		s.notify(false, nil)
-		return
+		return &Rotation{}
 	}
-	err := writeFileAtomic(s.RefreshToken.File, []byte(next.Reveal()+"\n"))
+	w := atomicfile.Writer{SyncDir: s.syncDir}
+	err := w.WriteFile(s.RefreshToken.File, []byte(next.Reveal()+"\n"), refreshTokenFileMode)
 	if err == nil {
 		s.mu.Lock()
 		s.fromFile = next // the file now holds the current token
 		s.mu.Unlock()
 	}
-	s.notify(err == nil, err)
-}
-
-func (s *OAuth2RefreshToken) notify(written bool, err error) {
-	if s.OnRotate != nil {
-		s.OnRotate(written, err)
-	}
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the
-// same directory and a rename, so that a reader never sees half a token.
-// The file keeps mode 0600.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".credproxy-refresh-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename this fails harmlessly
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return &Rotation{WrittenBack: err == nil, Err: err}
 }

@@ -2,13 +2,17 @@ package exchange
 
 import (
 	"bytes"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/credproxy/credproxy/internal/secret"
@@ -59,6 +63,9 @@ func (c credentials) withPair(id string, s secret.Secret) credentials {
 // needle is one encoding of a credential in normalised form.
 type needle struct {
 	s string
+	// min is the length of its shortest piece redacted, when more than
+	// pieceLen (see form).
+	min int
 	// idOnly is how many leading bytes of s depend on the client ID
 	// alone: pieces wholly inside them reveal nothing secret (and the
 	// ID, useful in a message, is not a secret).
@@ -67,54 +74,52 @@ type needle struct {
 
 // redactor scrubs an identity service's text of the credentials one
 // exchange sent, in every encoding a service, or a WAF or load balancer
-// in front of it, could repeat them: raw, form-encoded (QueryEscape and
-// PathEscape, once or twice), JSON-escaped, hex, base64 in the standard
-// and URL alphabets with and without padding (of the credential alone,
-// of it form-encoded, and of the Basic pair raw and form-encoded, each
-// also at the two other alignments it takes inside a longer encoded
-// value), in any case, and any 8-byte piece of any of these.
+// in front of it, could repeat them: raw and reversed, form-encoded
+// (QueryEscape and PathEscape, once or twice), JSON-escaped, hex (plain,
+// or with a colon, dash or space between bytes), decimal bytes (run
+// together or separated by spaces or commas), base32 with and without
+// padding, base64 in the standard and URL alphabets with and without
+// padding (of the credential alone, of it form-encoded, and of the Basic
+// pair raw and form-encoded; base64 and base32 also at the other
+// alignments they take inside a longer encoded value), its UTF-16LE and
+// UTF-16BE bytes as hex, decimal or base64, in any case, and any 8-byte
+// piece of any of these.
 //
 // Matching runs on normalised text: control, format and space characters
 // are left out, so that a control character or a space inserted into an
 // echo does not hide it, and letters are case-folded. It runs twice, on
-// the text as it is and with backslash and percent escapes decoded (the
-// latter for a service that percent-encodes every byte), for text that a
-// library quoted with %q (net/http quotes a malformed status line,
-// strconv the number it could not parse).
+// the text as it is and with escapes decoded: backslash escapes (\u
+// escapes with their surrogate pairs, for text that a library quoted
+// with %q or JSON-escaped every character), percent escapes (for a
+// service that percent-encodes every byte) and HTML character references
+// (&#65; &#x41; &amp;, for an error page).
 type redactor struct {
-	// needles are indexed by unescape: [0] as is, [1] escapes decoded.
-	needles [2][]needle
+	// Both are indexed by unescape: [0] as is, [1] escapes decoded.
+	//
+	// windows maps every pieceLen-byte window of every needle to how
+	// many of its leading bytes to keep: those of a window that starts
+	// in the client ID (see needle), 0 for the others.
+	windows [2]map[uint64]int
+	// longer maps, by their length, the windows of the needles whose
+	// pieces are longer than pieceLen (see form), as windows does.
+	longer [2]map[int]map[string]int
+	// short are the needles shorter than their piece, matched whole.
+	short [2][]string
 }
 
 func newRedactor(c credentials) *redactor {
-	r := &redactor{}
-	seen := [2]map[string]bool{{}, {}}
-	add := func(enc, idEnc string) {
-		var plain needle
-		for mode, unescape := range []bool{false, true} {
-			n := plain
-			// Without a backslash or a percent sign, decoding escapes
-			// changes nothing.
-			if mode == 0 || strings.ContainsAny(enc, `\%`) || strings.ContainsAny(idEnc, `\%`) {
-				n = needle{s: string(normalise(enc, unescape, nil))}
-				if idEnc != "" {
-					n.idOnly = commonPrefix(n.s, string(normalise(idEnc, unescape, nil)))
-				}
-			}
-			plain = n
-			if n.s == "" || seen[mode][n.s] {
-				continue
-			}
-			seen[mode][n.s] = true
-			r.needles[mode] = append(r.needles[mode], n)
-		}
-	}
+	// Every form of every credential, with the forms of the client ID
+	// alone for a pair.
+	var forms, idForms []string
+	var mins []int
 	for _, s := range c.secrets {
 		if s.Empty() {
 			continue
 		}
-		for _, e := range encodings(s.Reveal()) {
-			add(e, "")
+		e := encodings(s.Reveal())
+		forms, idForms, mins = append(forms, e...), append(idForms, make([]string, len(e))...), append(mins, make([]int, len(e))...)
+		for _, f := range byteEncodings(s.Reveal()) {
+			forms, idForms, mins = append(forms, f.s), append(idForms, ""), append(mins, f.min)
 		}
 	}
 	for _, p := range c.pairs {
@@ -123,13 +128,71 @@ func newRedactor(c credentials) *redactor {
 		}
 		sec := p.secret.Reveal()
 		for _, pair := range [][2]string{{p.id + ":", sec}, {url.QueryEscape(p.id) + ":", url.QueryEscape(sec)}} {
-			full, idPart := encodings(pair[0]+pair[1]), encodings(pair[0])
-			for i := range full {
-				add(full[i], idPart[i])
+			e := encodings(pair[0] + pair[1])
+			forms, idForms, mins = append(forms, e...), append(idForms, encodings(pair[0])...), append(mins, make([]int, len(e))...)
+		}
+	}
+	// Sized for the distinct windows, about a quarter of all: growing
+	// the maps was most of the cost.
+	size := 0
+	for _, f := range forms {
+		size += max(0, len(f)-pieceLen+1)
+	}
+	r := &redactor{windows: [2]map[uint64]int{make(map[uint64]int, size/4), make(map[uint64]int, size/8)}, longer: [2]map[int]map[string]int{{}, {}}}
+	seen := [2]map[string]bool{make(map[string]bool, len(forms)), make(map[string]bool, len(forms)/2)}
+	for i, enc := range forms {
+		var plain needle
+		for mode, unescape := range []bool{false, true} {
+			n := plain
+			// Without a backslash, a percent sign or an ampersand,
+			// decoding escapes changes nothing.
+			if mode == 0 || strings.ContainsAny(enc, `\%&`) || strings.ContainsAny(idForms[i], `\%&`) {
+				n = needle{s: string(normalise(enc, unescape, nil)), min: mins[i]}
+				if idForms[i] != "" {
+					n.idOnly = commonPrefix(n.s, string(normalise(idForms[i], unescape, nil)))
+				}
 			}
+			plain = n
+			if n.s == "" || seen[mode][n.s] {
+				continue
+			}
+			seen[mode][n.s] = true
+			r.index(mode, n)
 		}
 	}
 	return r
+}
+
+// index adds n's windows (or n itself, when shorter than a window) to
+// those matched in mode.
+func (r *redactor) index(mode int, n needle) {
+	if l := max(pieceLen, n.min); len(n.s) < l {
+		r.short[mode] = append(r.short[mode], n.s)
+		return
+	} else if l > pieceLen {
+		w := r.longer[mode][l]
+		if w == nil {
+			w = map[string]int{}
+			r.longer[mode][l] = w
+		}
+		for i := 0; i+l <= len(n.s); i++ {
+			w[n.s[i:i+l]] = 0 // no client ID in these forms
+		}
+		return
+	}
+	w := r.windows[mode]
+	for i := 0; i+pieceLen <= len(n.s); i++ {
+		if i+pieceLen <= n.idOnly {
+			continue // wholly inside the client ID
+		}
+		// Of a piece that starts in the client ID, the ID's part is
+		// kept: it reveals nothing of the secret.
+		keep := max(0, n.idOnly-i)
+		k := windowKey(n.s[i : i+pieceLen])
+		if prev, ok := w[k]; !ok || keep < prev {
+			w[k] = keep
+		}
+	}
 }
 
 // Redact returns s with secrets taken out in every form the redactor
@@ -160,8 +223,9 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// encodings returns the forms in which x may come back, always in the
-// same order, so that those of "id:" line up with those of "id:secret".
+// encodings returns the forms in which x, a secret or a Basic pair, may
+// come back, always in the same order and number, so that those of "id:"
+// line up with those of "id:secret".
 func encodings(x string) []string {
 	out := textForms(x)
 	out = append(out, hex.EncodeToString([]byte(x)))
@@ -169,24 +233,113 @@ func encodings(x string) []string {
 		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 			out = append(out, textForms(enc.EncodeToString([]byte(y)))...)
 		}
-		// Inside a longer encoded value (a Basic pair credproxy did not
-		// build, a header block encoded whole), y starts one or two
-		// bytes into a group of three and encodes differently: the
-		// characters that depend on y alone are those after the first
-		// group and before the last.
 		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
-			for lead := 1; lead <= 2; lead++ {
-				e := enc.EncodeToString(append(make([]byte, lead), y...))
-				inner := ""
-				if len(e)-8 >= pieceLen {
-					inner = e[4 : len(e)-4]
-				}
-				// Always as many forms, so that those of "id:" line up.
-				out = append(out, textForms(inner)...)
-			}
+			out = append(out, alignedForms(enc.EncodeToString, []byte(y), 3, 4, textForms)...)
 		}
 	}
 	return out
+}
+
+// form is an encoding of a secret whose pieces are longer than pieceLen
+// when it spends more than two characters on a byte: a piece counts when
+// it encodes at least 4 bytes of the secret, as 8 hex digits do, so that
+// a clock's "00:30:00" is not taken for the UTF-16 of a "0". min is that
+// length (0 for pieceLen). logtest's leak checks use the same lengths.
+type form struct {
+	s   string
+	min int
+}
+
+// byteEncodings returns the forms in which x alone may come back that
+// work on its bytes one by one or that no Basic pair is sent in: for the
+// pair, the forms of the secret alone find them, since a piece of these
+// is a piece of the secret's (base32 and base64 of UTF-16 at every
+// alignment included). Reversed x is here too.
+//
+// They come raw only, not also form- or JSON-escaped: their alphabets
+// need no escape but '+', '/', '=', ',' and ':', whose percent escapes
+// the second pass of matching decodes.
+func byteEncodings(x string) []form {
+	var out []form
+	add := func(min int, ss ...string) {
+		for _, s := range ss {
+			out = append(out, form{s, min})
+		}
+	}
+	add(0, textForms(reversed(x))...)
+	add(0, base32Forms([]byte(x))...)
+	add(0, joinBytes([]byte(x), 10, 0))
+	add(11, joinBytes([]byte(x), 16, ':'), joinBytes([]byte(x), 16, '-'), joinBytes([]byte(x), 10, ','))
+	// A service that handles text as UTF-16 (Windows, Java, JavaScript)
+	// may encode those bytes; its \u escapes are decoded by normalise.
+	units := utf16.Encode([]rune(x))
+	for _, order := range []binary.AppendByteOrder{binary.LittleEndian, binary.BigEndian} {
+		b := make([]byte, 0, 2*len(units))
+		for _, u := range units {
+			b = order.AppendUint16(b, u)
+		}
+		add(16, hex.EncodeToString(b))
+		add(23, joinBytes(b, 16, ':'), joinBytes(b, 16, '-'))
+		add(14, joinBytes(b, 10, 0))
+		add(18, joinBytes(b, 10, ','))
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			add(12, enc.EncodeToString(b))
+			add(12, alignedForms(enc.EncodeToString, b, 3, 4, rawForm)...)
+		}
+	}
+	return out
+}
+
+// base32Forms are b in base32 (RFC 4648 standard alphabet; lower case is
+// folded by normalise) with padding (of which the unpadded form is a
+// prefix, so any piece of it is found too; a short one is added), and at
+// the four other alignments in a group of five.
+func base32Forms(b []byte) []string {
+	out := []string{base32.StdEncoding.EncodeToString(b), base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)}
+	return append(out, alignedForms(base32.StdEncoding.EncodeToString, b, 5, 8, rawForm)...)
+}
+
+// alignedForms are the characters of encode's output that depend on b
+// alone when b starts 1 to group-1 bytes into a group of an encoding that
+// writes group bytes as width characters, each in the forms that forms
+// returns. There are always as many (empty when too short), so that
+// those of "id:" line up.
+func alignedForms(encode func([]byte) string, b []byte, group, width int, forms func(string) []string) []string {
+	var out []string
+	for lead := 1; lead < group; lead++ {
+		e := encode(append(make([]byte, lead), b...))
+		inner := ""
+		if len(e)-2*width >= pieceLen {
+			inner = e[width : len(e)-width]
+		}
+		out = append(out, forms(inner)...)
+	}
+	return out
+}
+
+func rawForm(x string) []string { return []string{x} }
+
+// joinBytes writes each byte of b in base 10 or 16 (two digits), with sep
+// between them unless it is 0.
+func joinBytes(b []byte, base int, sep byte) string {
+	out := make([]byte, 0, 4*len(b))
+	for i, c := range b {
+		if i > 0 && sep != 0 {
+			out = append(out, sep)
+		}
+		if base == 16 {
+			out = hex.AppendEncode(out, []byte{c})
+		} else {
+			out = strconv.AppendUint(out, uint64(c), 10)
+		}
+	}
+	return string(out)
+}
+
+func reversed(x string) string {
+	r := []rune(x)
+	slices.Reverse(r)
+	return string(r)
 }
 
 // textForms are x as it is and escaped as a form value, a path, a JSON
@@ -224,7 +377,7 @@ func normalise(s string, unescape bool, spans *[]span) []byte {
 	out := make([]byte, 0, len(s))
 	var buf [utf8.UTFMax]byte
 	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf && c != '\\' && (c != '%' || !unescape) {
+		if c := s[i]; c < utf8.RuneSelf && c != '\\' && (c != '%' && c != '&' || !unescape) {
 			// ASCII, the common case, without the Unicode tables.
 			i++
 			if c <= ' ' || c == 0x7f {
@@ -239,12 +392,19 @@ func normalise(s string, unescape bool, spans *[]span) []byte {
 			}
 			continue
 		}
+		if raw, n := byteEscapes(s[i:]); unescape && n > 0 {
+			out = appendBytes(out, raw, spans, span{int32(i), int32(i + n)})
+			i += n
+			continue
+		}
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case unescape && r == '\\':
 			r, n = decodeEscapeRun(s[i:])
 		case unescape && r == '%':
 			r, n = percentEscape(s[i:])
+		case unescape && r == '&':
+			r, n = htmlReference(s[i:])
 		}
 		start := i
 		i += n
@@ -256,6 +416,55 @@ func normalise(s string, unescape bool, spans *[]span) []byte {
 		if spans != nil {
 			for range enc {
 				*spans = append(*spans, span{int32(start), int32(i)})
+			}
+		}
+	}
+	return out
+}
+
+// byteEscapes reads the run of \xHH escapes of bytes 0x80 and above at
+// the start of s (%q writes each byte of invalid UTF-8 so, such as the
+// first byte of a character that a cut left alone; a doubled backslash,
+// text quoted twice, is read too) and returns the bytes and the run's
+// length; n is 0 when s starts with none.
+func byteEscapes(s string) (b []byte, n int) {
+	for {
+		j := n
+		for j < len(s) && s[j] == '\\' {
+			j++
+		}
+		if j == n || j+3 > len(s) || s[j] != 'x' {
+			return b, n
+		}
+		hi, ok1 := hexDigit(s[j+1])
+		lo, ok2 := hexDigit(s[j+2])
+		if !ok1 || !ok2 || hi < 8 {
+			return b, n
+		}
+		b = append(b, hi<<4|lo)
+		n = j + 3
+	}
+}
+
+// appendBytes appends raw, bytes that escapes at from stood for, in
+// normalised form: each valid UTF-8 character case-folded, each byte of
+// invalid UTF-8 as it is (it may be the first byte of a character of a
+// credential, which is then matched byte for byte).
+func appendBytes(out, raw []byte, spans *[]span, from span) []byte {
+	for len(raw) > 0 {
+		r, n := utf8.DecodeRune(raw)
+		before := len(out)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			out = append(out, raw[0])
+		case unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r):
+		default:
+			out = utf8.AppendRune(out, foldRune(r))
+		}
+		raw = raw[n:]
+		if spans != nil {
+			for range len(out) - before {
+				*spans = append(*spans, from)
 			}
 		}
 	}
@@ -315,7 +524,7 @@ func decodeEscape(s string) (rune, int) {
 		}
 		return r, n
 	case 'u':
-		return hexEscape(s, 4)
+		return utf16Escape(s)
 	case 'U':
 		return hexEscape(s, 8)
 	}
@@ -337,22 +546,100 @@ func percentEscape(s string) (rune, int) {
 	return '%', 1
 }
 
-func hexEscape(s string, digits int) (rune, int) {
-	if len(s) < 2+digits {
+// utf16Escape reads \uXXXX at the start of s, and the low surrogate
+// that follows a high one: JSON writes a character beyond U+FFFF as a
+// pair of escapes.
+func utf16Escape(s string) (rune, int) {
+	hi, n := hexDigits(s, 2, 4)
+	if n == 0 {
 		return '\\', 1
 	}
+	if !utf16.IsSurrogate(hi) {
+		return hi, n
+	}
+	if lo, m := hexDigits(s[n:], 2, 4); m > 0 && strings.HasPrefix(s[n:], `\u`) {
+		if r := utf16.DecodeRune(hi, lo); r != utf8.RuneError {
+			return r, n + m
+		}
+	}
+	return utf8.RuneError, n
+}
+
+// htmlReference reads the HTML character reference at the start of s:
+// &#65; or &#x41; (the semicolon optional, as browsers read them) or
+// one of the five of XML (&amp; &lt; &gt; &quot; &apos;). Anything else
+// is an '&' of its own.
+func htmlReference(s string) (rune, int) {
+	var r rune
+	var n int
+	switch {
+	case len(s) > 3 && s[1] == '#' && (s[2] == 'x' || s[2] == 'X'):
+		r, n = digitsAt(s, 3, 6, 16)
+	case len(s) > 2 && s[1] == '#':
+		r, n = digitsAt(s, 2, 7, 10)
+	default:
+		for _, e := range [...]string{"&amp;&", "&lt;<", "&gt;>", "&quot;\"", "&apos;'"} {
+			if name := e[:len(e)-1]; strings.HasPrefix(s, name) {
+				return rune(e[len(e)-1]), len(name)
+			}
+		}
+	}
+	if n == 0 {
+		return '&', 1
+	}
+	if n < len(s) && s[n] == ';' {
+		n++
+	}
+	if r > unicode.MaxRune || (r >= 0xd800 && r < 0xe000) {
+		r = utf8.RuneError
+	}
+	return r, n
+}
+
+// digitsAt reads 1 to most digits of base (10 or 16) from s[skip:] and
+// returns their value and where they end; 0, 0 without a digit.
+func digitsAt(s string, skip, most int, base byte) (rune, int) {
 	var v rune
-	for _, c := range []byte(s[2 : 2+digits]) {
+	end := skip
+	for ; end < len(s) && end-skip < most; end++ {
+		d, ok := hexDigit(s[end])
+		if !ok || d >= base {
+			break
+		}
+		v = v*rune(base) + rune(d)
+	}
+	if end == skip {
+		return 0, 0
+	}
+	return v, end
+}
+
+// hexDigits reads exactly digits hex digits from s[skip:]; 0, 0 when
+// they are not there.
+func hexDigits(s string, skip, digits int) (rune, int) {
+	if len(s) < skip+digits {
+		return 0, 0
+	}
+	var v rune
+	for _, c := range []byte(s[skip : skip+digits]) {
 		d, ok := hexDigit(c)
 		if !ok {
-			return '\\', 1
+			return 0, 0
 		}
 		v = v<<4 | rune(d)
+	}
+	return v, skip + digits
+}
+
+func hexEscape(s string, digits int) (rune, int) {
+	v, n := hexDigits(s, 2, digits)
+	if n == 0 {
+		return '\\', 1
 	}
 	if v > unicode.MaxRune || (v >= 0xd800 && v < 0xe000) {
 		v = utf8.RuneError
 	}
-	return v, 2 + digits
+	return v, n
 }
 
 func hexDigit(c byte) (byte, bool) {
@@ -380,7 +667,7 @@ func (r *redactor) scrub(s string) string {
 	for mode, unescape := range []bool{false, true} {
 		var spans []span
 		text := normalise(s, unescape, &spans)
-		for _, m := range find(text, r.needles[mode]) {
+		for _, m := range r.find(text, mode) {
 			depth[spans[m.start].start]++
 			depth[spans[m.end-1].end]--
 		}
@@ -397,51 +684,31 @@ func (r *redactor) scrub(s string) string {
 // match is a range of normalised text to redact.
 type match struct{ start, end int }
 
-// find returns where in text needles or their pieces occur. Every
-// pieceLen-byte window of text is indexed once; each needle is then read
-// once, so the cost is linear in the text and the needles (plus the
-// matches).
-func find(text []byte, needles []needle) []match {
+// find returns where in text the needles of mode or their pieces occur:
+// one map lookup per window of text, whatever the number of needles.
+func (r *redactor) find(text []byte, mode int) []match {
 	var out []match
-	windows := map[uint64][]int{}
-	// applied is, for each window found, the smallest part of it kept so
-	// far: a window is matched again only if that marks more, so the
-	// matches stay linear in the text however repetitive it is.
-	applied := map[uint64]int{}
-	for i := 0; i+pieceLen <= len(text); i++ {
-		k := binary.LittleEndian.Uint64(text[i:])
-		windows[k] = append(windows[k], i)
-	}
-	for _, n := range needles {
-		if len(n.s) < pieceLen {
-			for off := 0; off < len(text); {
-				j := bytes.Index(text[off:], []byte(n.s))
-				if j < 0 {
-					break
-				}
-				out = append(out, match{off + j, off + j + len(n.s)})
-				off += j + 1
+	for _, n := range r.short[mode] {
+		for off := 0; off < len(text); {
+			j := bytes.Index(text[off:], []byte(n))
+			if j < 0 {
+				break
 			}
-			continue
+			out = append(out, match{off + j, off + j + len(n)})
+			off += j + 1
 		}
-		for i := 0; i+pieceLen <= len(n.s); i++ {
-			if i+pieceLen <= n.idOnly {
-				continue
+	}
+	if w := r.windows[mode]; len(w) > 0 {
+		for i := 0; i+pieceLen <= len(text); i++ {
+			if keep, ok := w[binary.LittleEndian.Uint64(text[i:])]; ok {
+				out = append(out, match{i + keep, i + pieceLen})
 			}
-			// Of a piece that starts in the client ID, the ID's part
-			// is kept: it reveals nothing of the secret.
-			keep := max(0, n.idOnly-i)
-			k := windowKey(n.s[i : i+pieceLen])
-			if prev, ok := applied[k]; ok && prev <= keep {
-				continue
-			}
-			positions, ok := windows[k]
-			if !ok {
-				continue
-			}
-			applied[k] = keep
-			for _, p := range positions {
-				out = append(out, match{p + keep, p + pieceLen})
+		}
+	}
+	for l, w := range r.longer[mode] {
+		for i := 0; i+l <= len(text); i++ {
+			if _, ok := w[string(text[i:i+l])]; ok {
+				out = append(out, match{i, i + l})
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
 )
 
@@ -83,6 +84,24 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// TestRedactEveryShape: each of logtest.Shapes of a credential, inside a
+// service's text, leaves no piece of it that the leak checks find, and
+// the words around it are kept. The secret has characters outside ASCII
+// and beyond U+FFFF, so the UTF-16 forms hold surrogate pairs.
+func TestRedactEveryShape(t *testing.T) {
+	for _, sec := range []string{"S3cr+t/Val=ue-0123É😀", "sh0rt"} {
+		r := newRedactor(credentials{}.withPair("my app", secret.New(sec)))
+		for _, sh := range logtest.Shapes(sec) {
+			t.Run(sec+"/"+sh.Name, func(t *testing.T) {
+				got := clean("bad "+sh.Text+" end", r)
+				if leak := leakedPiece(got, []string{sec}); leak != "" || !strings.HasPrefix(got, "bad ") || !strings.HasSuffix(got, " end") {
+					t.Errorf("clean(%q) = %q, keeps %q", sh.Text, got, leak)
+				}
+			})
+		}
+	}
 }
 
 // TestRedactShortSecret: a credential shorter than 8 characters is
@@ -159,6 +178,17 @@ var fuzzShapes = []func(id, sec string) string{
 	func(_, s string) string { return url.QueryEscape(url.QueryEscape(s)) },
 }
 
+// fuzzEcho is the shape-th of fuzzShapes and logtest.Shapes (the latter
+// written apart from both the redactor and the checker's matching).
+func fuzzEcho(shape uint8, id, sec string) string {
+	shapes := logtest.Shapes(sec)
+	n := int(shape) % (len(fuzzShapes) + len(shapes))
+	if n < len(fuzzShapes) {
+		return fuzzShapes[n](id, sec)
+	}
+	return shapes[n-len(fuzzShapes)].Text
+}
+
 // FuzzRedact: a random credential, echoed in a random shape, case,
 // truncated to a prefix of at least 8 characters, with control
 // characters inserted, inside random text, never leaves an 8-character
@@ -182,6 +212,18 @@ func FuzzRedact(f *testing.F) {
 		{"ſecret-İd-KELVIN-K", "ı", "", "", 0, 1, 0, nil},
 		{"pa55:w/rd+É", "ops@example.com", "{\"message\":\"", "\"}", 3, 2, 10, []byte{0, 0x85}},
 		{"eyJhbGciOi.subject-t0k3n.sig", "", "", "", 10, 0, 20, []byte{7, 0}},
+		// logtest.Shapes from index 16: HTML entities, hex with separators,
+		// base32, UTF-16 bytes, decimal bytes, reversed.
+		{"S3cr+t/Val=ue-0123", "my app", "<p>", "</p>", 16 + 5, 0, 0, nil},
+		{"Cl+ent/S3cr=tÉ9x-abc", "c", "", "", 16 + 6, 1, 40, []byte{3, ' '}},
+		{"fz-S3cret-0123456789-abcdef", "app", "mac ", "", 16 + 8, 1, 0, []byte{9, '\n'}},
+		{"fz-S3cret-0123456789-abcdef", "app", "", "", 16 + 9, 2, 0, nil},
+		{"pa55:w/rd+É", "ops", "b32=", "", 16 + 13, 2, 0, []byte{4, 0}},
+		{"pa55:w/rd+É€😀", "ops", "", "", 16 + 4, 0, 0, nil},
+		{"appSecret-ÉÉ-0123", "appId", "u16 ", "", 16 + 16, 0, 0, nil},
+		{"appSecret-ÉÉ-0123", "appId", "u16 ", "", 16 + 19, 1, 0, nil},
+		{"appSecret-0123", "appId", "[", "]", 16 + 21, 0, 0, []byte{6, '\t'}},
+		{"appSecret-0123", "appId", "", "", 16 + 22, 1, 0, nil},
 	} {
 		f.Add(s.sec, s.id, s.before, s.after, s.shape, s.caseMode, s.keep, s.ctrl)
 	}
@@ -190,7 +232,7 @@ func FuzzRedact(f *testing.F) {
 			return
 		}
 		sec, id = strings.ToValidUTF8(sec, ""), strings.ToValidUTF8(id, "")
-		echo := fuzzShapes[int(shape)%len(fuzzShapes)](id, sec)
+		echo := fuzzEcho(shape, id, sec)
 		switch caseMode % 3 {
 		case 1:
 			echo = strings.ToUpper(echo)

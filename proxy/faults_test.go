@@ -35,6 +35,7 @@ import (
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/internal/testwait"
 	"github.com/credproxy/credproxy/mitm"
 )
 
@@ -325,22 +326,20 @@ func TestFaultClientGivesUpOnSlowUpstream(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("the upstream request was not cancelled after the client gave up")
 			}
-			waitFor(t, func() bool { return counterValue(t, target.metrics, "credproxy_requests_total", "status", "499") == 1 },
-				"the abandoned request is counted as 499")
+			testwait.Eventually(t, 20*time.Second, func() (bool, string) {
+				n := counterValue(t, target.metrics, "credproxy_requests_total", "status", "499")
+				return n == 1, fmt.Sprintf("%v requests counted as 499, want the abandoned one", n)
+			})
 		})
 	}
 }
 
-// waitFor polls cond for up to 20 s: the outcome must come, its timing
-// is not asserted.
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+// goroutinesAtMost is a testwait.Eventually condition: the goroutines are
+// back to at most limit (a baseline and some slack).
+func goroutinesAtMost(limit int) func() (bool, string) {
+	return func() (bool, string) {
+		n := runtime.NumGoroutine()
+		return n <= limit, fmt.Sprintf("%d goroutines, want at most %d", n, limit)
 	}
 }
 
@@ -623,7 +622,7 @@ func TestFaultIdleConnectionsBounded(t *testing.T) {
 				t.Errorf("%d upstream connections for sequential requests", c)
 			}
 			release()
-			waitFor(t, func() bool { return runtime.NumGoroutine() <= g0+20 }, "goroutines back to baseline after the clients closed")
+			testwait.Eventually(t, 20*time.Second, goroutinesAtMost(g0+20)) // after the clients closed
 		})
 	}
 }
@@ -831,10 +830,13 @@ func TestFaultClientsCancelMidRequest(t *testing.T) {
 			// Requests are recorded once their body is read (or broken
 			// off); each recorded one must also have ended. The goroutine
 			// count below covers those still reading.
-			waitFor(t, func() bool { return int(upstreamDone.Load()) == len(up.seen()) }, "every upstream request ended")
+			testwait.Eventually(t, 20*time.Second, func() (bool, string) {
+				done, seen := int(upstreamDone.Load()), len(up.seen())
+				return done == seen, fmt.Sprintf("%d of %d upstream requests ended", done, seen)
+			})
 			t.Logf("%s: %d of %d cancelled requests had reached the upstream", mode.name, len(up.seen())-1, rounds)
 			target.client.Transport.(*http.Transport).CloseIdleConnections()
-			waitFor(t, func() bool { return runtime.NumGoroutine() <= g0+10 }, "goroutines back to baseline")
+			testwait.Eventually(t, 20*time.Second, goroutinesAtMost(g0+10))
 
 			resp, err = target.client.Get(target.base + "/after")
 			if err != nil {
@@ -908,7 +910,7 @@ func TestFaultIdleInterceptedTunnelsBounded(t *testing.T) {
 		c.Close()
 	}
 	conns = conns[:0]
-	waitFor(t, func() bool { return runtime.NumGoroutine() <= g0+20 }, "goroutines back to baseline after the clients closed")
+	testwait.Eventually(t, 20*time.Second, goroutinesAtMost(g0+20)) // after the clients closed
 }
 
 // settled collects garbage and returns the number of goroutines and the

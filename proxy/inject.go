@@ -88,6 +88,7 @@ func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Respon
 		return nil, clientGone(req, scrubbed(err, tok))
 	}
 	if resp.StatusCode != http.StatusUnauthorized {
+		in.succeeded()
 		return resp, nil
 	}
 
@@ -108,6 +109,12 @@ func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Respon
 		in.metrics.replays("failed")
 		return resp, nil
 	}
+	if fresh.Value.Equal(tok.Value) {
+		// Renewals are held back (this path refuses every token): a
+		// replay would be refused too.
+		in.log.Debug("upstream rejected the token; renewals are held back, so the 401 goes to the client", zap.Stringer("token", tok.Value))
+		return resp, nil
+	}
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
 
@@ -122,7 +129,24 @@ func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Respon
 	if err != nil {
 		return nil, clientGone(again, scrubbed(err, tok, fresh))
 	}
+	if resp.StatusCode != http.StatusUnauthorized {
+		in.succeeded()
+	}
 	return resp, nil
+}
+
+// succeeder is implemented by Tokens that want to know when an upstream
+// accepted a request (*tokencache.Cache: it ends the back-off of
+// 401-triggered renewals).
+type succeeder interface{ Succeeded() }
+
+// succeeded tells the route's Tokens that the upstream answered other
+// than 401. It is on the hot path: a type assertion and, for a cache,
+// two atomic loads.
+func (in *injector) succeeded() {
+	if s, ok := in.route.Tokens.(succeeder); ok {
+		s.Succeeded()
+	}
 }
 
 // scrubbed is a transport error with the tokens sent taken out of its

@@ -113,7 +113,7 @@ func errorHandler(route string, log *zap.Logger) func(http.ResponseWriter, *http
 		var body *clientBodyError
 		switch {
 		case errors.As(err, &cred) && errors.As(err, &ue):
-			log.Warn("request refused: no valid credential", zap.String("detail", ue.Detail))
+			log.Warn("request refused: no valid credential", zap.String("detail", ue.Detail), zap.NamedError("cause", ue.Cause))
 			writeError(w, http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: route, Detail: ue.Detail})
 		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 			// Nothing can reach the client; only the metric records it.

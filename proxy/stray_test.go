@@ -43,9 +43,17 @@ func TestStrayAnswerNeverReachesAnotherRoute(t *testing.T) {
 			m := NewMetrics(prometheus.NewRegistry())
 			a := serveReverse(t, NewReverse(wireRoute("a", "https", api), tr, m, log), log)
 			b := serveReverse(t, NewReverse(wireRoute("b", "https", api), tr, m, log), log)
-			crossed := 0
+			crossed, sameRoute := 0, 0
 			for i := range 100 {
 				status, _, body := call(t, &http.Client{Transport: &http.Transport{}}, "GET", a+path)
+				if strings.Contains(body, "STRAY") {
+					// The previous round's stray reached route A's own
+					// next request: on a loaded machine it can land after
+					// that request was sent, which no HTTP/1.1 client can
+					// tell apart. It stayed within the route.
+					sameRoute++
+					continue
+				}
 				if status != http.StatusOK || body != "own:"+path {
 					t.Fatalf("%d: route A's GET %s = %d %q", i, path, status, body)
 				}
@@ -61,6 +69,7 @@ func TestStrayAnswerNeverReachesAnotherRoute(t *testing.T) {
 			if crossed > 0 {
 				t.Errorf("route B's client received route A's stray answer %d times in 100", crossed)
 			}
+			t.Logf("route A's own next request received its stray %d times in 100", sameRoute)
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,15 +157,26 @@ func TestTransportVerifiesTLSAndIgnoresEnvironmentProxy(t *testing.T) {
 	}
 }
 
+// TestTransportCancelReachesTheUpstream: cancelling a request's context
+// ends RoundTrip with context.Canceled and cancels the upstream's request.
+// Each step waits for the event that ends it, not for a duration, so that
+// the test holds on a loaded machine (a 5 s bound failed at load 18);
+// hangBound only turns a hang into a failure that names the step.
 func TestTransportCancelReachesTheUpstream(t *testing.T) {
-	released := make(chan struct{})
+	const hangBound = 2 * time.Minute
+	arrived, released := make(chan struct{}), make(chan struct{})
+	testDone := make(chan struct{})
+	// Once each: a retried request must not panic the handler.
+	arrive, release := sync.OnceFunc(func() { close(arrived) }), sync.OnceFunc(func() { close(released) })
 	api := newTLSAPI(t, false, func(w http.ResponseWriter, r *http.Request) {
+		arrive()
 		select {
 		case <-r.Context().Done():
-			close(released)
-		case <-time.After(10 * time.Second):
+			release()
+		case <-testDone: // the test failed: let the server close
 		}
 	})
+	t.Cleanup(func() { close(testDone) }) // runs before the server's Close
 	tr := api.transport(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	req := newReq(t, "GET", api.srv.URL, nil).WithContext(ctx)
@@ -176,19 +188,25 @@ func TestTransportCancelReachesTheUpstream(t *testing.T) {
 		}
 		errc <- err
 	}()
-	waitFor(t, func() bool { return api.requests.Load() == 1 }, "the request to arrive")
+	select {
+	case <-arrived:
+	case err := <-errc:
+		t.Fatalf("RoundTrip returned before the upstream had the request: %v", err)
+	case <-time.After(hangBound):
+		t.Fatal("the request never reached the upstream")
+	}
 	cancel()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("error = %v, want context.Canceled", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangBound):
 		t.Fatal("RoundTrip did not return after its context was cancelled")
 	}
 	select {
 	case <-released:
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangBound):
 		t.Fatal("the upstream's request was not cancelled")
 	}
 }

@@ -23,6 +23,10 @@ const (
 	// BackoffBase and BackoffMax bound the exponential backoff.
 	BackoffBase = time.Second
 	BackoffMax  = 60 * time.Second
+	// HoldBase and HoldMax bound the back-off of 401-triggered renewals
+	// once a renewed token is refused too (see Invalidate).
+	HoldBase = time.Second
+	HoldMax  = 5 * time.Minute
 	// jitterFraction is the renewal jitter, as a fraction of the
 	// lifetime, taken before RefreshAt only: a renewal never comes later
 	// than RefreshAt, so the time left to ride out an outage (a third of
@@ -60,8 +64,14 @@ type Options struct {
 	RecheckEvery time.Duration
 	// Logger receives one line per exchange. Default: no logging.
 	Logger *zap.Logger
-	// OnExchange, when set, is called by the loop after every exchange
-	// (for metrics). It must not block.
+	// Metrics, when set, counts the route's exchanges, renewals and
+	// held-back renewals (labelled Route and Kind), and New registers the
+	// route's gauges on its registry: a second Cache with the same Route
+	// on one Metrics panics there. Nil counts nothing.
+	Metrics *Metrics
+	// OnExchange, when set, is called by the loop after every exchange:
+	// for metrics beyond Metrics, and for what the exchange learnt of the
+	// credential (Exchange.Credential). It must not block.
 	OnExchange func(Exchange)
 	// OnToken, when set, is called by the loop with the new token after
 	// every successful exchange, the first one included, once the token
@@ -69,6 +79,9 @@ type Options struct {
 	// learns of a renewal. It must not block: the loop exchanges nothing
 	// while it runs, so slow work (file I/O) belongs on another goroutine.
 	OnToken func(exchange.Token)
+	// OnRenewalSuppressed, when set, is called for every 401-triggered
+	// renewal held back (see Invalidate), for metrics. It must not block.
+	OnRenewalSuppressed func()
 	// Rand returns a uniform float64 in [0, 1) for jitter. Default
 	// math/rand/v2.Float64; tests pin it.
 	Rand func() float64
@@ -91,6 +104,12 @@ type Exchange struct {
 	// "upstream_401" (the upstream rejected the held token) or "reload"
 	// (Renew asked for it: credproxy's SIGHUP).
 	Trigger string
+	// Credential is what the exchange learnt of the long-lived credential
+	// (exchange.Token.Credential): a rotated refresh token, its expiry.
+	// It is reported even when the token was refused (expired on
+	// arrival), as the credential changed all the same; nil when the
+	// exchange learnt nothing.
+	Credential *exchange.CredentialNews
 }
 
 // Renewal is the exchange that answered a Renew: as OnExchange saw it,
@@ -136,16 +155,28 @@ type Cache struct {
 	changed chan struct{}
 	// attempts counts finished exchanges, so a waiter can tell that an
 	// exchange it waited for has failed.
-	attempts     uint64
-	inFlight     bool
-	failures     int
-	lastAttempt  time.Time
-	lastErr      error
+	attempts    uint64
+	inFlight    bool
+	failures    int
+	lastAttempt time.Time
+	lastErr     error
+	// lastReason is lastErr as a client may read it (clientReason).
+	lastReason   string
 	nextAttempt  time.Time
 	shuttingDown bool
 	// renewers are the Renew calls waiting for the next exchange to
 	// finish; finishLocked answers them all.
 	renewers []chan<- renewAnswer
+	// holdUntil is when 401-triggered renewals may start again while
+	// refusals is not 0.
+	holdUntil time.Time
+
+	// refusals counts, in a row, the tokens from 401-triggered renewals
+	// that an upstream refused before any request succeeded with them: a
+	// path (or a hostile upstream) that answers 401 whatever the token.
+	// 0 means no back-off. Written under mu; read without it by
+	// Succeeded, on the hot path.
+	refusals atomic.Int32
 }
 
 // state is one published token with its schedule. It is immutable once
@@ -158,6 +189,15 @@ type state struct {
 	refreshAt   time.Time
 	// invalidated is set once an upstream rejected this token.
 	invalidated atomic.Bool
+	// by401 is set when an upstream's 401 triggered the exchange that
+	// obtained this token.
+	by401 bool
+	// accepted is set once a request succeeded while this token was
+	// current (Succeeded).
+	accepted atomic.Bool
+	// refused is set, under Cache.mu, once this token counted in
+	// Cache.refusals.
+	refused bool
 	// fresh is true while usableUntil is more than preciseWindow away, so
 	// the hot path can skip reading the clock. A timer clears it; if the
 	// timer runs late, the clock is still read in the last preciseWindow
@@ -220,7 +260,11 @@ func New(src exchange.Source, opts Options) *Cache {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Cache{
+	// The metrics wrap the caller's hooks, so that the loop calls one of
+	// each.
+	opts.OnExchange = opts.Metrics.observeExchange(opts.Route, opts.Kind, opts.OnExchange)
+	opts.OnRenewalSuppressed = opts.Metrics.renewalSuppressed(opts.Route, opts.OnRenewalSuppressed)
+	c := &Cache{
 		src:     src,
 		opts:    opts,
 		log:     log.With(zap.String("route", opts.Route), zap.String("kind", opts.Kind)),
@@ -228,6 +272,8 @@ func New(src exchange.Source, opts Options) *Cache {
 		renew:   make(chan struct{}, 1),
 		changed: make(chan struct{}),
 	}
+	opts.Metrics.watch(opts.Route, c.Status)
+	return c
 }
 
 // Token returns a token that is valid now and stays valid for at least the
@@ -263,14 +309,73 @@ func (c *Cache) ServedUntil(tok exchange.Token) (until time.Time, ok bool) {
 // TokenWait, for a valid token other than rejected and returns it. The old
 // token keeps being served to other requests meanwhile: a spurious 401
 // must not take the route down when the identity service is out.
+//
+// When a token that a 401-triggered renewal obtained is refused too
+// before any request succeeded with it, the 401s come from a path that
+// refuses every token (or a hostile upstream), not from the token:
+// later 401-triggered renewals of the route are held back, for 1 s
+// doubling to 5 min with each such token, until a request succeeds
+// (Succeeded). While held back, Invalidate returns rejected itself at
+// once, without an exchange: the caller passes the 401 on. Requests that
+// succeed keep getting the token.
 func (c *Cache) Invalidate(ctx context.Context, rejected exchange.Token) (exchange.Token, error) {
-	if s := c.cur.Load(); s != nil && s.tok.Value.Equal(rejected.Value) && s.invalidated.CompareAndSwap(false, true) {
-		select {
-		case c.kick <- struct{}{}:
-		default: // a kick is already pending
+	if s := c.cur.Load(); s != nil && s.tok.Value.Equal(rejected.Value) && !s.invalidated.Load() {
+		if c.holdRenewal(s) {
+			if c.opts.OnRenewalSuppressed != nil {
+				c.opts.OnRenewalSuppressed()
+			}
+			return s.tok, nil
+		}
+		if s.invalidated.CompareAndSwap(false, true) {
+			select {
+			case c.kick <- struct{}{}:
+			default: // a kick is already pending
+			}
 		}
 	}
 	return c.wait(ctx, rejected.Value)
+}
+
+// holdRenewal reports whether a 401-triggered renewal of s, the current
+// token, is held back now, counting s first if it came from such a
+// renewal and no request succeeded with it.
+func (c *Cache) holdRenewal(s *state) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if s.by401 && !s.refused && !s.accepted.Load() {
+		s.refused = true
+		n := c.refusals.Add(1)
+		hold := HoldMax
+		if n <= 10 { // 1 s << 9 = 512 s is past the ceiling
+			hold = min(HoldMax, HoldBase<<(n-1))
+		}
+		c.holdUntil = now.Add(hold)
+		c.log.Warn("the upstream refused a token just renewed for a 401 too: a path that refuses every token; 401-triggered renewals held back",
+			zap.Stringer("token", s.tok.Value), zap.Int32("refused_in_a_row", n), zap.Duration("held_for", hold))
+	}
+	return c.refusals.Load() > 0 && now.Before(c.holdUntil)
+}
+
+// Succeeded reports that an upstream answered a request that carried the
+// route's token with something other than 401. It ends a back-off of
+// 401-triggered renewals (see Invalidate) and marks the current token as
+// accepted. It is on the hot path of every request: with nothing to
+// change it is two atomic loads, without a lock or an allocation.
+func (c *Cache) Succeeded() {
+	if s := c.cur.Load(); s != nil && !s.accepted.Load() {
+		s.accepted.Store(true)
+	}
+	if c.refusals.Load() == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refusals.Load() > 0 {
+		c.log.Info("a request succeeded; 401-triggered renewals no longer held back")
+	}
+	c.refusals.Store(0)
+	c.holdUntil = time.Time{}
 }
 
 // wait blocks until a usable token other than reject is published, an
@@ -312,9 +417,17 @@ func (c *Cache) wait(ctx context.Context, reject secret.Secret) (exchange.Token,
 // must not be forwarded.
 type UnavailableError struct {
 	Route string
-	// Detail says why, without secrets: the last exchange error, or that
-	// the first exchange has not finished.
+	// Detail says why in credproxy's own words, for the client: the last
+	// exchange's failure as its reason, the identity service's HTTP status
+	// and registered OAuth 2.0 error code (see clientReason), or that the
+	// first exchange has not finished. Error returns it too.
 	Detail string
+	// Cause is the last exchange's error, nil when none failed. It holds
+	// the service's message, scrubbed of the credentials in every
+	// encoding the redactor knows, and is for the log only: that text
+	// may echo a secret in an encoding no redactor knows, so it never
+	// goes to a client.
+	Cause error
 }
 
 func (e *UnavailableError) Error() string {
@@ -329,7 +442,7 @@ func (c *Cache) unavailable() error {
 	case c.shuttingDown:
 		detail = "shutting down"
 	case c.lastErr != nil:
-		detail = c.lastErr.Error()
+		detail = c.lastReason
 		if !c.nextAttempt.IsZero() {
 			detail += fmt.Sprintf("; next attempt in %s", time.Until(c.nextAttempt).Round(time.Second))
 		}
@@ -338,7 +451,7 @@ func (c *Cache) unavailable() error {
 	default:
 		detail = "the token was rejected upstream and no other token could be obtained"
 	}
-	return &UnavailableError{Route: c.opts.Route, Detail: detail}
+	return &UnavailableError{Route: c.opts.Route, Detail: detail, Cause: c.lastErr}
 }
 
 // Run exchanges and renews until ctx ends, then releases the current
@@ -474,23 +587,28 @@ func (c *Cache) exchange(ctx context.Context, reload bool) time.Duration {
 	timedOut := errors.Is(fctx.Err(), context.DeadlineExceeded)
 	cancel()
 	took := time.Since(start)
+	// What the exchange learnt of the credential is reported with it,
+	// whatever becomes of the token; the tokens served carry none.
+	news := tok.Credential
+	tok.Credential = nil
 	if err == nil && !tok.Expiry.IsZero() && !tok.Expiry.After(start) {
-		err = errors.New("the service issued a token that is already expired")
+		err = errExpiredOnArrival
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0 // shutting down; Run sees ctx
 		}
-		return c.failed(err, timedOut, took, trigger)
+		return c.failed(err, timedOut, Exchange{Duration: took, Trigger: trigger, Credential: news})
 	}
 
 	lifetime := time.Duration(0)
 	if !tok.Expiry.IsZero() {
 		lifetime = tok.Expiry.Sub(start)
 	}
-	done := Exchange{Result: "ok", Duration: took, Lifetime: lifetime, Trigger: trigger}
+	done := Exchange{Result: "ok", Duration: took, Lifetime: lifetime, Trigger: trigger, Credential: news}
 	old := c.cur.Load()
 	s := c.schedule(tok, start)
+	s.by401 = trigger == "upstream_401"
 	c.publish(s)
 	c.mu.Lock()
 	c.failures, c.lastErr, c.nextAttempt = 0, nil, s.refreshAt
@@ -547,10 +665,12 @@ func (c *Cache) schedule(tok exchange.Token, obtained time.Time) *state {
 	return s
 }
 
-// failed records a failed exchange and returns the backoff delay.
-func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger string) time.Duration {
+// failed records a failed exchange, done without its Result, and returns
+// the backoff delay.
+func (c *Cache) failed(err error, timedOut bool, done Exchange) time.Duration {
 	result := classify(err, timedOut)
-	done := Exchange{Result: result, Duration: took, Trigger: trigger}
+	done.Result = result
+	took, trigger := done.Duration, done.Trigger
 	retryAfter := exchange.RetryAfter(err)
 	held := c.cur.Load()
 	// The service may quote the token held and still served, or the one
@@ -573,7 +693,7 @@ func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger str
 	if held != nil && !held.usableUntil.IsZero() {
 		delay = capRetry(delay, time.Until(held.usableUntil))
 	}
-	c.lastErr, c.nextAttempt = err, time.Now().Add(delay)
+	c.lastErr, c.lastReason, c.nextAttempt = err, clientReason(err, result), time.Now().Add(delay)
 	c.finishLocked(Renewal{Exchange: done}, err)
 	c.mu.Unlock()
 
@@ -641,6 +761,39 @@ func (c *Cache) backoff(n int, rejected bool, retryAfter time.Duration) time.Dur
 		d = time.Duration(c.opts.Rand() * float64(ceiling))
 	}
 	return max(d, retryAfter)
+}
+
+// errExpiredOnArrival is an exchange's error when the service issued a
+// token that had expired by the time the exchange started.
+var errExpiredOnArrival = errors.New("the service issued a token that is already expired")
+
+// clientReason says why an exchange failed in credproxy's own words, for
+// the clients of the proxy and the token APIs: the failure's result, and
+// for an answer from the identity service its HTTP status and registered
+// OAuth 2.0 error code. The service's free text is left out: it may echo
+// the secret in an encoding no redactor knows. The log, /readyz and
+// `credproxy check` show it, scrubbed.
+func clientReason(err error, result string) string {
+	const prefix = "token exchange failed: "
+	var e *exchange.Error
+	switch {
+	case errors.As(err, &e):
+		s := fmt.Sprintf("%sidentity service answered %d", prefix, e.Status)
+		if code := e.OAuthCode(); code != "" {
+			s += " (" + code + ")"
+		}
+		if result == "invalid_response" {
+			s += " without a usable token"
+		}
+		return s
+	case result == "timeout":
+		return prefix + "the identity service did not answer in time"
+	case result == "config":
+		return prefix + "the credential could not be read (see credproxy's log)"
+	case errors.Is(err, errExpiredOnArrival):
+		return prefix + errExpiredOnArrival.Error()
+	}
+	return prefix + "no usable answer from the identity service (see credproxy's log)"
 }
 
 func classify(err error, timedOut bool) string {

@@ -246,8 +246,11 @@ func TestRejectedCredentialRetriesAtCeiling(t *testing.T) {
 		if !errors.As(err, &ue) || ue.Route != "r" {
 			t.Fatalf("Token err = %v, want *UnavailableError", err)
 		}
-		if want := "x: HTTP 400: invalid_grant"; !strings.Contains(ue.Detail, want) {
-			t.Errorf("detail %q lacks the service message %q", ue.Detail, want)
+		if want := "x: HTTP 400: invalid_grant"; ue.Cause == nil || !strings.Contains(ue.Cause.Error(), want) {
+			t.Errorf("cause %v lacks the service message %q", ue.Cause, want)
+		}
+		if want := "identity service answered 400 (invalid_grant)"; !strings.Contains(ue.Detail, want) {
+			t.Errorf("detail %q lacks %q", ue.Detail, want)
 		}
 	})
 }
@@ -298,8 +301,8 @@ func TestOutageServeOldThenFailClosedThenRecover(t *testing.T) {
 		if waited := time.Since(began); waited > 2*time.Second {
 			t.Errorf("waited %v, more than TokenWait", waited)
 		}
-		if !strings.Contains(ue.Detail, "connection refused") {
-			t.Errorf("detail %q lacks the cause", ue.Detail)
+		if ue.Cause == nil || !strings.Contains(ue.Cause.Error(), "connection refused") {
+			t.Errorf("cause %v lacks the transport error", ue.Cause)
 		}
 		if st := c.Status(); st.State != "expired" || st.Ready {
 			t.Errorf("status after expiry = %+v", st)

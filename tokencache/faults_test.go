@@ -228,8 +228,11 @@ func TestTokenEndpointFaultLifecycle(t *testing.T) {
 				_, err := c.Token(context.Background())
 				h.Err("UnavailableError", err)
 				var ue *UnavailableError
-				if !errors.As(err, &ue) || ue.Route != "wf" || !strings.Contains(ue.Detail, row.logged) {
-					t.Fatalf("after expiry: err = %v, want *UnavailableError with %q", err, row.logged)
+				if !errors.As(err, &ue) || ue.Route != "wf" || ue.Cause == nil || !strings.Contains(ue.Cause.Error(), row.logged) {
+					t.Fatalf("after expiry: err = %v, want *UnavailableError caused by %q", err, row.logged)
+				}
+				if !strings.HasPrefix(ue.Detail, "token exchange failed: ") || strings.Contains(ue.Detail, row.logged) {
+					t.Errorf("after expiry: client detail %q: want credproxy's reason, not the service's text", ue.Detail)
 				}
 				st := c.Status()
 				h.Add("status", fmt.Sprintf("%+v", st))

@@ -7,13 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/atomicfile"
 )
 
 // DefaultMode is the file mode when Options.Mode is zero: the token is
@@ -42,8 +42,11 @@ type Options struct {
 	// no logging.
 	Logger *zap.Logger
 	// OnWrite, when set, is called after every write attempt with its
-	// error, nil on success (for metrics). It must not block.
+	// error, nil on success. It must not block.
 	OnWrite func(error)
+	// Metrics, when set, counts the writes by Route and result. Nil
+	// counts nothing.
+	Metrics *Metrics
 }
 
 // Sink keeps one route's token in a file. Offer may be called from any
@@ -70,6 +73,7 @@ func New(opts Options) *Sink {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	opts.OnWrite = opts.Metrics.observeWrite(opts.Route, opts.OnWrite)
 	return &Sink{
 		opts:      opts,
 		log:       log.With(zap.String("route", opts.Route), zap.String("file", opts.Path)),
@@ -113,7 +117,7 @@ func (s *Sink) Run(ctx context.Context) {
 		if tok == nil || tok.Value.Empty() {
 			continue // a reader must never see an empty file
 		}
-		err := writeFile(s.opts.Path, []byte(tok.Value.Reveal()), s.opts.Mode)
+		err := atomicfile.WriteFile(s.opts.Path, []byte(tok.Value.Reveal()), s.opts.Mode)
 		if s.opts.OnWrite != nil {
 			s.opts.OnWrite(err)
 		}
@@ -131,12 +135,11 @@ func (s *Sink) Run(ctx context.Context) {
 	}
 }
 
-// removeStaleTemps removes the temporary files of writeFile for the sink's
-// path ("."+base+".tmp-*") older than staleTemp at now: each holds a token.
+// removeStaleTemps removes the temporary files of atomicfile.WriteFile for
+// the sink's path ("."+base+".tmp-*") older than staleTemp at now: each holds a token.
 // Younger ones may be another process's write in progress.
 func (s *Sink) removeStaleTemps(now time.Time) {
-	dir, base := filepath.Split(s.opts.Path)
-	matches, err := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".tmp-*"))
+	matches, err := filepath.Glob(atomicfile.TempGlob(s.opts.Path))
 	if err != nil {
 		return
 	}
@@ -151,65 +154,6 @@ func (s *Sink) removeStaleTemps(now time.Time) {
 		}
 		s.log.Info("token sink: removed a temporary file left by an earlier run", zap.String("temp", m))
 	}
-}
-
-// globEscape quotes the characters filepath.Match treats specially.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// writeFile replaces path with data atomically: a reader opening path
-// sees the old content or the new, whole. The temporary file is created
-// with mode 0600 (os.CreateTemp) and given mode just before the rename,
-// so the token is never readable under path with another mode.
-func writeFile(path string, data []byte, mode fs.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create a temporary file beside it: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	// The rename is durable once the directory is synced.
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync the directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync the directory: %w", err)
-	}
-	return nil
 }
 
 // remove deletes the file at shutdown. Something that is not a file

@@ -17,6 +17,7 @@ import (
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/internal/testwait"
 )
 
 // running is a Sink whose Run goroutine the test stops.
@@ -44,13 +45,20 @@ func token(v string) exchange.Token {
 	return exchange.Token{Value: secret.New(v), Expiry: time.Now().Add(time.Hour)}
 }
 
-// eventually waits up to 10 s for cond.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
+// holds is a testwait.Eventually condition: the file at path holds want.
+func holds(path, want string) func() (bool, string) {
+	return func() (bool, string) {
+		got := content(path)
+		return got == want, fmt.Sprintf("%s holds %.40q (%d bytes), want %.40q (%d bytes)", path, got, len(got), want, len(want))
+	}
+}
+
+// failedAtLeast is a testwait.Eventually condition: failures() reports at
+// least n.
+func failedAtLeast(failures func() int, n int) func() (bool, string) {
+	return func() (bool, string) {
+		got := failures()
+		return got >= n, fmt.Sprintf("%d failed attempts, want %d", got, n)
 	}
 }
 
@@ -111,7 +119,7 @@ func TestReaderSeesOnlyWholeTokens(t *testing.T) {
 		s.Offer(token(v))
 		time.Sleep(time.Millisecond)
 	}
-	eventually(t, "the last token is written", func() bool { return content(path) == last.Load().(string) })
+	testwait.Eventually(t, 10*time.Second, holds(path, last.Load().(string))) // the last token
 	close(done)
 	if e := readerErr.Load(); e != nil {
 		t.Fatal(e)
@@ -141,7 +149,7 @@ func TestModeAndRemoval(t *testing.T) {
 			}
 			for _, v := range []string{"mode-SECRET-1", "mode-SECRET-2"} {
 				s.Offer(token(v))
-				eventually(t, v+" is written", func() bool { return content(path) == v })
+				testwait.Eventually(t, 10*time.Second, holds(path, v))
 				if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
 					t.Errorf("mode %v (%v), want %v", fi.Mode().Perm(), err, want)
 				}
@@ -192,11 +200,11 @@ func TestWriteFailureLoggedCountedRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Offer(token("fail-SECRET-1"))
-	eventually(t, "two failed attempts", func() bool { return failures() >= 2 })
+	testwait.Eventually(t, 10*time.Second, failedAtLeast(failures, 2))
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the retry writes the token", func() bool { return content(path) == "fail-SECRET-1" })
+	testwait.Eventually(t, 10*time.Second, holds(path, "fail-SECRET-1")) // written by the retry
 
 	// The directory is gone.
 	if err := os.RemoveAll(dir); err != nil {
@@ -204,11 +212,11 @@ func TestWriteFailureLoggedCountedRetried(t *testing.T) {
 	}
 	before := failures()
 	s.Offer(token("fail-SECRET-2"))
-	eventually(t, "a failed attempt", func() bool { return failures() > before })
+	testwait.Eventually(t, 10*time.Second, failedAtLeast(failures, before+1))
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the retry writes the token", func() bool { return content(path) == "fail-SECRET-2" })
+	testwait.Eventually(t, 10*time.Second, holds(path, "fail-SECRET-2")) // written by the retry
 
 	text := logs.String()
 	if !strings.Contains(text, `"level":"error"`) || !strings.Contains(text, "token sink: write failed") || !strings.Contains(text, path) {
@@ -293,7 +301,7 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 			log, logs := logtest.New(t)
 			r := run(t, Options{Path: path, Logger: log})
 			r.Offer(token("fresh-SECRET-1"))
-			eventually(t, "the token is written", func() bool { return content(path) == "fresh-SECRET-1" })
+			testwait.Eventually(t, 10*time.Second, holds(path, "fresh-SECRET-1"))
 			for name, removed := range files {
 				_, err := os.Stat(filepath.Join(dir, name))
 				if gone := errors.Is(err, fs.ErrNotExist); gone != removed {

@@ -18,7 +18,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/exchange"
@@ -27,7 +26,9 @@ import (
 	"github.com/credproxy/credproxy/internal/rtpolicy"
 	"github.com/credproxy/credproxy/internal/sdnotify"
 	"github.com/credproxy/credproxy/internal/server"
+	"github.com/credproxy/credproxy/internal/upstreamcheck"
 	"github.com/credproxy/credproxy/mitm"
+	"github.com/credproxy/credproxy/tokenapi"
 )
 
 // runProxy is the run command: the server of the environment's
@@ -84,19 +85,29 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 	fmt.Fprintln(tw, "ROUTE\tKIND\tRESULT\tDETAIL")
 	failed := 0
 	for _, rc := range cfg.Routes {
+		// The upstream's row first: nothing is sent to it.
+		upstreamOK := true
+		if rc.Upstream != nil {
+			if err := upstreamcheck.Check(ctx, rc.Upstream, upstreamcheck.Options{AllowInsecure: rc.AllowInsecureUpstream}); err != nil {
+				upstreamOK = false
+				fmt.Fprintf(tw, "%s\tupstream\tFAILED\t%v\n", rc.Name, err)
+			} else {
+				fmt.Fprintf(tw, "%s\tupstream\tok\t%s reached (TLS verified for https), nothing sent\n", rc.Name, rc.Upstream.Host)
+			}
+		}
 		src, err := server.NewSource(rc, client)
 		if err != nil {
 			return err
-		}
-		reported := new(time.Time)
-		if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
-			rt.OnCredentialExpiry = func(at time.Time) { *reported = at }
 		}
 		tok, took, err := fetchOnce(ctx, rc, src)
 		if err != nil {
 			failed++
 			fmt.Fprintf(tw, "%s\t%s\tFAILED\t%v\n", rc.Name, rc.Auth, err)
 			continue
+		}
+		var reported time.Time // zero: the answer gave none
+		if c := tok.Credential; c != nil && c.ExpiryReported {
+			reported = c.ExpiresAt
 		}
 		if r, ok := src.(exchange.Releaser); ok {
 			// check must not leave a session behind.
@@ -107,13 +118,16 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 			detail = fmt.Sprintf("token expires in %s", time.Until(tok.Expiry).Round(time.Second))
 		}
 		detail = fmt.Sprintf("%s (%s), exchange took %s", detail, tok.Value.Fingerprint(), took.Round(time.Millisecond))
-		if cred, warning := credentialReport(ctx, rc, src, *reported); cred != "" {
+		if cred, warning := credentialReport(ctx, rc, src, reported); cred != "" {
 			detail += "; " + cred
 			if warning != "" {
 				fmt.Fprintf(stderr, "warning: %s\n", warning)
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\tok\t%s\n", rc.Name, rc.Auth, detail)
+		if !upstreamOK {
+			failed++
+		}
 	}
 	tw.Flush()
 	if failed > 0 {
@@ -239,7 +253,7 @@ func tokenFromRunning(ctx context.Context, adminAddr string, rc config.Route) (t
 //   - a kind but no credential: the principal fingerprint (all but the
 //     credential);
 //   - no kind: nothing but the route name, which the API's path holds.
-func sameIdentity(rc config.Route, tr *admin.TokenResponse, from string) string {
+func sameIdentity(rc config.Route, tr *tokenapi.Response, from string) string {
 	if rc.Auth == "" {
 		return ""
 	}
@@ -262,10 +276,10 @@ func sameIdentity(rc config.Route, tr *admin.TokenResponse, from string) string 
 // the answer, or nil with the reason worth telling the user (empty when
 // simply no token API answered: nothing listening, the API off (404) or
 // refused (403)).
-func askTokenAPI(ctx context.Context, addr, route string) (*admin.TokenResponse, string) {
+func askTokenAPI(ctx context.Context, addr, route string) (*tokenapi.Response, string) {
 	ctx, cancel := context.WithTimeout(ctx, tokenAPITimeout)
 	defer cancel()
-	u := "http://" + addr + admin.TokenAPIPath + url.PathEscape(route)
+	u := "http://" + addr + tokenapi.TokenPath + url.PathEscape(route)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, ""
@@ -287,7 +301,7 @@ func askTokenAPI(ctx context.Context, addr, route string) (*admin.TokenResponse,
 	case err != nil:
 		return nil, "reading the token API's answer at " + addr + " failed"
 	case resp.StatusCode == http.StatusOK:
-		var tr admin.TokenResponse
+		var tr tokenapi.Response
 		if json.Unmarshal(body, &tr) != nil || tr.AccessToken == "" {
 			return nil, "the token API at " + addr + " gave no token"
 		}

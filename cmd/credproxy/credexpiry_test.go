@@ -191,13 +191,16 @@ func TestSplunkSessionToIngestWarns(t *testing.T) {
 // TestCheckWarnsWhereTheWatcherDoes: `credproxy check` warns about a
 // credential's expiry from the same threshold as a running credproxy's
 // watcher: with 20 days left, run logs its 30-day warning, and check
-// warns on stderr too.
+// warns on stderr too. The upstream is the fake echo API, which check's
+// upstream handshake reaches.
 func TestCheckWarnsWhereTheWatcherDoes(t *testing.T) {
 	expires := time.Now().Add(20 * 24 * time.Hour).UTC().Truncate(time.Second)
+	_, _, _, echoURL, certFile := fakes(t, demo.CSPOptions{})
 	env := map[string]string{
 		"CREDPROXY_AUTH":                  "static",
 		"CREDPROXY_TOKEN":                 "st4tic-t0ken-20days",
-		"CREDPROXY_UPSTREAM":              "https://api.example.com",
+		"CREDPROXY_UPSTREAM":              echoURL,
+		"SSL_CERT_FILE":                   certFile,
 		"CREDPROXY_CREDENTIAL_EXPIRES_AT": expires.Format(time.RFC3339),
 	}
 	code, out, errOut := runBinary(t, env, "check")

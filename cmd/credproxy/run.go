@@ -9,12 +9,14 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/internal/execrun"
 	"github.com/credproxy/credproxy/internal/rtpolicy"
+	"github.com/credproxy/credproxy/internal/suggest"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -134,6 +136,17 @@ func dispatch(ctx context.Context, args []string, env map[string]string, policy 
 		return nil
 	case "help", "-h", "--help":
 		return usage(stdout, "")
+	}
+	return unknownCommand(cmd)
+}
+
+// unknownCommand is the usage error for cmd, naming the command it is
+// nearest to: within 2 edits, and fewer than its length, so that a short
+// word is not "corrected" into an unrelated one.
+func unknownCommand(cmd string) error {
+	commands := []string{"run", "check", "token", "ca", "exec", "demo", "version", "help"}
+	if s := suggest.Closest(cmd, slices.Values(commands), min(2, len(cmd)-1)); s != "" {
+		return &usageError{fmt.Sprintf("unknown command %q (did you mean %s? see credproxy --help)", cmd, s)}
 	}
 	return &usageError{fmt.Sprintf("unknown command %q (see credproxy --help)", cmd)}
 }

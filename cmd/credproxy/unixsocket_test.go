@@ -28,7 +28,8 @@ func curlUnix(t *testing.T, sock, url string) (body, status string) {
 
 // TestUnixSocketListeners: LISTEN and CREDPROXY_ADMIN_ADDR as unix:/path
 // sockets, with curl --unix-socket: the route injects the token, /readyz
-// answers 200, both sockets have mode 0660 and are logged as unix:/path,
+// answers 200, the route's socket has its LISTEN_MODE (0600) and the
+// admin socket listen.DefaultMode (0660), both are logged as unix:/path,
 // and they are removed at exit.
 func TestUnixSocketListeners(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
@@ -39,20 +40,20 @@ func TestUnixSocketListeners(t *testing.T) {
 	dir := shortTempDir(t)
 	route, admin := filepath.Join(dir, "route.sock"), filepath.Join(dir, "admin.sock")
 	p := start(t, cspEnv(cspURL, apiToken, echoURL, certFile,
-		"CREDPROXY_LISTEN", "unix:"+route,
+		"CREDPROXY_LISTEN", "unix:"+route, "CREDPROXY_LISTEN_MODE", "0600",
 		"CREDPROXY_ADMIN_ADDR", "unix:"+admin,
 	))
 	addrs := p.listeners(t, 2)
 	if addrs["route default"] != "unix:"+route || addrs["admin"] != "unix:"+admin {
 		t.Errorf("listeners logged as %v", addrs)
 	}
-	for _, sock := range []string{route, admin} {
+	for sock, want := range map[string]os.FileMode{route: 0o600, admin: 0o660} {
 		fi, err := os.Stat(sock)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o660 {
-			t.Errorf("%s: mode %v, want a socket with 0660", sock, fi.Mode())
+		if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want a socket with %#o", sock, fi.Mode(), want)
 		}
 	}
 	p.eventually(t, "ready", 15*time.Second, func() bool {

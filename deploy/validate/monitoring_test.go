@@ -16,9 +16,12 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// metricsFiles are the files that register credproxy's metrics: the
-// proxy's (requests, upstream) and the admin listener's (tokens, token API).
-var metricsFiles = [][]string{{"proxy", "metrics.go"}, {"admin", "metrics.go"}, {"admin", "admin.go"}}
+// metricsFiles are the files that register credproxy's metrics, each in
+// the package that changes them: the proxy's (requests, upstream), the
+// token cache's (exchanges, renewals, token gauges), the token sink's,
+// the credential expiry gauge, and the token hand-out endpoints'.
+var metricsFiles = [][]string{{"proxy", "metrics.go"}, {"tokencache", "metrics.go"}, {"tokensink", "metrics.go"},
+	{"credexpiry", "metrics.go"}, {"tokenapi", "metrics.go"}}
 
 // registeredMetrics parses metricsFiles and returns the metric names they
 // register, with the series names of histograms (_bucket, _sum, _count)

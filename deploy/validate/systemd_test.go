@@ -3,8 +3,8 @@ package validate
 import (
 	"bufio"
 	"os"
-	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +16,23 @@ const (
 	unitEnvFile  = "/etc/credproxy/credproxy.env"
 	secretsDir   = "/etc/credproxy/credentials"
 	unitCredsDir = "/run/credentials/credproxy.service"
+	// credentialsID is the ID of the unit's one LoadCredential=, which
+	// names the secrets directory: systemd loads every file in it, the
+	// file <name> as the credential credentials_<name>
+	// (systemd.exec(5), "If an absolute path referring to a directory is
+	// specified..."), so that every kind's secret gets in without a line
+	// of its own, and no kind's file must exist.
+	credentialsID = "credentials"
+	// checkHelper runs `credproxy check` with the unit's settings and
+	// secrets, before the unit is enabled.
+	checkHelper = "/usr/sbin/credproxy-check"
 )
+
+// credentialPath is where the service reads the secret that the
+// administrator put at secretsDir/name.
+func credentialPath(name string) string {
+	return unitCredsDir + "/" + credentialsID + "_" + name
+}
 
 // unitFile is a systemd unit: "Section.Key" to its values, in order (a
 // key may repeat).
@@ -124,6 +140,11 @@ func TestSystemdUnit(t *testing.T) {
 		"Service.ExecStart":    unitBinary + " run",
 		"Service.ExecReload":   "/bin/kill -HUP $MAINPID",
 		"Service.Restart":      "on-failure",
+		// Exit 2 is a configuration error: starting again cannot help,
+		// and a restart loop would hide it.
+		"Service.RestartPreventExitStatus": "2",
+		// Every file of the secrets directory, whatever the kinds.
+		"Service.LoadCredential": credentialsID + ":" + secretsDir,
 		// Pinged every 15 s; well above a stalled GC or a busy machine.
 		"Service.WatchdogSec":     "30s",
 		"Service.EnvironmentFile": unitEnvFile,
@@ -148,9 +169,13 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("%s=%q is set", key, v)
 		}
 	}
-	ids := credentialIDs(t, u)
-	if len(ids) == 0 {
-		t.Error("no LoadCredential=: the example route's secret has no way in")
+	for _, key := range []string{"Service.ExecStartPre", "Service.ExecCondition", "Service.SuccessExitStatus"} {
+		if v, ok := u[key]; ok {
+			// An exchange of its own before every start would double the
+			// identity service's load on restarts; credproxy-check is
+			// the check, run by hand.
+			t.Errorf("%s=%q is set", key, v)
+		}
 	}
 }
 
@@ -187,25 +212,10 @@ func TestSystemdUnitAddressFamilies(t *testing.T) {
 	}
 }
 
-// credentialIDs returns the IDs of the unit's LoadCredential= lines,
-// failing t for one that does not read /etc/credproxy/credentials/<ID>.
-func credentialIDs(t *testing.T, u unitFile) []string {
-	t.Helper()
-	var ids []string
-	for _, lc := range u["Service.LoadCredential"] {
-		id, src, _ := strings.Cut(lc, ":")
-		if src != path.Join(secretsDir, id) {
-			t.Errorf("LoadCredential=%s: want %s:%s/%s", lc, id, secretsDir, id)
-		}
-		ids = append(ids, id)
-	}
-	return ids
-}
-
 // TestSystemdEnvFile: the packaged environment file is a configuration
 // credproxy accepts as it stands, within the contract (secrets by file
-// only), and every *_FILE in it names a credential the unit loads, in the
-// directory systemd puts the service's credentials in.
+// only), and every *_FILE in it names the copy of a file of the secrets
+// directory, where systemd puts it for the service.
 func TestSystemdEnvFile(t *testing.T) {
 	env := readEnvFile(t, filepath.Join("..", "systemd", "credproxy.env"))
 	if env["CREDPROXY_AUTH"] != "csp-api-token" {
@@ -213,14 +223,37 @@ func TestSystemdEnvFile(t *testing.T) {
 	}
 	_, errs := checkEnv(env)
 	report(t, errs)
-	ids := credentialIDs(t, readUnit(t, filepath.Join("..", "systemd", "credproxy.service")))
 	for k, v := range env {
 		if !strings.HasSuffix(k, "_FILE") {
 			continue
 		}
-		dir, id := path.Split(v)
-		if path.Clean(dir) != unitCredsDir || !slices.Contains(ids, id) {
-			t.Errorf("%s=%s: want %s/<ID> for an ID of the unit's LoadCredential= (%q)", k, v, unitCredsDir, ids)
+		name, ok := strings.CutPrefix(v, credentialPath(""))
+		if !ok || name == "" || strings.Contains(name, "/") {
+			t.Errorf("%s=%s: want %s for a file %s/<name>", k, v, credentialPath("<name>"), secretsDir)
+		}
+	}
+}
+
+// reservedHost: a host name that can never be someone's live host
+// (RFC 2606, RFC 6761), or loopback.
+var reservedHost = regexp.MustCompile(`(^|\.)(example\.(com|net|org)|example|invalid|test|localhost)$|^127\.0\.0\.1$`)
+
+// TestSystemdEnvFileNoLiveHosts: the packaged settings, comments included,
+// name no host that exists: an administrator who starts the example as it
+// stands sends nothing to anyone (and check's handshake fails, naming the
+// host to change).
+func TestSystemdEnvFileNoLiveHosts(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "systemd", "credproxy.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := regexp.MustCompile(`[a-z][a-z0-9+.-]*://([A-Za-z0-9.-]+)`).FindAllStringSubmatch(string(data), -1)
+	if len(urls) == 0 {
+		t.Fatal("no URL in credproxy.env: the example sets CREDPROXY_UPSTREAM")
+	}
+	for _, m := range urls {
+		if !reservedHost.MatchString(strings.ToLower(m[1])) {
+			t.Errorf("credproxy.env names %s (%s): use a reserved name (example.com, .invalid)", m[1], m[0])
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/credproxy/credproxy/internal/testwait"
 )
 
 // socketFile is a dup of ln's socket, named as systemd would pass it.
@@ -235,11 +237,10 @@ func TestSystemdSocketActivate(t *testing.T) {
 	args := append([]string{"-l", path, "-l", tcpAt, "--fdname=reverse-default:admin", "-E", activatedChildEnv + "=" + path}, childArgs()...)
 	// It binds once it runs: wait for its socket file.
 	runActivatedChild(t, exec.Command(activate, args...), path, tcpAt, func() {
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Lstat(path); err == nil {
-				return
-			}
-		}
+		testwait.Eventually(t, 10*time.Second, func() (bool, string) {
+			_, err := os.Lstat(path)
+			return err == nil, fmt.Sprintf("the socket file: %v", err)
+		})
 	})
 }
 

@@ -4,14 +4,19 @@ package logtest
 
 import (
 	"bytes"
+	"encoding/base32"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -79,29 +84,47 @@ func Leak(text string, secrets ...string) (piece, form string) {
 const pieceLen = 8
 
 // pieces maps every normalised piece of the secrets' encodings to the
-// name of its encoding. Secrets shorter than pieceLen are kept whole.
+// name of its encoding. A piece is pieceLen bytes long, or longer for an
+// encoding that spends more than two characters on a byte (see
+// encoded.min). Values shorter than their piece are kept whole.
 type pieces struct {
-	set   map[string]string
-	short map[string]string
+	// set is keyed by a piece's bytes read as a little-endian uint64.
+	set map[uint64]string
+	// longer holds the longer pieces by their length.
+	longer map[int]map[string]string
+	short  map[string]string
 }
 
 func newPieces(secrets []string) pieces {
-	ps := pieces{set: map[string]string{}, short: map[string]string{}}
+	ps := pieces{set: make(map[uint64]string, 64*len(secrets)), longer: map[int]map[string]string{}, short: map[string]string{}}
 	for _, s := range secrets {
 		if s == "" {
 			continue
 		}
 		for _, f := range encodings(s) {
-			v := normalise(f.value)
-			if len(v) < pieceLen {
-				if _, ok := ps.short[v]; !ok {
+			v, n := normalise(f.value), max(pieceLen, f.min)
+			switch {
+			case len(v) < n:
+				if _, ok := ps.short[v]; !ok && v != "" {
 					ps.short[v] = f.name
 				}
-				continue
-			}
-			for i := 0; i+pieceLen <= len(v); i++ {
-				if _, ok := ps.set[v[i:i+pieceLen]]; !ok {
-					ps.set[v[i:i+pieceLen]] = f.name
+			case n == pieceLen:
+				for i := 0; i+n <= len(v); i++ {
+					k := binary.LittleEndian.Uint64([]byte(v[i : i+n]))
+					if _, ok := ps.set[k]; !ok {
+						ps.set[k] = f.name
+					}
+				}
+			default:
+				m := ps.longer[n]
+				if m == nil {
+					m = map[string]string{}
+					ps.longer[n] = m
+				}
+				for i := 0; i+n <= len(v); i++ {
+					if _, ok := m[v[i:i+n]]; !ok {
+						m[v[i:i+n]] = f.name
+					}
 				}
 			}
 		}
@@ -110,7 +133,8 @@ func newPieces(secrets []string) pieces {
 }
 
 // find returns the first piece found in text and its encoding's name, or
-// "", "". One pass over text, whatever the number of secrets.
+// "", "". One pass over text per decoding tried, whatever the number of
+// secrets.
 func (ps pieces) find(text string) (piece, form string) {
 	if p, f := ps.findNormalised(normalise(text)); p != "" {
 		return p, f
@@ -120,6 +144,22 @@ func (ps pieces) find(text string) (piece, form string) {
 	if strings.Contains(text, "%") {
 		if p, _ := ps.findNormalised(normalise(percentDecodeASCII(text))); p != "" {
 			return p, "a percent-encoded piece"
+		}
+	}
+	// Backslash escapes (\u0041, \x41, a surrogate pair for a character
+	// beyond U+FFFF) and HTML character references (&#65; &#x41; &amp;).
+	if strings.ContainsAny(text, `\&`) {
+		if p, _ := ps.findNormalised(normalise(decodeEscapes(text))); p != "" {
+			return p, "an escaped piece"
+		}
+	}
+	// Decimal bytes separated by white space (65 66 67): normalising
+	// takes the spaces out, and digits run together are not looked for
+	// (a log's timestamps would match them by chance), so the spaces
+	// become the commas the decimal form is looked for with.
+	if strings.ContainsFunc(text, unicode.IsSpace) {
+		if p, _ := ps.findNormalised(normalise(strings.Join(strings.Fields(text), ","))); p != "" {
+			return p, "a piece of its decimal bytes"
 		}
 	}
 	return "", ""
@@ -142,6 +182,98 @@ func percentDecodeASCII(s string) string {
 	return b.String()
 }
 
+// decodeEscapes decodes, in s, the backslash escapes \uXXXX (joining
+// surrogate pairs), \UXXXXXXXX and \xXX, and the HTML character
+// references &#NNN; &#xHHH; (the semicolon optional) and the five of
+// XML. Everything else stays as it is.
+func decodeEscapes(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if strings.HasPrefix(s[i:], `\x`) {
+			// A byte, which may be part of a character: written as it
+			// is, so that bytes escaped one by one make the character.
+			if v, n := number(s[i:], 2, 2, 2, 16); n > 0 {
+				b.WriteByte(byte(v))
+				i += n
+				continue
+			}
+		}
+		r, n := escapeAt(s[i:])
+		if n == 0 {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		if utf16.IsSurrogate(r) {
+			if r2, n2 := escapeAt(s[i+n:]); n2 > 0 && utf16.IsSurrogate(r2) {
+				if j := utf16.DecodeRune(r, r2); j != utf8.RuneError {
+					r, n = j, n+n2
+				}
+			}
+		}
+		b.WriteRune(r)
+		i += n
+	}
+	return b.String()
+}
+
+// escapeAt reads the escape or character reference at the start of s;
+// n is 0 when there is none.
+func escapeAt(s string) (r rune, n int) {
+	switch {
+	case strings.HasPrefix(s, `\u`):
+		return number(s, 2, 4, 4, 16)
+	case strings.HasPrefix(s, `\U`):
+		return number(s, 2, 8, 8, 16)
+	case strings.HasPrefix(s, "&#x"), strings.HasPrefix(s, "&#X"):
+		r, n = number(s, 3, 1, 6, 16)
+	case strings.HasPrefix(s, "&#"):
+		r, n = number(s, 2, 1, 7, 10)
+	case strings.HasPrefix(s, "&"):
+		for _, e := range [...]string{"&amp;&", "&lt;<", "&gt;>", "&quot;\"", "&apos;'"} {
+			if name := e[:len(e)-1]; strings.HasPrefix(s, name) {
+				return rune(e[len(e)-1]), len(name)
+			}
+		}
+		return 0, 0
+	default:
+		return 0, 0
+	}
+	if n > 0 && n < len(s) && s[n] == ';' {
+		n++
+	}
+	return r, n
+}
+
+// number reads from s[skip:] between least and most digits of base; n
+// is 0 when there are fewer than least.
+func number(s string, skip, least, most, base int) (rune, int) {
+	end := skip
+	for end < len(s) && end-skip < most && digitValue(s[end]) < base {
+		end++
+	}
+	if end-skip < least {
+		return 0, 0
+	}
+	v, err := strconv.ParseUint(s[skip:end], base, 32)
+	if err != nil || v > unicode.MaxRune {
+		return 0, 0
+	}
+	return rune(v), end
+}
+
+func digitValue(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return 99
+}
+
 func (ps pieces) findNormalised(n string) (piece, form string) {
 	for v, name := range ps.short {
 		if strings.Contains(n, v) {
@@ -149,53 +281,127 @@ func (ps pieces) findNormalised(n string) (piece, form string) {
 		}
 	}
 	for i := 0; i+pieceLen <= len(n); i++ {
-		if name, ok := ps.set[n[i:i+pieceLen]]; ok {
+		if name, ok := ps.set[binary.LittleEndian.Uint64([]byte(n[i:i+pieceLen]))]; ok {
 			return n[i : i+pieceLen], name
+		}
+	}
+	for l, m := range ps.longer {
+		for i := 0; i+l <= len(n); i++ {
+			if name, ok := m[n[i:i+l]]; ok {
+				return n[i : i+l], name
+			}
 		}
 	}
 	return "", ""
 }
 
-type encoded struct{ name, value string }
+// encoded is a secret in one encoding. A piece of it counts when it
+// encodes at least 4 bytes of the secret, as 8 hex digits do: min is the
+// length of such a piece where that is more than pieceLen (hex with
+// separators, decimal, UTF-16), so that a clock's "00:30:00" is not
+// taken for the UTF-16 of a "0".
+type encoded struct {
+	name, value string
+	min         int
+}
 
-// encodings returns s in every form checked for. A base64 value is cut to
-// the characters that depend on s alone: the first group of four also
-// encodes what precedes s, the last what follows it.
+// encodings returns s in every form checked for. A base64 or base32 value
+// is cut to the characters that depend on s alone, at each alignment s
+// can have inside a longer encoded value: the first group also encodes
+// what precedes s, the last what follows it. At alignment 0 it is also
+// kept whole, for a secret shorter than a piece.
 func encodings(s string) []encoded {
+	b := []byte(s)
 	out := []encoded{
-		{"a piece", s},
-		{"a query-escaped piece", url.QueryEscape(s)},
-		{"a path-escaped piece", url.PathEscape(s)},
-		{"a hex piece", hex.EncodeToString([]byte(s))},
+		{"a piece", s, 0},
+		{"a query-escaped piece", url.QueryEscape(s), 0},
+		{"a path-escaped piece", url.PathEscape(s), 0},
+		{"a reversed piece", reversed(s), 0},
+		{"a piece of its decimal bytes", joinBytes(b, "%d", ","), 11},
+		{"a hex piece", hex.EncodeToString(b), 0},
+		{"a hex piece", joinBytes(b, "%02x", ":"), 11},
+		{"a hex piece", joinBytes(b, "%02x", "-"), 11},
 	}
-	for _, enc := range []struct {
+	out = append(out, grouped("a base64 piece", base64.StdEncoding.EncodeToString, b, 3, 4, 0)...)
+	out = append(out, grouped("a base64url piece", base64.URLEncoding.EncodeToString, b, 3, 4, 0)...)
+	out = append(out, grouped("a base32 piece", base32.StdEncoding.EncodeToString, b, 5, 8, 0)...)
+	for _, v := range []struct {
 		name string
-		enc  *base64.Encoding
-	}{{"a base64 piece", base64.StdEncoding}, {"a base64url piece", base64.URLEncoding}} {
-		for lead := range 3 {
-			e := enc.enc.EncodeToString(append(make([]byte, lead), s...))
-			lo, hi := 0, len(e)-4
-			if lead > 0 {
-				lo = 4
-			}
-			if hi-lo >= pieceLen {
-				out = append(out, encoded{enc.name, e[lo:hi]})
-			}
+		b    []byte
+	}{{" of its UTF-16LE", utf16Bytes(s, binary.LittleEndian)}, {" of its UTF-16BE", utf16Bytes(s, binary.BigEndian)}} {
+		out = append(out,
+			encoded{"a hex piece" + v.name, hex.EncodeToString(v.b), 16},
+			encoded{"a hex piece" + v.name, joinBytes(v.b, "%02x", ":"), 23},
+			encoded{"a hex piece" + v.name, joinBytes(v.b, "%02x", "-"), 23})
+		out = append(out, grouped("a base64 piece"+v.name, base64.StdEncoding.EncodeToString, v.b, 3, 4, 12)...)
+		out = append(out, grouped("a base64url piece"+v.name, base64.URLEncoding.EncodeToString, v.b, 3, 4, 12)...)
+	}
+	return out
+}
+
+// grouped returns the characters of encode(b) that depend on b alone, at
+// each of the group alignments b can have: an encoding that turns group
+// bytes into width characters; least is their encoded.min.
+func grouped(name string, encode func([]byte) string, b []byte, group, width, least int) []encoded {
+	whole := encode(b)
+	out := []encoded{{name, whole, least}, {name, strings.TrimRight(whole, "="), least}}
+	for lead := range group {
+		e := encode(append(make([]byte, lead), b...))
+		lo, hi := 0, len(e)-width
+		if lead > 0 {
+			lo = width
+		}
+		if hi-lo >= max(pieceLen, least) {
+			out = append(out, encoded{name, e[lo:hi], least})
 		}
 	}
 	return out
 }
 
+func joinBytes(b []byte, format, sep string) string {
+	out := make([]byte, 0, 4*len(b))
+	for i, c := range b {
+		if i > 0 {
+			out = append(out, sep...)
+		}
+		out = fmt.Appendf(out, format, c)
+	}
+	return string(out)
+}
+
+func utf16Bytes(s string, order binary.AppendByteOrder) []byte {
+	var out []byte
+	for _, u := range utf16.Encode([]rune(s)) {
+		out = order.AppendUint16(out, u)
+	}
+	return out
+}
+
+func reversed(s string) string {
+	r := []rune(s)
+	slices.Reverse(r)
+	return string(r)
+}
+
 // normalise lower-cases s and takes out spaces, control and format
 // characters, so that a secret split by a line break or a zero-width
-// character, or shown upper-cased, is still found.
+// character, or shown upper-cased, is still found. Bytes of invalid
+// UTF-8 are kept as they are: one may be the first byte of a character
+// of a secret, cut after it.
 func normalise(s string) string {
-	return strings.ToLower(strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
-			return -1
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b.WriteByte(s[i])
+		case unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r):
+		default:
+			b.WriteRune(unicode.ToLower(r))
 		}
-		return r
-	}, s))
+		i += n
+	}
+	return b.String()
 }
 
 // Hygiene gathers everything a test produces that an operator or a client

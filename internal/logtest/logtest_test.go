@@ -132,3 +132,49 @@ func percentEvery(v string) string {
 	}
 	return b.String()
 }
+
+// TestLeakFindsEveryShape: each Shape of a secret is found whole, and its
+// middle half, inside other text.
+func TestLeakFindsEveryShape(t *testing.T) {
+	for _, cred := range []string{"Cred-0123+4567/secret=É", "sh0rt"} {
+		for _, sh := range Shapes(cred) {
+			t.Run(cred+"/"+sh.Name, func(t *testing.T) {
+				if p, _ := Leak("message: "+sh.Text+" (end)", cred); p == "" {
+					t.Errorf("%q not found", sh.Text)
+				}
+				if len(cred) < 16 {
+					return
+				}
+				mid := sh.Text[len(sh.Text)/4 : len(sh.Text)*3/4]
+				if p, _ := Leak("message: "+mid+" (end)", cred); p == "" {
+					t.Errorf("piece %q not found", mid)
+				}
+			})
+		}
+	}
+}
+
+// TestLeakDecimalNeedsSeparators: digits run together are not taken for
+// decimal bytes (a log's timestamps would match by chance), while the
+// same numbers separated are.
+func TestLeakDecimalNeedsSeparators(t *testing.T) {
+	const cred = "abcdefgh"
+	if p, f := Leak(`{"ts":979899100101102103104}`, cred); p != "" {
+		t.Errorf("digits run together: found %q (%s)", p, f)
+	}
+	if p, _ := Leak("[97, 98, 99, 100]", cred); p == "" {
+		t.Errorf("separated decimal bytes not found")
+	}
+}
+
+// TestLeakLongerPiecesForWideEncodings: a piece of an encoding that
+// spends more than two characters on a byte must hold 4 bytes of the
+// secret: a clock's 00:30:00 is not the UTF-16 of a token's "0".
+func TestLeakLongerPiecesForWideEncodings(t *testing.T) {
+	if p, f := Leak("expires 2026-01-01 00:30:00, 00-30-00", "tok-10"); p != "" {
+		t.Errorf("found %q (%s)", p, f)
+	}
+	if p, _ := Leak("74:00:6f:00:6b:00:2d:00", "tok-10"); p == "" {
+		t.Errorf("four characters' UTF-16LE hex not found")
+	}
+}

@@ -1,6 +1,7 @@
 // Package sdnotify tells systemd about a service's state, for a unit with
 // Type=notify: READY=1 once it serves, STOPPING=1 when its drain begins,
-// STATUS= lines for `systemctl status`, and WATCHDOG=1 pings for a unit
+// STATUS= lines for `systemctl status` (WaitingStatus: what a start waits
+// for), and WATCHDOG=1 pings for a unit
 // with WatchdogSec=, each as sd_notify(3) says: one datagram of
 // newline-separated assignments to the unix socket NOTIFY_SOCKET names.
 //

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/testwait"
 )
 
 // notifySocket listens on a unixgram socket as systemd's NOTIFY_SOCKET
@@ -162,26 +163,36 @@ type check struct {
 	mu    sync.Mutex
 	stuck chan struct{}
 	hang  bool
+	// hung is signalled, once, when a call begins to hang on stuck, so
+	// that a test waits for that instead of for a duration.
+	hung chan struct{}
 }
 
 func (c *check) alive() {
 	c.mu.Lock()
-	h, ch := c.hang, c.stuck
+	h, ch, hung := c.hang, c.stuck, c.hung
 	c.mu.Unlock()
 	if h {
+		select {
+		case hung <- struct{}{}:
+		default: // signalled already
+		}
 		<-ch
 	}
 }
 
-func (c *check) setHang(hang bool) {
+// setHang makes the calls from now on hang, or releases them. The
+// channel returned receives once a call hangs.
+func (c *check) setHang(hang bool) <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if hang {
-		c.stuck = make(chan struct{})
+		c.stuck, c.hung = make(chan struct{}), make(chan struct{}, 1)
 	} else {
 		close(c.stuck)
 	}
 	c.hang = hang
+	return c.hung
 }
 
 // TestWatchdogPingsOnlyWhileAlive: WATCHDOG=1 goes out every interval
@@ -223,9 +234,9 @@ func TestWatchdogPingsOnlyWhileAlive(t *testing.T) {
 	if pings > 1 {
 		t.Errorf("%d pings while the check hung", pings)
 	}
-	if !strings.Contains(logs.String(), "did not answer within the watchdog interval") {
-		t.Errorf("the stall was not logged:\n%s", logs)
-	}
+	testwait.Eventually(t, 10*time.Second, func() (bool, string) {
+		return strings.Contains(logs.String(), "did not answer within the watchdog interval"), "the stall is not logged:\n" + logs.String()
+	})
 	c.setHang(false)
 	next(t, got, "WATCHDOG=1 after the check returned")
 	if !strings.Contains(logs.String(), "answers again") {
@@ -233,8 +244,12 @@ func TestWatchdogPingsOnlyWhileAlive(t *testing.T) {
 	}
 
 	// A check that hangs for good does not hold up the end.
-	c.setHang(true)
-	time.Sleep(2 * n.WatchdogInterval())
+	hung := c.setHang(true)
+	select {
+	case <-hung:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the check was not called again")
+	}
 	cancel()
 	select {
 	case <-done:

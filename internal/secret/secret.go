@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"unicode"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -121,7 +123,9 @@ func (r Ref) IsSet() bool { return r.File != "" || !r.Value.Empty() }
 // Load returns the secret, reading the file when one is configured. Leading
 // and trailing white space (the newline editors and `kubectl create secret
 // --from-file` leave) is removed. Errors name the variable and the file,
-// never the content.
+// never the content; the file only when its name looks like a path
+// (LooksLikePath): a value that looks like a secret, put into the *_FILE
+// variable by mistake, is named by the variable, not shown.
 func (r Ref) Load() (Secret, error) {
 	if r.File == "" {
 		if r.Value.Empty() {
@@ -129,29 +133,87 @@ func (r Ref) Load() (Secret, error) {
 		}
 		return r.Value, nil
 	}
-	v, err := readFile(r.File)
-	if err != nil {
+	v, err := readFile(r.File, r.Var)
+	if err != nil && LooksLikePath(r.File) {
 		return Secret{}, fmt.Errorf("%s: %w", r.Var, err)
 	}
-	return v, nil
+	return v, err
 }
 
-func readFile(path string) (Secret, error) {
+// LooksLikePath reports whether v, the value of a *_FILE variable, may be
+// shown in an error: whether it looks like a path rather than a secret
+// put there by mistake. It does when it contains a '/', has no white
+// space or control character, and none of its runs of letters and digits
+// of 12 or more characters holds upper case, lower case and digits
+// together: the shape of a random token (a long name in one case or
+// without digits, a hex digest or a CamelCase directory, is a name).
+// Anything else is named by its variable, not shown.
+func LooksLikePath(v string) bool {
+	if !strings.Contains(v, "/") || strings.ContainsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return false
+	}
+	run, upper, lower, digit := 0, false, false, false
+	for _, r := range v + "/" {
+		switch {
+		case unicode.IsUpper(r):
+			run, upper = run+1, true
+		case unicode.IsLower(r):
+			run, lower = run+1, true
+		case unicode.IsDigit(r):
+			run, digit = run+1, true
+		default:
+			if run >= 12 && upper && lower && digit {
+				return false
+			}
+			run, upper, lower, digit = 0, false, false, false
+		}
+	}
+	return true
+}
+
+// hiddenPathError is a failure to read the file a *_FILE variable names
+// when its value is not to be shown (LooksLikePath). The *fs.PathError it
+// wraps, for errors.Is and errors.As, has the value replaced too.
+type hiddenPathError struct {
+	msg string
+	err error
+}
+
+func (e *hiddenPathError) Error() string { return e.msg }
+func (e *hiddenPathError) Unwrap() error { return e.err }
+
+// readFile reads the secret file at path, named by variable. Its errors
+// show path only when it looks like one.
+func readFile(path, variable string) (Secret, error) {
+	shown := path
+	if !LooksLikePath(path) {
+		shown = "(the value of " + variable + ", not shown)"
+	}
 	f, err := os.Open(path)
 	if err != nil {
+		var pe *fs.PathError
+		if shown != path && errors.As(err, &pe) {
+			return Secret{}, &hiddenPathError{
+				msg: fmt.Sprintf("%s does not name a readable file; its value looks like a secret rather than a path (not shown): %v", variable, pe.Err),
+				err: &fs.PathError{Op: pe.Op, Path: shown, Err: pe.Err},
+			}
+		}
 		return Secret{}, fmt.Errorf("read secret file: %w", err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return Secret{}, fmt.Errorf("read secret file %s: %w", path, err)
+		if pe, ok := err.(*fs.PathError); ok && shown != path {
+			err = &fs.PathError{Op: pe.Op, Path: shown, Err: pe.Err}
+		}
+		return Secret{}, fmt.Errorf("read secret file %s: %w", shown, err)
 	}
 	if len(b) > MaxFileSize {
-		return Secret{}, fmt.Errorf("secret file %s is larger than %d bytes", path, MaxFileSize)
+		return Secret{}, fmt.Errorf("secret file %s is larger than %d bytes", shown, MaxFileSize)
 	}
 	v := strings.TrimSpace(string(b))
 	if v == "" {
-		return Secret{}, fmt.Errorf("secret file %s %w", path, ErrEmpty)
+		return Secret{}, fmt.Errorf("secret file %s %w", shown, ErrEmpty)
 	}
 	return New(v), nil
 }

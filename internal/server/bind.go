@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 
 	"go.uber.org/zap"
 
@@ -43,7 +44,7 @@ func (s *Server) bind() (routeLns []*listener, adminLn *listener, err error) {
 		if r.cfg.Listen == "" {
 			continue
 		}
-		ln, err := s.listen(r.cfg.Listen, "reverse-"+r.cfg.Name)
+		ln, err := s.listen(r.cfg.Listen, "reverse-"+r.cfg.Name, r.cfg.ListenMode)
 		if err != nil {
 			return routeLns, nil, fmt.Errorf("route %s: listen on %s (%sLISTEN): %w", r.cfg.Name, r.cfg.Listen, r.cfg.Prefix, err)
 		}
@@ -51,14 +52,14 @@ func (s *Server) bind() (routeLns []*listener, adminLn *listener, err error) {
 		routeLns = append(routeLns, newListener("route "+r.cfg.Name, ln, h, s.log.Named("proxy")))
 	}
 	if s.forward != nil {
-		ln, err := s.listen(s.cfg.ForwardAddr, "forward")
+		ln, err := s.listen(s.cfg.ForwardAddr, "forward", listen.DefaultMode)
 		if err != nil {
 			return routeLns, nil, fmt.Errorf("forward proxy: listen on %s (CREDPROXY_FORWARD_ADDR): %w", s.cfg.ForwardAddr, err)
 		}
 		routeLns = append(routeLns, newListener("forward", ln, s.guard(ln, "forward", "", s.forward), s.log.Named("proxy")))
 	}
 	if s.cfg.AdminAddr != "" {
-		ln, err := s.listen(s.cfg.AdminAddr, "admin")
+		ln, err := s.listen(s.cfg.AdminAddr, "admin", listen.DefaultMode)
 		if err != nil {
 			return routeLns, nil, fmt.Errorf("admin: listen on %s (CREDPROXY_ADMIN_ADDR): %w", s.cfg.AdminAddr, err)
 		}
@@ -68,11 +69,12 @@ func (s *Server) bind() (routeLns []*listener, adminLn *listener, err error) {
 }
 
 // listen binds addr for the listener systemd would name name
-// (FileDescriptorName=), or takes the socket systemd passed for it.
-// LISTEN_MODE is not configurable yet: unix sockets get
-// listen.DefaultMode (0660).
-func (s *Server) listen(addr, name string) (net.Listener, error) {
-	return listen.Listen(addr, listen.Options{Name: name, Mode: listen.DefaultMode, Sockets: s.opts.Sockets})
+// (FileDescriptorName=), or takes the socket systemd passed for it. A
+// unix socket it creates gets mode: a route's LISTEN_MODE
+// (config.Route.ListenMode), listen.DefaultMode (0660) for the admin and
+// forward listeners, which have no mode setting.
+func (s *Server) listen(addr, name string, mode os.FileMode) (net.Listener, error) {
+	return listen.Listen(addr, listen.Options{Name: name, Mode: mode, Sockets: s.opts.Sockets})
 }
 
 // newListener is a listener serving h, whose requests carry the caller a

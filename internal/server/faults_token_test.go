@@ -175,15 +175,17 @@ func (r *faultRig) eventually(what string, within time.Duration, ok func() bool)
 
 // unavailable503 waits until the held token has expired and checks the
 // fail-closed answer: 503 with the JSON body of the contract, whose detail
-// carries the cause; /readyz says why too.
+// says credproxy's reason, never the cause's text (the service's, which
+// may echo the secret); /readyz says why, with the cause.
 func (r *faultRig) unavailable503(cause string) {
 	r.t.Helper()
 	var status int
 	var body string
 	r.eventually("failing closed", 20*time.Second, func() bool { status, body = r.get(r.proxy, "/api/v2/x"); return status == 503 })
 	var got struct{ Error, Route, Detail string }
-	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Error != "credential_unavailable" || got.Route != "default" || !strings.Contains(got.Detail, cause) {
-		r.t.Errorf("503 body %s, want credential_unavailable for route default with %q", body, cause)
+	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Error != "credential_unavailable" || got.Route != "default" ||
+		!strings.HasPrefix(got.Detail, "token exchange failed: ") || strings.Contains(got.Detail, cause) {
+		r.t.Errorf("503 body %s, want credential_unavailable for route default with credproxy's reason, without %q", body, cause)
 	}
 	st, ready := r.get(r.admn, "/readyz")
 	if st != 503 || !strings.Contains(ready, cause) {
@@ -227,7 +229,7 @@ func TestTokenEndpointFaultsEndToEnd(t *testing.T) {
 		desc  string
 		env   map[string]string
 		fault func(r *faultRig)
-		// cause is in the log line, the 503 detail and /readyz.
+		// cause is in the log line and /readyz, not the 503 detail.
 		cause  string
 		result string
 		// recover: the fault is cleared and the route must serve again

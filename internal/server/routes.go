@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/admin"
@@ -12,6 +13,7 @@ import (
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
 	"github.com/credproxy/credproxy/proxy"
+	"github.com/credproxy/credproxy/tokenapi"
 	"github.com/credproxy/credproxy/tokencache"
 	"github.com/credproxy/credproxy/tokensink"
 )
@@ -58,17 +60,24 @@ type liveRoute struct {
 	sink *tokensink.Sink
 }
 
+// routeMetrics are the metrics every route's components count on, each
+// registered on the server's registry by the package that changes it.
+type routeMetrics struct {
+	tokens *tokencache.Metrics
+	sinks  *tokensink.Metrics
+	expiry *credexpiry.Metrics
+}
+
 // newLiveRoute builds a route's exchange, its token cache (with its
-// metrics) and what the proxy needs of it.
-func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *zap.Logger) (*liveRoute, error) {
+// metrics), the watcher of its credential's expiry and what the proxy
+// needs of it.
+func newLiveRoute(rc config.Route, client *http.Client, m routeMetrics, log *zap.Logger) (*liveRoute, error) {
 	src, err := NewSource(rc, client)
 	if err != nil {
 		return nil, err
 	}
-	if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
-		rt.OnRotate = logRotation(rc, log.Named("exchange").With(zap.String("route", rc.Name)))
-	}
-	sink, onToken := newSink(rc, m, log)
+	expiry := newExpiryWatcher(rc, src, m.expiry, log)
+	sink, onToken := newSink(rc, m.sinks, log)
 	cache := tokencache.New(src, tokencache.Options{
 		Route:           rc.Name,
 		Kind:            string(rc.Auth),
@@ -77,11 +86,11 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 		TokenWait:       rc.TokenWait,
 		ExchangeTimeout: rc.ExchangeTimeout,
 		Logger:          log.Named("tokencache"),
-		OnExchange:      m.ObserveExchange(rc.Name, string(rc.Auth)),
+		Metrics:         m.tokens,
+		OnExchange:      credentialNews(rc, expiry, log.Named("exchange").With(zap.String("route", rc.Name))),
 		OnToken:         onToken,
 	})
-	m.WatchRoute(rc.Name, cache.Status)
-	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: newExpiryWatcher(rc, src, m, log), route: &proxy.Route{
+	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: expiry, route: &proxy.Route{
 		Name:          rc.Name,
 		Upstream:      rc.Upstream,
 		Hosts:         rc.Hosts,
@@ -93,71 +102,85 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 }
 
 // newExpiryWatcher builds the watcher of a route's long-lived credential:
-// the configured CREDENTIAL_EXPIRES_AT, CSP's details lookup for
-// csp-api-token, and the refresh_expires_in of oauth2-refresh-token's
-// answers; it feeds the route's gauge.
-func newExpiryWatcher(rc config.Route, src exchange.Source, m *admin.Metrics, log *zap.Logger) *credexpiry.Watcher {
+// the configured CREDENTIAL_EXPIRES_AT and CSP's details lookup for
+// csp-api-token; it feeds the route's gauge. The refresh_expires_in of
+// oauth2-refresh-token's answers reaches it through credentialNews.
+func newExpiryWatcher(rc config.Route, src exchange.Source, m *credexpiry.Metrics, log *zap.Logger) *credexpiry.Watcher {
 	opts := credexpiry.Options{
 		Route:         rc.Name,
 		Kind:          string(rc.Auth),
 		Configured:    rc.CredentialExpiresAt,
 		LookupTimeout: rc.ExchangeTimeout,
 		Logger:        log.Named("credexpiry"),
-		OnChange:      m.CredentialExpiry(rc.Name),
+		Metrics:       m,
 	}
 	if l, ok := src.(credexpiry.Lookup); ok {
 		opts.Lookup = l
 	}
-	w := credexpiry.New(opts)
-	if rt, ok := src.(*exchange.OAuth2RefreshToken); ok {
-		rt.OnCredentialExpiry = w.Observe
-	}
-	return w
+	return credexpiry.New(opts)
 }
 
-// logRotation reports a rotated refresh token: written back to its file,
-// kept in memory, or kept in memory because writing it failed.
-func logRotation(rc config.Route, log *zap.Logger) func(written bool, err error) {
-	return func(written bool, err error) {
-		switch {
-		case err != nil:
-			log.Warn("refresh token rotated; kept in memory only, a restart will reuse the old one", zap.String("file", rc.RefreshToken.File), zap.Error(err))
-		case written:
-			log.Info("refresh token rotated and written back", zap.String("file", rc.RefreshToken.File))
-		default:
-			log.Info("refresh token rotated; kept in memory (set REFRESH_TOKEN_FILE to persist it)")
+// credentialNews returns the route's tokencache OnExchange hook, which
+// passes on what an exchange learnt of the long-lived credential
+// (exchange.CredentialNews): a rotated refresh token to the log, an
+// expiry the answer gave to the watcher.
+func credentialNews(rc config.Route, w *credexpiry.Watcher, log *zap.Logger) func(tokencache.Exchange) {
+	return func(e tokencache.Exchange) {
+		n := e.Credential
+		if n == nil {
+			return
+		}
+		if n.Rotated != nil {
+			logRotation(rc, log, n.Rotated)
+		}
+		if n.ExpiryReported {
+			w.Observe(n.ExpiresAt)
 		}
 	}
 }
 
-// serveAdminPages adds the status page, and the token API when it is on.
-func (s *Server) serveAdminPages(log *zap.Logger) {
-	var page []admin.StatusRoute
-	var routes []admin.TokenRoute
+// logRotation reports a rotated refresh token: written back to its file,
+// kept in memory, or kept in memory because writing it failed.
+func logRotation(rc config.Route, log *zap.Logger, r *exchange.Rotation) {
+	switch {
+	case r.Err != nil:
+		log.Warn("refresh token rotated; kept in memory only, a restart will reuse the old one", zap.String("file", rc.RefreshToken.File), zap.Error(r.Err))
+	case r.WrittenBack:
+		log.Info("refresh token rotated and written back", zap.String("file", rc.RefreshToken.File))
+	default:
+		log.Info("refresh token rotated; kept in memory (set REFRESH_TOKEN_FILE to persist it)")
+	}
+}
+
+// adminOptions are what the admin listener serves: every route's token
+// state and credential expiry, the registry, the forward proxy's CA when
+// there is one (caPEM), and the token endpoints when the token API is on.
+func (s *Server) adminOptions(reg *prometheus.Registry, caPEM func() []byte, log *zap.Logger) admin.Options {
+	opts := admin.Options{Registry: reg, CA: caPEM}
 	for _, r := range s.routes {
 		upstream := ""
 		if r.cfg.Upstream != nil {
 			upstream = r.cfg.Upstream.Redacted()
 		}
-		page = append(page, admin.StatusRoute{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen, Status: r.cache.Status})
-		routes = append(routes, admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache, Identity: identityFunc(r.cfg)})
-		s.admin.ReportCredentialExpiry(r.cfg.Name, r.expiry.Status)
+		opts.Routes = append(opts.Routes, admin.Route{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen,
+			Status: r.cache.Status, Credential: r.expiry.Status})
 	}
-	s.admin.EnableStatusPage(page)
 	if s.cfg.TokenAPI {
-		s.admin.EnableTokenAPI(routes, log.Named("admin"))
-		s.admin.EnableOAuth2(s.oauth2Routes(), log.Named("admin"))
+		api := tokenapi.Options{Routes: s.tokenRoutes(), Metrics: tokenapi.NewMetrics(reg), Logger: log.Named("admin")}
+		opts.TokenAPI, opts.OAuth2 = tokenapi.NewTokenHandler(api), tokenapi.NewOAuth2Handler(api)
 	}
+	return opts
 }
 
-// oauth2Routes are the routes of the local OAuth 2.0 token endpoint: every
-// route, its client_id its name, its client secret LOCAL_CLIENT_SECRET.
-func (s *Server) oauth2Routes() []admin.OAuth2Route {
-	var out []admin.OAuth2Route
+// tokenRoutes are the routes of the token endpoints: every route, its name
+// the token API's path element and the OAuth 2.0 client_id, its client
+// secret LOCAL_CLIENT_SECRET.
+func (s *Server) tokenRoutes() []tokenapi.Route {
+	var out []tokenapi.Route
 	for _, r := range s.routes {
-		out = append(out, admin.OAuth2Route{
-			TokenRoute:   admin.TokenRoute{Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache},
-			ClientSecret: r.cfg.LocalClientSecret,
+		out = append(out, tokenapi.Route{
+			Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache,
+			Identity: identityFunc(r.cfg), ClientSecret: r.cfg.LocalClientSecret,
 		})
 	}
 	return out

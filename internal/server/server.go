@@ -17,6 +17,7 @@ import (
 
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/listen"
@@ -24,6 +25,7 @@ import (
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
 	"github.com/credproxy/credproxy/tokencache"
+	"github.com/credproxy/credproxy/tokensink"
 )
 
 // adminDrainTimeout bounds the admin listener's own shutdown, after the
@@ -103,29 +105,28 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{cfg: cfg, opts: opts, log: log, metrics: proxy.NewMetrics(reg), edge: edge.NewMetrics(reg), transport: proxy.NewTransport(nil)}
-	tokenMetrics := admin.NewMetrics(reg)
+	m := routeMetrics{tokens: tokencache.NewMetrics(reg), sinks: tokensink.NewMetrics(reg), expiry: credexpiry.NewMetrics(reg)}
 	client := exchange.NewHTTPClient()
-	var statuses []func() tokencache.Status
 	for _, rc := range cfg.Routes {
-		r, err := newLiveRoute(rc, client, tokenMetrics, log)
+		r, err := newLiveRoute(rc, client, m, log)
 		if err != nil {
 			return nil, err
 		}
 		s.routes = append(s.routes, r)
-		statuses = append(statuses, r.cache.Status)
 	}
-	s.admin = admin.New(reg, statuses)
-	s.serveAdminPages(log)
+	var caPEM func() []byte
 	if cfg.ForwardAddr != "" {
 		if err := s.newForward(); err != nil {
 			return nil, err
 		}
+		caPEM = func() []byte { return s.forward.CA().CertPEM() }
 	}
+	s.admin = admin.New(s.adminOptions(reg, caPEM, log))
 	return s, nil
 }
 
-// newForward builds the forward proxy, with its CA, and serves the CA's
-// certificate at /ca.pem.
+// newForward builds the forward proxy, with its CA (whose certificate
+// the admin listener serves at /ca.pem).
 func (s *Server) newForward() error {
 	ca, err := loadCA(s.cfg, s.opts.CALifetime, s.log)
 	if err != nil {
@@ -142,7 +143,6 @@ func (s *Server) newForward() error {
 		CA: ca, DenyOthers: s.cfg.ForwardDenyOthers, Guard: proxied.Proxied,
 		Authorize: s.opts.Authorize, AuthRealm: s.opts.AuthRealm,
 	}, s.log.Named("proxy"))
-	s.admin.ServeCA(func() []byte { return s.forward.CA().CertPEM() })
 	return nil
 }
 

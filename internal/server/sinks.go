@@ -6,7 +6,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/tokensink"
@@ -35,7 +34,7 @@ func CheckSinkPaths(routes []config.Route) error {
 
 // newSink returns a route's token sink and the tokencache OnToken hook
 // that feeds it; both nil when the route has no TOKEN_SINK_FILE.
-func newSink(rc config.Route, m *admin.Metrics, log *zap.Logger) (*tokensink.Sink, func(exchange.Token)) {
+func newSink(rc config.Route, m *tokensink.Metrics, log *zap.Logger) (*tokensink.Sink, func(exchange.Token)) {
 	if rc.TokenSinkFile == "" {
 		return nil, nil
 	}
@@ -44,7 +43,7 @@ func newSink(rc config.Route, m *admin.Metrics, log *zap.Logger) (*tokensink.Sin
 		Mode:    rc.TokenSinkMode,
 		Route:   rc.Name,
 		Logger:  log.Named("tokensink"),
-		OnWrite: m.ObserveSinkWrite(rc.Name),
+		Metrics: m,
 	})
 	return s, s.Offer
 }

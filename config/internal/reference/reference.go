@@ -99,7 +99,9 @@ them; ` + "`credproxy --help`" + ` prints the same list, from the same table in
   problem, naming the variable, e.g.
   ` + "`CREDPROXY_CSP_CLIENT_SECRET: required (or CREDPROXY_CSP_CLIENT_SECRET_FILE) when CREDPROXY_AUTH=csp-oauth-app`" + `.
 - A ` + "`CREDPROXY_`" + ` variable that credproxy does not read is a warning
-  naming the nearest real one.
+  naming the nearest real one; with a configuration error, these hints
+  come first, since a misspelt variable is often what a "required"
+  problem is about.
 - ` + "`credproxy check`" + ` validates a configuration and does one exchange
   per route, reporting the result without a secret.
 - White space around a value or a file's content is ignored.
@@ -145,8 +147,9 @@ const notes = `## Notes
 - ` + "`REFRESH_AT`" + `, ` + "`EXPIRY_MARGIN`" + `, ` + "`DEFAULT_TTL`" + `, ` + "`TOKEN_WAIT`" + ` and
   ` + "`EXCHANGE_TIMEOUT`" + ` tune the [token lifecycle](token-lifecycle.md).
 - ` + "`REFRESH_TOKEN_FILE`" + `: a refresh token the provider rotates is written
-  back to the file (a temporary file renamed over it) when it is
-  writable, so that a restart does not present a retired one.
+  back to the file (a temporary file renamed over it, then the directory
+  synced) when it is writable, so that neither a restart nor a crash
+  brings back a retired one.
 - ` + "`LOCAL_CLIENT_SECRET`" + `, ` + "`TOKEN_SINK_FILE`" + ` and ` + "`TOKEN_SINK_MODE`" + `: see
   [local OAuth 2.0 and token sinks](local-oauth2-and-sinks.md).
 - ` + "`CREDENTIAL_EXPIRES_AT`" + `: see [credential expiry](credential-expiry.md).
@@ -155,4 +158,18 @@ const notes = `## Notes
   [endpoints](endpoints.md).
 - ` + "`HEADER_PREFIX`" + ` must be printable ASCII; set it empty for a bare token
   (Splunk's ` + "`X-SF-Token`" + `).
+- ` + "`CLIENT_KEYS_FILE`" + ` and ` + "`CREDPROXY_FORWARD_KEYS_FILE`" + ` are read at start, so
+  that a bad file (unreadable, empty, a duplicate name or key, a key
+  shorter than 16 bytes) stops it with exit code 2 and a message naming
+  the file and the line, never the key; a changed file is read again
+  while running. ` + "`ALLOW_UIDS`" + ` and ` + "`ALLOW_GIDS`" + ` names are looked up at start
+  too (in ` + "`/etc/passwd`" + ` and ` + "`/etc/group`" + `).
+- ` + "`ALLOW_UIDS`" + ` and ` + "`ALLOW_GIDS`" + ` need ` + "`LISTEN=unix:/path.sock`" + `: a TCP
+  caller has no identity the kernel vouches for, so such a rule on a TCP
+  listener would refuse everyone and is an error. ` + "`LISTEN`" + `,
+  ` + "`CREDPROXY_ADMIN_ADDR`" + ` and ` + "`CREDPROXY_FORWARD_ADDR`" + ` take ` + "`unix:/absolute/path.sock`" + `
+  (at most 107 bytes of path).
+- ` + "`ALLOW`" + `: rules match the cleaned path (dot segments removed,
+  percent-decoded); a rule that could never match one (` + "`//`" + `, ` + "`.`" + `, ` + "`..`" + `,
+  a backslash, a percent-escape) is an error naming the rule.
 `

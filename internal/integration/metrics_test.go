@@ -1,4 +1,4 @@
-package admin
+package integration
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,13 +19,21 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/admin"
+	"github.com/credproxy/credproxy/credexpiry"
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/logtest"
+	"github.com/credproxy/credproxy/internal/promtest"
 	"github.com/credproxy/credproxy/internal/secret"
+	"github.com/credproxy/credproxy/internal/testwait"
 	"github.com/credproxy/credproxy/mitm"
 	"github.com/credproxy/credproxy/proxy"
+	"github.com/credproxy/credproxy/tokenapi"
 	"github.com/credproxy/credproxy/tokencache"
+	"github.com/credproxy/credproxy/tokensink"
 )
 
 // documentedMetric is one row of the metrics table of
@@ -37,7 +46,7 @@ type documentedMetric struct {
 // readmeMetrics parses the "## Metrics" table of docs/operators/monitoring.md.
 func readmeMetrics(t *testing.T) []documentedMetric {
 	t.Helper()
-	b, err := os.ReadFile("../docs/operators/monitoring.md")
+	b, err := os.ReadFile("../../docs/operators/monitoring.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,17 +71,18 @@ func readmeMetrics(t *testing.T) []documentedMetric {
 }
 
 // TestDocumentedMetricsExistAfterTraffic drives every kind of traffic
-// through one Metrics (exchanges, a failed renewal, a 401 replay, reverse
-// and forward requests, an intercepted and a tunnelled CONNECT, a token
-// API call, a local OAuth 2.0 token request, a token sink write, a known
-// credential expiry) and checks that each metric of the documented table
-// then exists with its documented type and labels, and that every
-// credproxy metric is documented.
+// through the metrics of every package that has some, registered on one
+// registry as credproxy does (exchanges, a failed renewal, a 401 replay,
+// reverse and forward requests, an intercepted and a tunnelled CONNECT, a
+// token API call, a local OAuth 2.0 token request, a token sink write, a
+// known credential expiry) and checks that each metric of the documented
+// table then exists with its documented type and labels, and that every
+// credproxy metric is documented. It lives here because /metrics is
+// where they are all served.
 func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	log, logs := logtest.New(t)
 	reg := prometheus.NewRegistry()
 	m := proxy.NewMetrics(reg)
-	tm := NewMetrics(reg)
 
 	// A source issuing met-1, met-2, ...; the third exchange fails.
 	var n atomic.Int32
@@ -83,12 +93,11 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		}
 		return exchange.Token{Value: secret.New(fmt.Sprintf("met-SECRET-%d", i)), Expiry: time.Now().Add(time.Hour)}, nil
 	})
-	cache := tokencache.New(src, tokencache.Options{Route: "r", Kind: "oauth2-client-credentials", OnExchange: tm.ObserveExchange("r", "oauth2-client-credentials")})
+	cache := tokencache.New(src, tokencache.Options{Route: "r", Kind: "oauth2-client-credentials", Metrics: tokencache.NewMetrics(reg)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); cache.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	tm.WatchRoute("r", cache.Status)
 
 	// The upstream accepts only met-SECRET-2: the first request gets a
 	// 401, a renewal and a replay.
@@ -137,9 +146,10 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		}
 	}
 
-	// The token API.
-	adm := New(reg, []func() tokencache.Status{cache.Status})
-	adm.EnableTokenAPI([]TokenRoute{{Name: "r", TokenType: "Bearer", Tokens: cache}}, log)
+	// The token API and the local OAuth 2.0 token endpoint.
+	apiOpts := tokenapi.Options{Routes: []tokenapi.Route{{Name: "r", TokenType: "Bearer", Tokens: cache}}, Metrics: tokenapi.NewMetrics(reg), Logger: log}
+	adm := admin.New(admin.Options{Registry: reg, Routes: []admin.Route{{Name: "r", Status: cache.Status}},
+		TokenAPI: tokenapi.NewTokenHandler(apiOpts), OAuth2: tokenapi.NewOAuth2Handler(apiOpts)})
 	asrv := httptest.NewServer(adm)
 	defer asrv.Close()
 	req, _ := http.NewRequest("GET", asrv.URL+"/v1/token/r", nil)
@@ -151,17 +161,18 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 
 	// The local OAuth 2.0 token endpoint (no local client secret set).
-	adm.EnableOAuth2([]OAuth2Route{{TokenRoute: TokenRoute{Name: "r", TokenType: "Bearer", Tokens: cache}}}, log)
-	if resp, err := http.PostForm(asrv.URL+OAuth2TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {"r"}}); err != nil {
+	if resp, err := http.PostForm(asrv.URL+tokenapi.OAuth2TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {"r"}}); err != nil {
 		t.Fatal(err)
 	} else {
 		resp.Body.Close()
 	}
 
-	// A token sink write and a known credential expiry, as the app's
-	// hooks report them.
-	tm.ObserveSinkWrite("r")(nil)
-	tm.CredentialExpiry("r")(time.Now().Add(30 * 24 * time.Hour))
+	// A request the browser guard refuses, as the listeners count it.
+	edge.NewMetrics(reg).Denied("r", "browser_request_refused")
+
+	// A token sink write and a known credential expiry.
+	sinkWrite(t, reg, log, cache)
+	credexpiry.New(credexpiry.Options{Route: "r", Configured: time.Now().Add(30 * 24 * time.Hour), Metrics: credexpiry.NewMetrics(reg)})
 
 	// A scheduled renewal that fails: wait for the loop to reach the
 	// third exchange by invalidating the current token (met-SECRET-2).
@@ -174,12 +185,9 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 	// Invalidate returns once the exchange is recorded; the metrics hook
 	// runs just after, on the loop's goroutine.
-	for deadline := time.Now().Add(10 * time.Second); counterValue(t, reg, "credproxy_exchanges_total", "result", "unavailable") == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the failed exchange was never counted")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Eventually(t, 10*time.Second, func() (bool, string) {
+		return promtest.CounterSum(t, reg, "credproxy_exchanges_total", "result", "unavailable") > 0, "the failed exchange is not counted"
+	})
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -235,7 +243,7 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 		{"credproxy_token_sink_writes_total", "result", "ok", 1},
 		{"credproxy_token_sink_writes_total", "result", "error", 0},
 	} {
-		if got := counterValue(t, reg, c.name, c.label, c.value); got != c.want {
+		if got := promtest.CounterSum(t, reg, c.name, c.label, c.value); got != c.want {
 			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, got, c.want)
 		}
 	}
@@ -253,6 +261,29 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	}
 	logtest.AssertNoSecrets(t, "metrics", text.String(), "met-SECRET-1", "met-SECRET-2")
 	logtest.AssertNoSecrets(t, "logs", logs.String(), "met-SECRET-1", "met-SECRET-2")
+}
+
+// sinkWrite writes cache's token once through a token sink counted on
+// reg, and returns once the write is counted; the sink stops (and removes
+// its file) when the test ends.
+func sinkWrite(t *testing.T, reg *prometheus.Registry, log *zap.Logger, cache *tokencache.Cache) {
+	t.Helper()
+	sink := tokensink.New(tokensink.Options{Path: filepath.Join(t.TempDir(), "token"), Route: "r", Logger: log, Metrics: tokensink.NewMetrics(reg)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sink.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	tok, err := cache.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.Offer(tok)
+	for deadline := time.Now().Add(10 * time.Second); promtest.CounterSum(t, reg, "credproxy_token_sink_writes_total", "result", "ok") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the sink write was never counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // apiUpstream is a TLS test API that answers 200 to one Authorization

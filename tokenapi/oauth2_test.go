@@ -1,4 +1,4 @@
-package admin
+package tokenapi
 
 import (
 	"context"
@@ -61,16 +61,15 @@ func startOAuth2(t *testing.T) *oauthFixture {
 	t.Helper()
 	log, logs := logtest.New(t)
 	reg := prometheus.NewRegistry()
-	admin := New(reg, nil)
 	secretFile := filepath.Join(t.TempDir(), "local-secret")
 	if err := os.WriteFile(secretFile, []byte("filed-SECRET-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	hour := exchange.Token{Value: secret.New(oauthTestToken), Expiry: time.Now().Add(time.Hour)}
-	route := func(name, typ string, tokens Tokens, ref secret.Ref) OAuth2Route {
-		return OAuth2Route{TokenRoute: TokenRoute{Name: name, TokenType: typ, Tokens: tokens}, ClientSecret: ref}
+	route := func(name, typ string, tokens Tokens, ref secret.Ref) Route {
+		return Route{Name: name, TokenType: typ, Tokens: tokens, ClientSecret: ref}
 	}
-	admin.EnableOAuth2([]OAuth2Route{
+	mux := newMux(Options{Metrics: NewMetrics(reg), Logger: log, Routes: []Route{
 		route("wf", "Bearer", &servedTokens{fakeTokens{tok: hour}, hour.Expiry.Add(-10 * time.Minute)},
 			secret.Ref{Value: secret.New(oauthTestSecret), Var: "CREDPROXY_WF_LOCAL_CLIENT_SECRET"}),
 		route("sf", "", &fakeTokens{tok: exchange.Token{Value: secret.New(oauthTestToken + "-static")}}, secret.Ref{}),
@@ -78,8 +77,8 @@ func startOAuth2(t *testing.T) *oauthFixture {
 		route("down", "Bearer", &fakeTokens{err: &tokencache.UnavailableError{Route: "down", Detail: "csp: HTTP 400: invalid_grant"}}, secret.Ref{}),
 		route("filed", "Bearer", &fakeTokens{tok: hour}, secret.Ref{File: secretFile, Var: "CREDPROXY_FILED_LOCAL_CLIENT_SECRET_FILE"}),
 		route("lost", "Bearer", &fakeTokens{tok: hour}, secret.Ref{File: secretFile + ".missing", Var: "CREDPROXY_LOST_LOCAL_CLIENT_SECRET_FILE"}),
-	}, log)
-	srv := httptest.NewServer(admin)
+	}})
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &oauthFixture{srv: srv, reg: reg, logs: logs, secretFile: secretFile, url: srv.URL + OAuth2TokenPath}
 }
@@ -246,10 +245,9 @@ func TestOAuth2Answer(t *testing.T) {
 // answered with expires_in 1, since clients read 0 as "never expires".
 func TestOAuth2ExpiresInNeverZero(t *testing.T) {
 	log, _ := logtest.New(t)
-	admin := New(prometheus.NewRegistry(), nil)
 	tok := exchange.Token{Value: secret.New(oauthTestToken), Expiry: time.Now().Add(5 * time.Second)}
-	admin.EnableOAuth2([]OAuth2Route{{TokenRoute: TokenRoute{Name: "r", Tokens: &servedTokens{fakeTokens{tok: tok}, time.Now().Add(300 * time.Millisecond)}}}}, log)
-	srv := httptest.NewServer(admin)
+	mux := newMux(Options{Logger: log, Routes: []Route{{Name: "r", Tokens: &servedTokens{fakeTokens{tok: tok}, time.Now().Add(300 * time.Millisecond)}}}})
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	f := &oauthFixture{url: srv.URL + OAuth2TokenPath}
 	got := f.do(t, tokenRequest{body: "grant_type=client_credentials&client_id=r"})
@@ -418,13 +416,4 @@ func TestOAuth2SecretForms(t *testing.T) {
 		t.Errorf("the rotated-in secret: %d %s", got.status, got.body)
 	}
 	f.checkClean(t)
-}
-
-func TestOAuth2OffByDefault(t *testing.T) {
-	srv := httptest.NewServer(New(prometheus.NewRegistry(), nil))
-	defer srv.Close()
-	f := &oauthFixture{url: srv.URL + OAuth2TokenPath}
-	if got := f.do(t, tokenRequest{body: "grant_type=client_credentials&client_id=default"}); got.status != 404 {
-		t.Errorf("without EnableOAuth2: %d %s", got.status, got.body)
-	}
 }

@@ -1,4 +1,4 @@
-package admin
+package tokenapi
 
 import (
 	"context"
@@ -7,23 +7,29 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/jsonerror"
+	"github.com/credproxy/credproxy/internal/secret"
 	"github.com/credproxy/credproxy/tokencache"
 )
 
-// TokenAPIPath is where the token API answers: GET TokenAPIPath + route.
-const TokenAPIPath = "/v1/token/"
+// errorBody is the JSON body of every error credproxy itself answers.
+type errorBody = jsonerror.Body
 
-// TokenResponse is the token API's answer. It is the only place a token
+func writeError(w http.ResponseWriter, status int, body errorBody) { jsonerror.Write(w, status, body) }
+
+// TokenPath is where the token API answers: GET TokenPath + route. The
+// admin listener mounts NewTokenHandler here.
+const TokenPath = "/v1/token/"
+
+// Response is the token API's answer. It is the only place a token
 // ever leaves credproxy other than in a proxied request's header.
-type TokenResponse struct {
+type Response struct {
 	AccessToken string `json:"access_token"`
 	// TokenType is the route's TokenType.
 	TokenType string `json:"token_type"`
@@ -41,7 +47,67 @@ type TokenResponse struct {
 	Identity  string `json:"identity,omitempty"`
 }
 
-// EnableTokenAPI serves GET /v1/token/<route> on the admin listener, for
+// Tokens supplies a route's current token; *tokencache.Cache implements
+// it. It is called concurrently by every request.
+type Tokens interface {
+	// Token returns a valid token, or an error when none can be had.
+	Token(ctx context.Context) (exchange.Token, error)
+}
+
+// Route is a route whose token the endpoints hand out.
+type Route struct {
+	// Name is the route's name: the last element of the token API's
+	// path, and the OAuth 2.0 endpoint's client_id.
+	Name string
+	// TokenType is the route's header prefix; "Bearer" when it has none
+	// (Splunk's X-SF-Token takes the bare token), as OAuth 2.0 clients
+	// expect a type.
+	TokenType string
+	// Tokens supplies the token.
+	Tokens Tokens
+	// Identity returns the route's identity fingerprints for the token
+	// API's answer (Response.Principal and Identity); nil answers
+	// none. It is called for every token handed out, concurrently. The
+	// OAuth 2.0 endpoint does not use it.
+	Identity func() (principal, identity string, err error)
+	// ClientSecret is the client secret the OAuth 2.0 endpoint's client
+	// must present (LOCAL_CLIENT_SECRET or LOCAL_CLIENT_SECRET_FILE). A
+	// file is read at every request, so a rotated secret takes effect at
+	// once. Unset means any secret, or none, is accepted: then the
+	// caller guards alone stand between a local process and the token.
+	// The token API does not use it: its callers present no secret.
+	ClientSecret secret.Ref
+}
+
+// Options configures the endpoints. Both take the same Options.
+type Options struct {
+	// Routes are the routes whose tokens are handed out.
+	Routes []Route
+	// Metrics, when set, counts the requests. Nil counts nothing.
+	Metrics *Metrics
+	// Logger receives a line per token handed out or request refused,
+	// named "tokenapi" or "oauth2" by each endpoint. Default: no logging.
+	Logger *zap.Logger
+}
+
+// byName indexes routes by name.
+func byName(routes []Route) map[string]*Route {
+	m := make(map[string]*Route, len(routes))
+	for i := range routes {
+		m[routes[i].Name] = &routes[i]
+	}
+	return m
+}
+
+func logger(opts Options, name string) *zap.Logger {
+	if opts.Logger == nil {
+		return zap.NewNop()
+	}
+	return opts.Logger.Named(name)
+}
+
+// NewTokenHandler returns the token API, to be mounted at TokenPath:
+// GET TokenPath + route answers the route's token as a Response, for
 // scripts that need the token itself (CREDPROXY_TOKEN_API=true).
 //
 // Like a cloud metadata service it answers only requests that cannot come
@@ -52,52 +118,25 @@ type TokenResponse struct {
 // Host that is a name other than localhost (DNS rebinding needs one).
 // Every answer carries Cache-Control: no-store. The token appears in the
 // response body and nowhere else: logs show its fingerprint.
-func (a *Admin) EnableTokenAPI(routes []TokenRoute, log *zap.Logger) {
-	byName := make(map[string]*TokenRoute, len(routes))
-	for i := range routes {
-		byName[routes[i].Name] = &routes[i]
-	}
-	a.mux.Handle(TokenAPIPath, &tokenAPI{routes: byName, requests: a.tokenRequests, log: log.Named("tokenapi")})
-}
-
-// Tokens supplies a route's current token; *tokencache.Cache implements
-// it. It is called concurrently by every request.
-type Tokens interface {
-	// Token returns a valid token, or an error when none can be had.
-	Token(ctx context.Context) (exchange.Token, error)
-}
-
-// TokenRoute is a route whose token the token APIs hand out.
-type TokenRoute struct {
-	// Name is the route's name, the last element of the token API's path.
-	Name string
-	// TokenType is the route's header prefix; "Bearer" when it has none
-	// (Splunk's X-SF-Token takes the bare token), as OAuth 2.0 clients
-	// expect a type.
-	TokenType string
-	// Tokens supplies the token.
-	Tokens Tokens
-	// Identity returns the route's identity fingerprints for the token
-	// API's answer (TokenResponse.Principal and Identity); nil answers
-	// none. It is called for every token handed out, concurrently.
-	Identity func() (principal, identity string, err error)
+func NewTokenHandler(opts Options) http.Handler {
+	return &tokenAPI{routes: byName(opts.Routes), metrics: opts.Metrics, log: logger(opts, "tokenapi")}
 }
 
 type tokenAPI struct {
-	routes   map[string]*TokenRoute
-	requests *prometheus.CounterVec
-	log      *zap.Logger
+	routes  map[string]*Route
+	metrics *Metrics
+	log     *zap.Logger
 }
 
 func (t *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name := strings.TrimPrefix(r.URL.Path, TokenAPIPath)
+	name := strings.TrimPrefix(r.URL.Path, TokenPath)
 	route := t.routes[name]
 	label := ""
 	if route != nil {
 		label = name
 	}
 	status, body, resp := t.answer(r, name, route)
-	t.requests.WithLabelValues(label, strconv.Itoa(status)).Inc()
+	t.metrics.tokenRequest(label, status)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -117,7 +156,7 @@ func (t *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // answer decides the response: a token, or a status and error body.
-func (t *tokenAPI) answer(r *http.Request, name string, route *TokenRoute) (int, errorBody, *TokenResponse) {
+func (t *tokenAPI) answer(r *http.Request, name string, route *Route) (int, errorBody, *Response) {
 	if reason := refuse(r); reason != "" {
 		return http.StatusForbidden, errorBody{Error: "forbidden", Route: name, Detail: reason}, nil
 	}
@@ -140,7 +179,7 @@ func (t *tokenAPI) answer(r *http.Request, name string, route *TokenRoute) (int,
 	if typ == "" {
 		typ = "Bearer"
 	}
-	resp := &TokenResponse{AccessToken: tok.Value.Reveal(), TokenType: typ}
+	resp := &Response{AccessToken: tok.Value.Reveal(), TokenType: typ}
 	if !tok.Expiry.IsZero() {
 		resp.ExpiresAt = tok.Expiry.UTC()
 		resp.ExpiresIn = max(0, int64(time.Until(tok.Expiry)/time.Second))

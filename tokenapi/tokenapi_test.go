@@ -1,4 +1,4 @@
-package admin
+package tokenapi
 
 import (
 	"encoding/json"
@@ -27,13 +27,12 @@ func startTokenAPI(t *testing.T) (*httptest.Server, *prometheus.Registry, *logte
 	t.Helper()
 	log, logs := logtest.New(t)
 	m := prometheus.NewRegistry()
-	admin := New(m, nil)
-	admin.EnableTokenAPI([]TokenRoute{
+	mux := newMux(Options{Metrics: NewMetrics(m), Logger: log, Routes: []Route{
 		{Name: "wf", TokenType: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken), Expiry: time.Now().Add(time.Hour)}}},
 		{Name: "sf", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken + "-static")}}},
 		{Name: "down", TokenType: "Bearer", Tokens: &fakeTokens{err: &tokencache.UnavailableError{Route: "down", Detail: "csp: HTTP 400: invalid_grant"}}},
-	}, log)
-	srv := httptest.NewServer(admin)
+	}})
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, m, logs
 }
@@ -98,11 +97,11 @@ func TestTokenAPIAnswersWithToken(t *testing.T) {
 
 	// A token without expiry: expires_in 0, no expires_at.
 	got = callTokenAPI(t, "GET", srv.URL+"/v1/token/sf", map[string]string{"Metadata": "True"}, "localhost")
-	var static TokenResponse
+	var static Response
 	if err := json.Unmarshal([]byte(got.body), &static); err != nil || got.status != 200 {
 		t.Fatalf("%d %s %v", got.status, got.body, err)
 	}
-	if diff := cmp.Diff(TokenResponse{AccessToken: apiTestToken + "-static", TokenType: "Bearer"}, static); diff != "" || strings.Contains(got.body, "expires_at") {
+	if diff := cmp.Diff(Response{AccessToken: apiTestToken + "-static", TokenType: "Bearer"}, static); diff != "" || strings.Contains(got.body, "expires_at") {
 		t.Errorf("static token (-want +got):\n%s%s", diff, got.body)
 	}
 	if n := counterValue(t, m, "credproxy_token_api_requests_total", "route", "wf"); n != 1 {
@@ -171,16 +170,6 @@ func TestTokenAPIRefusals(t *testing.T) {
 	logtest.AssertNoSecrets(t, "logs", logs.String(), apiTestToken)
 }
 
-func TestTokenAPIOffByDefault(t *testing.T) {
-	admin := New(prometheus.NewRegistry(), nil)
-	srv := httptest.NewServer(admin)
-	defer srv.Close()
-	got := callTokenAPI(t, "GET", srv.URL+"/v1/token/default", map[string]string{"Metadata": "true"}, "")
-	if got.status != 404 {
-		t.Errorf("token API without EnableTokenAPI: %d %s", got.status, got.body)
-	}
-}
-
 // TestTokenAPIRefusesProxiedRequests: a request that says it came through
 // a proxy (Via, Forwarded, any X-Forwarded-*, X-Real-Ip, the client-IP
 // headers of CDNs and load balancers, and their spellings with
@@ -206,8 +195,7 @@ var proxyHeaderSpellings = []string{"Via", "Forwarded", "X-Forwarded-For", "X-Fo
 // token to a caller from another address, on either token API.
 func TestTokenAPIsAnswerLoopbackCallersOnly(t *testing.T) {
 	log, logs := logtest.New(t)
-	admin := New(prometheus.NewRegistry(), nil)
-	admin.EnableTokenAPI([]TokenRoute{{Name: "wf", TokenType: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken)}}}}, log)
+	mux := newMux(Options{Logger: log, Routes: []Route{{Name: "wf", TokenType: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken)}}}}})
 	for _, remote := range []string{"10.1.2.3:40000", "[fd00::7]:40000", "192.168.1.9:1"} {
 		for _, req := range []*http.Request{
 			httptest.NewRequest("GET", "http://127.0.0.1:9901/v1/token/wf", nil),
@@ -217,7 +205,7 @@ func TestTokenAPIsAnswerLoopbackCallersOnly(t *testing.T) {
 			req.Header.Set("Metadata", "true")
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			w := httptest.NewRecorder()
-			admin.ServeHTTP(w, req)
+			mux.ServeHTTP(w, req)
 			if w.Code == http.StatusOK || strings.Contains(w.Body.String(), apiTestToken) {
 				t.Errorf("%s %s from %s = %d %s, want no token", req.Method, req.URL.Path, remote, w.Code, w.Body)
 			}
@@ -227,7 +215,7 @@ func TestTokenAPIsAnswerLoopbackCallersOnly(t *testing.T) {
 	req.RemoteAddr = "[::1]:40000"
 	req.Header.Set("Metadata", "true")
 	w := httptest.NewRecorder()
-	admin.ServeHTTP(w, req)
+	mux.ServeHTTP(w, req)
 	if w.Code != http.StatusOK {
 		t.Errorf("a loopback caller (::1) = %d %s, want the token", w.Code, w.Body)
 	}

@@ -1,4 +1,4 @@
-package admin
+package tokenapi
 
 import (
 	"encoding/json"
@@ -22,29 +22,28 @@ import (
 // it for its own) and logs why.
 func TestTokenAPIAnswersIdentity(t *testing.T) {
 	log, logs := logtest.New(t)
-	adm := New(prometheus.NewRegistry(), nil)
 	tokens := &fakeTokens{tok: exchange.Token{Value: secret.New(apiTestToken)}}
-	adm.EnableTokenAPI([]TokenRoute{
+	adm := newMux(Options{Metrics: NewMetrics(prometheus.NewRegistry()), Logger: log, Routes: []Route{
 		{Name: "known", Tokens: tokens, Identity: func() (string, string, error) {
 			return "sha256:0123456789abcdef", "pbkdf2-sha256:fedcba9876543210", nil
 		}},
 		{Name: "unreadable", Tokens: tokens, Identity: func() (string, string, error) {
 			return "", "", errors.New("CREDPROXY_TOKEN_FILE: read secret file: permission denied")
 		}},
-	}, log)
+	}})
 	srv := httptest.NewServer(adm)
 	defer srv.Close()
 	tcs := []struct {
 		route string
-		want  TokenResponse
+		want  Response
 	}{
-		{"known", TokenResponse{AccessToken: apiTestToken, TokenType: "Bearer",
+		{"known", Response{AccessToken: apiTestToken, TokenType: "Bearer",
 			Principal: "sha256:0123456789abcdef", Identity: "pbkdf2-sha256:fedcba9876543210"}},
-		{"unreadable", TokenResponse{AccessToken: apiTestToken, TokenType: "Bearer"}},
+		{"unreadable", Response{AccessToken: apiTestToken, TokenType: "Bearer"}},
 	}
 	for _, tc := range tcs {
 		got := callTokenAPI(t, "GET", srv.URL+"/v1/token/"+tc.route, map[string]string{"Metadata": "true"}, "")
-		var tr TokenResponse
+		var tr Response
 		if err := json.Unmarshal([]byte(got.body), &tr); err != nil || got.status != 200 {
 			t.Fatalf("%s: %d %s %v", tc.route, got.status, got.body, err)
 		}

@@ -1,4 +1,4 @@
-package admin
+package tokenapi
 
 import (
 	"crypto/sha256"
@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/exchange"
@@ -31,18 +30,6 @@ const (
 	oauth2ReadTimeout = 10 * time.Second
 )
 
-// OAuth2Route is a route whose token the local OAuth 2.0 endpoint hands
-// out, to the client whose client_id is the route's Name.
-type OAuth2Route struct {
-	TokenRoute
-	// ClientSecret is the client secret the client must present
-	// (LOCAL_CLIENT_SECRET or LOCAL_CLIENT_SECRET_FILE). A file is read
-	// at every request, so a rotated secret takes effect at once. Unset
-	// means any secret, or none, is accepted: then the caller guards
-	// alone stand between a local process and the token.
-	ClientSecret secret.Ref
-}
-
 // servedUntiler is a Tokens that stops serving a token before it expires
 // (*tokencache.Cache, by the route's expiry margin): the endpoint counts
 // expires_in to then, so that its clients renew when credproxy does.
@@ -52,10 +39,11 @@ type servedUntiler interface {
 
 var _ servedUntiler = (*tokencache.Cache)(nil)
 
-// EnableOAuth2 serves POST /oauth2/token on the admin listener
-// (CREDPROXY_TOKEN_API=true): an RFC 6749 token endpoint for local
-// clients that speak OAuth 2.0 client credentials (Prometheus, Grafana,
-// the OpenTelemetry Collector) but not the route's own identity service.
+// NewOAuth2Handler returns the local OAuth 2.0 token endpoint, to be
+// mounted at OAuth2TokenPath (CREDPROXY_TOKEN_API=true): an RFC 6749
+// token endpoint for local clients that speak OAuth 2.0 client
+// credentials (Prometheus, Grafana, the OpenTelemetry Collector) but not
+// the route's own identity service.
 //
 // The client_id is the route's name; the client authenticates with HTTP
 // Basic (RFC 6749 2.3.1) or with client_id and client_secret in the form
@@ -67,18 +55,14 @@ var _ servedUntiler = (*tokencache.Cache)(nil)
 // cannot send. Every answer carries Cache-Control: no-store and Pragma:
 // no-cache. Requests are counted by route and result; logs show a token's
 // fingerprint, never a token or a secret.
-func (a *Admin) EnableOAuth2(routes []OAuth2Route, log *zap.Logger) {
-	byName := make(map[string]*OAuth2Route, len(routes))
-	for i := range routes {
-		byName[routes[i].Name] = &routes[i]
-	}
-	a.mux.Handle(OAuth2TokenPath, &oauth2Endpoint{routes: byName, requests: a.oauth2Requests, log: log.Named("oauth2")})
+func NewOAuth2Handler(opts Options) http.Handler {
+	return &oauth2Endpoint{routes: byName(opts.Routes), metrics: opts.Metrics, log: logger(opts, "oauth2")}
 }
 
 type oauth2Endpoint struct {
-	routes   map[string]*OAuth2Route
-	requests *prometheus.CounterVec
-	log      *zap.Logger
+	routes  map[string]*Route
+	metrics *Metrics
+	log     *zap.Logger
 }
 
 // oauth2Answer is an RFC 6749 5.1 access token response.
@@ -124,13 +108,13 @@ func (o *oauth2Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		label = route.Name
 	}
 	if e != nil {
-		o.requests.WithLabelValues(label, e.result).Inc()
+		o.metrics.oauth2Request(label, e.result)
 		o.log.Warn("OAuth 2.0 token request refused", zap.String("route", label), zap.String("remote", r.RemoteAddr),
 			zap.Int("status", e.status), zap.String("error", e.Code), zap.String("reason", e.Description))
 		writeOAuth2Error(w, e)
 		return
 	}
-	o.requests.WithLabelValues(label, "ok").Inc()
+	o.metrics.oauth2Request(label, "ok")
 	h.Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(resp); err != nil {
 		o.log.Debug("OAuth 2.0 token request: client went away", zap.Error(err))
@@ -151,7 +135,7 @@ func writeOAuth2Error(w http.ResponseWriter, e *oauth2Error) {
 
 // answer decides the response: the route asked for (nil when unknown),
 // and a token or an error.
-func (o *oauth2Endpoint) answer(w http.ResponseWriter, r *http.Request) (*OAuth2Route, *oauth2Answer, *oauth2Error) {
+func (o *oauth2Endpoint) answer(w http.ResponseWriter, r *http.Request) (*Route, *oauth2Answer, *oauth2Error) {
 	if reason := refuseCaller(r); reason != "" {
 		return nil, nil, &oauth2Error{status: http.StatusForbidden, result: "forbidden", Code: "access_denied", Description: reason}
 	}
@@ -221,7 +205,7 @@ func readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth2E
 // authenticates one way: the Authorization header (HTTP Basic, whose id
 // and secret RFC 6749 2.3.1 form-encodes) or client_id and client_secret
 // in the body. The body may repeat the Basic client_id, not contradict it.
-func (o *oauth2Endpoint) authenticate(r *http.Request, form url.Values) (*OAuth2Route, *oauth2Error) {
+func (o *oauth2Endpoint) authenticate(r *http.Request, form url.Values) (*Route, *oauth2Error) {
 	_, basic := r.Header["Authorization"]
 	id, secrets := form.Get("client_id"), []string{form.Get("client_secret")}
 	if basic {
@@ -286,7 +270,7 @@ func secretMatches(want secret.Secret, candidates ...string) bool {
 }
 
 // token answers the route's current token.
-func (o *oauth2Endpoint) token(r *http.Request, route *OAuth2Route) (*oauth2Answer, *oauth2Error) {
+func (o *oauth2Endpoint) token(r *http.Request, route *Route) (*oauth2Answer, *oauth2Error) {
 	tok, err := route.Tokens.Token(r.Context())
 	if err != nil {
 		detail := "no valid token"
