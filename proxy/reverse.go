@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/jsonerror"
-	"github.com/credproxy/credproxy/tokencache"
 )
 
 // NewReverse returns the reverse proxy of one route: every request is
@@ -109,12 +109,12 @@ func writeError(w http.ResponseWriter, status int, body errorBody) { jsonerror.W
 func errorHandler(route string, log *zap.Logger) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
 		var cred *errCredential
-		var ue *tokencache.UnavailableError
+		var ue exchange.Unavailable
 		var body *clientBodyError
 		switch {
 		case errors.As(err, &cred) && errors.As(err, &ue):
-			log.Warn("request refused: no valid credential", zap.String("detail", ue.Detail), zap.NamedError("cause", ue.Cause))
-			writeError(w, http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: route, Detail: ue.Detail})
+			log.Warn("request refused: no valid credential", zap.String("detail", ue.ClientDetail()), zap.NamedError("cause", ue.LogCause()))
+			writeError(w, http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: route, Detail: ue.ClientDetail()})
 		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 			// Nothing can reach the client; only the metric records it.
 			log.Debug("client went away", zap.String("method", r.Method), zap.String("path", r.URL.Path))

@@ -14,7 +14,10 @@ import (
 // methods are called concurrently by every request of the route.
 type Tokens interface {
 	// Token returns a valid token, or an error after which the request
-	// must not be forwarded.
+	// must not be forwarded (503). When the error is an
+	// exchange.Unavailable, its ClientDetail is what the client reads
+	// and its LogCause goes to the log only; any other error's text is
+	// the client's detail.
 	Token(ctx context.Context) (exchange.Token, error)
 	// Invalidate reports that the upstream rejected a token and returns
 	// its replacement.
