@@ -158,7 +158,7 @@ func scrubbed(err error, sent ...exchange.Token) error {
 	for i, t := range sent {
 		secrets[i] = t.Value
 	}
-	return exchange.RedactError(err, secrets...)
+	return secret.RedactError(err, secrets...)
 }
 
 // clientBodyError is a failure to read the client's request body (a

@@ -668,7 +668,7 @@ func (c *Cache) failed(err error, timedOut bool, took time.Duration, trigger str
 		}
 	}
 	if len(issued) > 0 {
-		err = exchange.RedactError(err, issued...)
+		err = secret.RedactError(err, issued...)
 	}
 	c.mu.Lock()
 	c.failures++
