@@ -172,6 +172,7 @@ func newApp(cfg *config.Config, opts appOptions, log *zap.Logger) (*app, error) 
 		a.forward = proxy.NewForward(routes, a.transport, a.metrics, proxy.ForwardOptions{
 			CA: ca, DenyOthers: cfg.ForwardDenyOthers, Guard: proxied.Proxied,
 			Authorize: opts.authorize, AuthRealm: opts.authRealm,
+			ListenerGuard: func(ln net.Listener, h http.Handler) http.Handler { return a.guard(ln, "forward", "", h) },
 		}, log.Named("proxy"))
 		a.admin.ServeCA(func() []byte { return a.forward.CA().CertPEM() })
 	}
@@ -203,7 +204,7 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 		OnRenewalSuppressed: m.RenewalSuppressed(rc.Name),
 	})
 	m.WatchRoute(rc.Name, cache.Status)
-	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: newExpiryWatcher(rc, src, m, log), route: &proxy.Route{
+	route, err := proxy.NewRoute(proxy.RouteOptions{
 		Name:          rc.Name,
 		Upstream:      rc.Upstream,
 		Hosts:         rc.Hosts,
@@ -211,7 +212,11 @@ func newLiveRoute(rc config.Route, client *http.Client, m *admin.Metrics, log *z
 		Prefix:        rc.HeaderPrefix,
 		AllowInsecure: rc.AllowInsecureUpstream,
 		Tokens:        cache,
-	}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: newExpiryWatcher(rc, src, m, log), route: route}, nil
 }
 
 // logRotation reports a rotated refresh token: written back to its file,
@@ -331,7 +336,15 @@ func routeHosts(routes []config.Route) []string {
 type listener struct {
 	name string
 	ln   net.Listener
-	srv  *http.Server
+	srv  server
+}
+
+// server is what serves a listener: an *http.Server, or the forward
+// proxy, which also serves the connections it intercepts.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // serve binds every listener, runs until ctx ends, then shuts down along
@@ -408,7 +421,7 @@ func (a *app) bind() (routeLns []*listener, admin *listener, err error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("forward proxy: listen on %s (CREDPROXY_FORWARD_ADDR): %w", a.cfg.ForwardAddr, err)
 		}
-		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: proxy.NewServer(a.guard(ln, "forward", "", a.forward), a.log.Named("proxy"))})
+		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: a.forward})
 	}
 	if a.cfg.AdminAddr != "" {
 		adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
@@ -457,8 +470,8 @@ func (a *app) wait(ctx context.Context, serveErr <-chan error) error {
 	}
 }
 
-// shutdown fails readiness, drains the route listeners and the forward
-// proxy up to the shutdown timeout, then calls stopCaches (which ends
+// shutdown fails readiness, drains the route listeners (the forward
+// proxy among them) up to the shutdown timeout, then calls stopCaches (which ends
 // sessions) and closes the admin listener last.
 func (a *app) shutdown(routeLns []*listener, admin *listener, stopCaches func()) {
 	a.admin.ShuttingDown()
@@ -470,13 +483,6 @@ func (a *app) shutdown(routeLns []*listener, admin *listener, stopCaches func())
 			if err := l.srv.Shutdown(drainCtx); err != nil {
 				a.log.Warn("drain timed out; closing connections", zap.String("listener", l.name), zap.Error(err))
 				l.srv.Close()
-			}
-		})
-	}
-	if a.forward != nil {
-		drained.Go(func() {
-			if err := a.forward.Shutdown(drainCtx); err != nil {
-				a.forward.Close()
 			}
 		})
 	}
