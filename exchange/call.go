@@ -1,6 +1,10 @@
 package exchange
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/credproxy/credproxy/internal/secret"
+)
 
 // call is one HTTP exchange with an identity service.
 type call struct {
@@ -8,7 +12,7 @@ type call struct {
 	client *http.Client
 	// sent lists the credentials sent, to be scrubbed from anything the
 	// service answers before anything else reads it.
-	sent credentials
+	sent secret.Credentials
 }
 
 // do sends req and returns the body of a 2xx answer, read with a size cap.

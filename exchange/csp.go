@@ -45,7 +45,7 @@ func (s *CSPAPIToken) Fetch(ctx context.Context) (Token, error) {
 		return Token{}, fmt.Errorf("%s: %w", op, err)
 	}
 	form := url.Values{"api_token": {tok.Reveal()}}
-	return cspExchange(ctx, call{op: op, client: s.Client, sent: sentSecrets(tok)}, s.BaseURL, cspAPITokenPath, form, "", s.DefaultTTL)
+	return cspExchange(ctx, call{op: op, client: s.Client, sent: secret.NewCredentials(tok)}, s.BaseURL, cspAPITokenPath, form, "", s.DefaultTTL)
 }
 
 // CSPOAuthApp exchanges the ID and secret of a VMware Cloud Services
@@ -84,7 +84,7 @@ func (s *CSPOAuthApp) Fetch(ctx context.Context) (Token, error) {
 		form.Set("orgId", s.OrgID)
 	}
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(s.ClientID+":"+sec.Reveal()))
-	return cspExchange(ctx, call{op: op, client: s.Client, sent: credentials{}.withPair(s.ClientID, sec)}, s.BaseURL, cspAppPath, form, basic, s.DefaultTTL)
+	return cspExchange(ctx, call{op: op, client: s.Client, sent: secret.Credentials{}.WithPair(s.ClientID, sec)}, s.BaseURL, cspAppPath, form, basic, s.DefaultTTL)
 }
 
 func cspExchange(ctx context.Context, c call, base *url.URL, path string, form url.Values, authorization string, defaultTTL time.Duration) (Token, error) {

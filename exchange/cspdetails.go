@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/credproxy/credproxy/internal/secret"
 )
 
 // cspDetailsPath answers the details of a user API token, relative to the
@@ -51,7 +53,7 @@ func (s *CSPAPIToken) CredentialExpiry(ctx context.Context) (time.Time, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	c := call{op: op, client: s.Client, sent: sentSecrets(tok)}
+	c := call{op: op, client: s.Client, sent: secret.NewCredentials(tok)}
 	answer, err := c.do(req)
 	if err != nil {
 		return time.Time{}, err
@@ -64,7 +66,7 @@ func (s *CSPAPIToken) CredentialExpiry(ctx context.Context) (time.Time, error) {
 // one); absent, null, 0 or negative means no expiry.
 func (c call) parseDetails(body []byte) (time.Time, error) {
 	c = c.withAnswer(body)
-	r := newRedactor(c.sent)
+	r := secret.NewRedactor(c.sent)
 	var d struct {
 		ExpiresAt json.RawMessage `json:"expiresAt"`
 	}
@@ -81,7 +83,7 @@ func (c call) parseDetails(body []byte) (time.Time, error) {
 	v, err := strconv.ParseFloat(raw, 64)
 	switch {
 	case err != nil || math.IsNaN(v) || math.IsInf(v, 0):
-		return time.Time{}, c.fail(http.StatusOK, fmt.Sprintf("expiresAt %.40q is not a time in seconds or milliseconds", clean(raw, r)))
+		return time.Time{}, c.fail(http.StatusOK, fmt.Sprintf("expiresAt %.40q is not a time in seconds or milliseconds", r.Clean(raw)))
 	case v <= 0:
 		return time.Time{}, nil
 	case v > millisAbove*1e3:

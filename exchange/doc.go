@@ -19,7 +19,7 @@
 // (its message, codes, request ID, headers, and net/http's own text about
 // a broken answer) is scrubbed, as it is taken, of every credential the
 // exchange sent and every token the answer held, in any encoding, case or
-// 8-byte piece (see redactor).
+// 8-byte piece (see secret.Redactor).
 //
 // What an exchange learns about the long-lived credential (a refresh
 // token's expiry from refresh_expires_in, a rotated refresh token and

@@ -236,7 +236,7 @@ func FuzzServiceError(f *testing.F) {
 	f.Fuzz(func(t *testing.T, status uint16, retryAfter string, body []byte) {
 		st := 400 + int(status)%200
 		resp := &http.Response{StatusCode: st, Header: http.Header{"Retry-After": {retryAfter}, "Content-Type": {"application/json"}}}
-		e := call{op: "fuzz", sent: sentSecrets(secret.New(fuzzSecret))}.serviceError(resp, body)
+		e := call{op: "fuzz", sent: secret.NewCredentials(secret.New(fuzzSecret))}.serviceError(resp, body)
 		if e.Status != st || e.Op != "fuzz" {
 			t.Fatalf("error %+v lost the status or op", e)
 		}

@@ -66,8 +66,8 @@ func (c *OAuth2Client) clientSecret() (secret.Secret, error) {
 // sent lists the credentials an exchange sends: the client secret, alone
 // and in the Basic pair in both forms (the header or the body may carry
 // it), and the grant's own credentials.
-func (c *OAuth2Client) sent(sec secret.Secret, grant ...secret.Secret) credentials {
-	return sentSecrets(grant...).withPair(c.ClientID, sec)
+func (c *OAuth2Client) sent(sec secret.Secret, grant ...secret.Secret) secret.Credentials {
+	return secret.NewCredentials(grant...).WithPair(c.ClientID, sec)
 }
 
 // exchangeCall is one call into golang.org/x/oauth2: its context, and the
@@ -141,7 +141,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 // token converts an x/oauth2 answer into a Token, or its error into an
 // *Error scrubbed of the credentials sent.
-func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err error, sent credentials) (Token, error) {
+func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err error, sent secret.Credentials) (Token, error) {
 	_, _, body := ec.answer()
 	cl := call{op: op, sent: sent}.withAnswer(body)
 	if err != nil {
@@ -151,7 +151,7 @@ func (c *OAuth2Client) token(op string, ec *exchangeCall, tok *oauth2.Token, err
 		return Token{}, cl.fail(http.StatusOK, err.Error())
 	}
 	if tt := tok.Type(); !strings.EqualFold(tt, "bearer") && !strings.EqualFold(tt, "n_a") {
-		return Token{}, cl.fail(http.StatusOK, notBearer(tt, newRedactor(cl.sent)))
+		return Token{}, cl.fail(http.StatusOK, notBearer(tt, secret.NewRedactor(cl.sent)))
 	}
 	// x/oauth2 reads an expires_in of 0 as "no expiry" and a negative one
 	// as an expiry in the past. Either way the service issued a token that
@@ -186,14 +186,14 @@ func (c call) oauth2Error(ec *exchangeCall, err error) error {
 	// access_token): an *Error with the status, as for CSP, so that logs
 	// and metrics tell it from a network failure.
 	if st, ct, body := ec.answer(); st >= 200 && st <= 299 && ec.ctx.Err() == nil {
-		return c.fail(st, unusableAnswer(err, ct, body, newRedactor(c.sent)))
+		return c.fail(st, unusableAnswer(err, ct, body, secret.NewRedactor(c.sent)))
 	}
 	return c.transportFailure("", err)
 }
 
 // unusableAnswer says why x/oauth2 could not use a 2xx answer, from the
 // answer itself.
-func unusableAnswer(err error, contentType string, body []byte, r *redactor) string {
+func unusableAnswer(err error, contentType string, body []byte, r *secret.Redactor) string {
 	const prefix = "answer is not a usable token response: "
 	if strings.Contains(err.Error(), "missing access_token") {
 		return "answer has no access_token"
@@ -215,7 +215,7 @@ func unusableAnswer(err error, contentType string, body []byte, r *redactor) str
 	}
 	if len(v.ExpiresIn) > 0 {
 		// x/oauth2 reads expires_in as a whole number of seconds.
-		return prefix + fmt.Sprintf("expires_in %.40q is not a whole number of seconds", clean(string(v.ExpiresIn), r))
+		return prefix + fmt.Sprintf("expires_in %.40q is not a whole number of seconds", r.Clean(string(v.ExpiresIn)))
 	}
 	return prefix + "cannot parse json"
 }

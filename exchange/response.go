@@ -34,8 +34,9 @@ const MaxLifetime = 30 * 24 * time.Hour
 // servers commonly refuse more than 8-16 KiB in total.
 const maxTokenSize = 16 << 10
 
-// maxMessageLen bounds a service message carried in an error and logged.
-const maxMessageLen = 300
+// maxMessageLen bounds a service message carried in an error and logged:
+// what secret.Redactor.Clean keeps.
+const maxMessageLen = secret.MaxCleanLen
 
 // withAnswer returns c with the tokens found in an answer's body added
 // to what is scrubbed: a token in an answer credproxy refuses is a
@@ -58,8 +59,8 @@ func (c call) withAnswer(body []byte) call {
 	for _, v := range []string{t.AccessToken, t.SessionToken, t.RefreshToken, t.IDToken, t.Token} {
 		// One shorter than a piece is no real token, and redacting it
 		// whole would take out letters of every word.
-		if len(v) >= pieceLen {
-			c.sent.secrets = append(c.sent.secrets[:len(c.sent.secrets):len(c.sent.secrets)], secret.New(v))
+		if len(v) >= secret.PieceLen {
+			c.sent = c.sent.With(secret.New(v))
 		}
 	}
 	return c
@@ -90,7 +91,7 @@ func (e *transportError) Unwrap() []error { return e.causes }
 // transportFailure wraps err from sending the request or reading the
 // answer as a *transportError for op.
 func (c call) transportFailure(what string, err error) error {
-	te := &transportError{msg: c.op + ": " + what + clean(err.Error(), newRedactor(c.sent))}
+	te := &transportError{msg: c.op + ": " + what + secret.NewRedactor(c.sent).Clean(err.Error())}
 	for _, sentinel := range []error{context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, sentinel) {
 			te.causes = append(te.causes, sentinel)
@@ -125,7 +126,7 @@ func oversized(op string, status int) *Error {
 // description of the body when it is not JSON (an HTML error page from a
 // load balancer, say).
 func (c call) serviceError(resp *http.Response, body []byte) *Error {
-	r := newRedactor(c.withAnswer(body).sent)
+	r := secret.NewRedactor(c.withAnswer(body).sent)
 	e := &Error{Op: c.op, Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var b struct {
 		Error            string `json:"error"`
@@ -138,20 +139,20 @@ func (c call) serviceError(resp *http.Response, body []byte) *Error {
 	// is combined with anything.
 	if err := json.Unmarshal(body, &b); err != nil {
 		if code, desc, ok := formError(resp, body); ok {
-			e.Code, e.Message = clean(code, r), clean(desc, r)
+			e.Code, e.Message = r.Clean(code), r.Clean(desc)
 		} else {
 			e.Message = describeBody(resp, body, r)
 		}
 	} else {
-		e.Code = clean(firstNonEmpty(b.Error, b.CSPErrorCode), r)
-		e.Message = clean(firstNonEmpty(b.ErrorDescription, b.Message), r)
-		e.RequestID = clean(b.RequestID, r)
+		e.Code = r.Clean(firstNonEmpty(b.Error, b.CSPErrorCode))
+		e.Message = r.Clean(firstNonEmpty(b.ErrorDescription, b.Message))
+		e.RequestID = r.Clean(b.RequestID)
 	}
 	if e.RequestID == "" {
-		e.RequestID = clean(resp.Header.Get("X-Request-Id"), r)
+		e.RequestID = r.Clean(resp.Header.Get("X-Request-Id"))
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		e.Message = "redirected to " + clean(resp.Header.Get("Location"), r) + "; redirects from an identity service are not followed: check the configured URL"
+		e.Message = "redirected to " + r.Clean(resp.Header.Get("Location")) + "; redirects from an identity service are not followed: check the configured URL"
 	}
 	return e
 }
@@ -174,11 +175,11 @@ func formError(resp *http.Response, body []byte) (code, desc string, ok bool) {
 
 // describeBody says what a non-JSON answer was, quoting nothing of it but
 // its media type, scrubbed.
-func describeBody(resp *http.Response, body []byte, r *redactor) string {
+func describeBody(resp *http.Response, body []byte, r *secret.Redactor) string {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return "empty answer"
 	}
-	ct, _, _ := mime.ParseMediaType(clean(resp.Header.Get("Content-Type"), r))
+	ct, _, _ := mime.ParseMediaType(r.Clean(resp.Header.Get("Content-Type")))
 	if ct == "" {
 		ct = "no Content-Type"
 	}
@@ -197,15 +198,15 @@ func (c call) parseToken(body []byte, issued time.Time, defaultTTL time.Duration
 		ExpiresIn   json.RawMessage `json:"expires_in"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return Token{}, c.fail(http.StatusOK, "answer is not a JSON token response: "+jsonProblem(err, newRedactor(c.sent)))
+		return Token{}, c.fail(http.StatusOK, "answer is not a JSON token response: "+jsonProblem(err, secret.NewRedactor(c.sent)))
 	}
 	if r.TokenType != "" && !strings.EqualFold(r.TokenType, "bearer") {
-		return Token{}, c.fail(http.StatusOK, notBearer(r.TokenType, newRedactor(c.sent)))
+		return Token{}, c.fail(http.StatusOK, notBearer(r.TokenType, secret.NewRedactor(c.sent)))
 	}
 	if err := checkToken(r.AccessToken); err != nil {
 		return Token{}, c.fail(http.StatusOK, err.Error())
 	}
-	ttl, err := parseExpiresIn(r.ExpiresIn, defaultTTL, newRedactor(c.sent))
+	ttl, err := parseExpiresIn(r.ExpiresIn, defaultTTL, secret.NewRedactor(c.sent))
 	if err != nil {
 		return Token{}, c.fail(http.StatusOK, err.Error())
 	}
@@ -214,8 +215,8 @@ func (c call) parseToken(body []byte, issued time.Time, defaultTTL time.Duration
 
 // notBearer is the message for a token_type other than bearer, which
 // quotes the service's value scrubbed.
-func notBearer(tokenType string, r *redactor) string {
-	return fmt.Sprintf("token_type %q is not bearer", clean(tokenType, r))
+func notBearer(tokenType string, r *secret.Redactor) string {
+	return fmt.Sprintf("token_type %q is not bearer", r.Clean(tokenType))
 }
 
 // checkToken refuses tokens that cannot be put in a header safely.
@@ -240,7 +241,7 @@ func checkToken(tok string) error {
 // string holding one (seen from some providers). Absent or null means
 // defaultTTL. Zero and negative lifetimes are refused: such a token is
 // already expired, and credproxy never sends an expired token.
-func parseExpiresIn(raw json.RawMessage, defaultTTL time.Duration, r *redactor) (time.Duration, error) {
+func parseExpiresIn(raw json.RawMessage, defaultTTL time.Duration, r *secret.Redactor) (time.Duration, error) {
 	s := strings.TrimSpace(string(raw))
 	if s == "" || s == "null" {
 		return defaultTTL, nil
@@ -250,7 +251,7 @@ func parseExpiresIn(raw json.RawMessage, defaultTTL time.Duration, r *redactor) 
 	}
 	secs, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(secs) {
-		return 0, fmt.Errorf("expires_in %.40q is not a number of seconds", clean(s, r))
+		return 0, fmt.Errorf("expires_in %.40q is not a number of seconds", r.Clean(s))
 	}
 	switch {
 	case secs <= 0:
@@ -282,14 +283,14 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // jsonProblem describes a JSON syntax error quoting nothing of the input
 // but the kind of a value of the wrong type (a number's digits among
 // them), scrubbed.
-func jsonProblem(err error, r *redactor) string {
+func jsonProblem(err error, r *secret.Redactor) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)
 	case errors.As(err, &te):
-		return fmt.Sprintf("field %q has the wrong type (%s)", te.Field, clean(te.Value, r))
+		return fmt.Sprintf("field %q has the wrong type (%s)", te.Field, r.Clean(te.Value))
 	}
 	return "cannot decode"
 }

@@ -63,7 +63,7 @@ func (s *SplunkSession) Fetch(ctx context.Context) (Token, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	c := call{op: op, client: s.Client, sent: sentSecrets(pw)}
+	c := call{op: op, client: s.Client, sent: secret.NewCredentials(pw)}
 	issued := time.Now()
 	resp, err := c.doResponse(req)
 	if err != nil {
@@ -75,7 +75,7 @@ func (s *SplunkSession) Fetch(ctx context.Context) (Token, error) {
 		ExpiryMs    *int64 `json:"expiryMs"`
 	}
 	if err := json.Unmarshal(resp.body, &r); err != nil {
-		return Token{}, c.fail(resp.status, "answer is not a JSON session: "+jsonProblem(err, newRedactor(c.sent)))
+		return Token{}, c.fail(resp.status, "answer is not a JSON session: "+jsonProblem(err, secret.NewRedactor(c.sent)))
 	}
 	if err := checkToken(r.AccessToken); err != nil {
 		return Token{}, c.fail(resp.status, err.Error())
@@ -107,7 +107,7 @@ func (s *SplunkSession) Release(ctx context.Context, tok Token) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("X-SF-Token", tok.Value.Reveal())
-	_, err = call{op: op, client: s.Client, sent: sentSecrets(tok.Value)}.doResponse(req)
+	_, err = call{op: op, client: s.Client, sent: secret.NewCredentials(tok.Value)}.doResponse(req)
 	if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusNotFound {
 		return nil
 	}

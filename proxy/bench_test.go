@@ -79,8 +79,9 @@ func BenchmarkReverse(b *testing.B) {
 	for _, scan := range []bool{true, false} {
 		b.Run(fmt.Sprintf("scan=%v", scan), func(b *testing.B) {
 			up := benchUpstream(b)
-			route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
-				Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}, noBodyScan: !scan}
+			route := mustRoute(b, RouteOptions{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
+				Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}})
+			route.noBodyScan = !scan
 			px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(prometheus.NewRegistry()), zap.NewNop()))
 			benchPath(b, &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}, px.URL+"/api/v2/x", "")
 		})
@@ -124,11 +125,10 @@ func forwardBench(b *testing.B) *forwardSetup {
 	if err != nil {
 		b.Fatal(err)
 	}
-	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
+	route := mustRoute(b, RouteOptions{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
+		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}})
 	fwd := NewForward([]*Route{route}, up.transport(), NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, zap.NewNop())
-	b.Cleanup(func() { fwd.Close() })
-	px := newBenchServer(b, fwd)
+	px := serveForward(b, fwd)
 	return &forwardSetup{up: up, fwd: fwd, ca: ca, proxy: mustParse(b, px.URL)}
 }
 
@@ -155,8 +155,8 @@ func BenchmarkForwardInterceptNewConn(b *testing.B) {
 // pool, the metrics and the token cache shared by every request).
 func BenchmarkReverseParallel(b *testing.B) {
 	up := benchUpstream(b)
-	route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
+	route := mustRoute(b, RouteOptions{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
+		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}})
 	px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(prometheus.NewRegistry()), zap.NewNop()))
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
@@ -190,9 +190,8 @@ func (okTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // injection (the request is reused, as the reverse proxy's outbound copy
 // would be fresh each time).
 func BenchmarkInjectorRoundTrip(b *testing.B) {
-	route := &Route{Name: "bench", Upstream: mustParse(b, "https://api.example.com:443"), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}}
-	route.init()
+	route := mustRoute(b, RouteOptions{Name: "bench", Upstream: mustParse(b, "https://api.example.com:443"), Header: "Authorization", Prefix: "Bearer",
+		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}})
 	in := &injector{route: route, next: okTransport{}, metrics: NewMetrics(prometheus.NewRegistry()).forRoute("bench", "reverse"), log: zap.NewNop()}
 	req := httptest.NewRequest("GET", "https://api.example.com:443/api/v2/x", nil)
 	req.Body = nil

@@ -11,4 +11,9 @@
 // replays once on an upstream 401, and fails closed (503) rather than send
 // a request without a valid credential. The forward proxy never reaches
 // credproxy's own listeners.
+//
+// A route is built once, by NewRoute. The forward proxy lives as
+// ghostunnel's does: NewForward starts nothing, Serve serves its listener
+// and the connections it intercepts, Shutdown or Close stop it (either
+// may be called twice, or without Serve), and Wait sees it finished.
 package proxy

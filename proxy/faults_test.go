@@ -59,7 +59,7 @@ var faultModes = []faultMode{
 	{"reverse", func(t *testing.T, up *upstream, tokens Tokens, log *zap.Logger) faultTarget {
 		// As the app serves it: NewServer's limits, not httptest's.
 		m := NewMetrics(prometheus.NewRegistry())
-		route := &Route{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
+		route := mustRoute(t, RouteOptions{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens})
 		h := NewReverse(route, up.transport(), m, log)
 		px := httptest.NewUnstartedServer(h)
 		px.Config = NewServer(h, log)
@@ -82,20 +82,16 @@ var faultModes = []faultMode{
 }
 
 // startForward serves a forward proxy whose one route is up, on loopback.
-func startForward(t *testing.T, up *upstream, tokens Tokens, log *zap.Logger) (*Forward, *httptest.Server, *Metrics, *mitm.CA) {
+func startForward(t *testing.T, up *upstream, tokens Tokens, log *zap.Logger) (*Forward, *servedForward, *Metrics, *mitm.CA) {
 	t.Helper()
 	ca, err := mitm.NewCA("credproxy faults CA")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := NewMetrics(prometheus.NewRegistry())
-	route := &Route{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
+	route := mustRoute(t, RouteOptions{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens})
 	fwd := NewForward([]*Route{route}, up.transport(), m, ForwardOptions{CA: ca}, log)
-	srv := httptest.NewUnstartedServer(fwd)
-	srv.Config = NewServer(fwd, log)
-	srv.Start()
-	t.Cleanup(func() { srv.Close(); fwd.Close() })
-	return fwd, srv, m, ca
+	return fwd, serveForward(t, fwd), m, ca
 }
 
 // TestFaultForward401StormOneRenewal: many requests through the forward

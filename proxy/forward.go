@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -59,19 +60,30 @@ type ForwardOptions struct {
 	// sent with a 407 (clients that send proxy credentials retry with
 	// them); empty means "credproxy".
 	AuthRealm string
+	// ListenerGuard, when set, wraps the handler of the listener Serve is
+	// given, in front of everything else (credproxy puts the edge's
+	// browser guard for the forward listener there, whose checks depend
+	// on the address the listener is bound to, known only then).
+	ListenerGuard func(ln net.Listener, next http.Handler) http.Handler
 }
 
 // Forward is the forward proxy (HTTPS_PROXY) for every route.
 //
 // It is built on goproxy for the CONNECT handling and for passing other
 // traffic through, with credproxy's own CONNECT decision, transport, CA
-// and certificate cache. A CONNECT to a route host is intercepted: the
-// TLS connection is terminated with a leaf signed by the CA and served by
-// an http.Server of credproxy's own, whose handler is the same
-// injecting reverse proxy as reverse mode. That server brings what
-// goproxy's own MITM loop lacks: idle and header timeouts, HTTP/2 from
-// clients, streaming flushes, websocket upgrades, and upstream connection
-// reuse whatever the client's Connection header says.
+// and certificate cache (goproxy.go lists what it changes of goproxy's
+// defaults). A CONNECT to a route host is intercepted: the TLS connection
+// is terminated with a leaf signed by the CA and served by an http.Server
+// of credproxy's own, whose handler is the same injecting reverse proxy
+// as reverse mode. That server brings what goproxy's own MITM loop lacks:
+// idle and header timeouts, HTTP/2 from clients, streaming flushes,
+// websocket upgrades, and upstream connection reuse whatever the client's
+// Connection header says.
+//
+// Its life, as ghostunnel's proxy's: NewForward starts nothing; Serve
+// serves a listener, and starts the server of intercepted connections;
+// Shutdown (or Close) stops both, and may be called more than once, or
+// without Serve; Wait returns once everything Serve started has ended.
 type Forward struct {
 	// byHost is each route host's handler (its proxy, counted, behind
 	// the guard), by Authority("https", host).
@@ -86,24 +98,33 @@ type Forward struct {
 	idle   time.Duration
 	log    *zap.Logger
 	m      *Metrics
-	// authorize and realm are ForwardOptions.Authorize and AuthRealm.
-	authorize func(*http.Request) error
-	realm     string
-
-	// mitm serves intercepted connections, fed by mitmLn.
-	mitm   *http.Server
-	mitmLn *connQueue
-	// connectHosts maps an intercepted *tls.Conn to its CONNECT
-	// authority, for mitm's ConnContext.
-	connectHosts sync.Map
+	// authorize and realm are ForwardOptions.Authorize and AuthRealm;
+	// listenerGuard is ListenerGuard.
+	authorize     func(*http.Request) error
+	realm         string
+	listenerGuard func(net.Listener, http.Handler) http.Handler
 	// self holds credproxy's own listener addresses, which the forward
 	// proxy never tunnels or forwards to.
 	self selfAddrs
+
+	// front serves the listener given to Serve; mitm serves the
+	// intercepted connections, fed by mitmLn. NewForward makes them and
+	// Serve starts them.
+	front  *http.Server
+	mitm   *http.Server
+	mitmLn *connQueue
+	// mu guards served and stopped, so that Serve starts the servers
+	// at most once and never after Shutdown or Close, and Wait knows
+	// whether there is anything to wait for.
+	mu              sync.Mutex
+	served, stopped bool
+	// running counts Serve and mitm's goroutine while they run. Its Add
+	// happens under mu with served set, before any Wait can see served.
+	running sync.WaitGroup
 }
 
-// connectHostKey is the context key of an intercepted request's CONNECT
-// authority.
-type connectHostKey struct{}
+// errServedTwice is Serve's answer to a second call.
+var errServedTwice = errors.New("proxy: Forward.Serve called twice")
 
 // signer is a CA with the cache of the leaves it signed. They are
 // published together so that an interception never gets a leaf of one
@@ -113,85 +134,173 @@ type signer struct {
 	leaves *mitm.Leaves
 }
 
-// NewForward returns the forward proxy for routes.
+// NewForward returns the forward proxy for routes. It starts nothing:
+// Serve does.
 //
 // transport carries the routes' requests, each route in its own pools
 // (ForRoute); traffic to other hosts goes through a pool of its own whose
 // connections may not reach credproxy's own listeners (RefuseSelf).
 func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts ForwardOptions, log *zap.Logger) *Forward {
-	log = log.Named("forward")
 	f := &Forward{
 		byHost: map[string]http.Handler{},
 		deny:   opts.DenyOthers,
 		idle:   opts.TunnelIdleTimeout,
-		log:    log,
+		log:    log.Named("forward"),
 		m:      metrics,
 		mitmLn: newConnQueue(),
 
-		authorize: opts.Authorize,
-		realm:     opts.AuthRealm,
+		authorize:     opts.Authorize,
+		realm:         opts.AuthRealm,
+		listenerGuard: opts.ListenerGuard,
 	}
 	if f.idle <= 0 {
 		f.idle = DefaultTunnelIdleTimeout
 	}
-	f.self.log = log
+	f.self.log = f.log
 	if f.realm == "" {
 		f.realm = "credproxy"
 	}
 	f.SetCA(opts.CA)
 	for _, r := range routes {
-		r.init()
-		rp := newRouteProxy(r, transport.ForRoute(r.Name), metrics.forRoute(r.Name, "forward"), log, forwardTarget)
-		h := rp.counted
+		var h http.Handler = r.handler(mode{name: "forward", target: forwardTarget}, transport, metrics, f.log)
 		if opts.Guard != nil {
-			h = opts.Guard(r.Name, h)
+			h = opts.Guard(r.name, h)
 		}
 		for a := range r.authorities {
 			f.byHost[a] = h
 		}
 	}
-
-	gp := goproxy.NewProxyHttpServer()
-	// goproxy's defaults skip TLS verification and follow HTTPS_PROXY
-	// (a sidecar inheriting its own address would loop): replace both.
-	others := transport.http1()
-	others.DialContext = f.self.guard(others.DialContext)
-	gp.Tr = others
-	gp.ConnectDial = nil
-	gp.ConnectDialWithReq = f.dialTunnel
-	gp.Logger = zap.NewStdLog(log.Named("goproxy"))
-	gp.Verbose = false
-	gp.KeepAcceptEncoding = true
-	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusBadRequest, errorBody{Error: "not_a_proxy_request", Detail: "this is credproxy's forward proxy: send absolute-form requests or CONNECT"})
-	})
-	gp.OnRequest().HandleConnectFunc(f.decide)
-	f.gp = gp
-
-	f.mitm = NewServer(http.HandlerFunc(f.serveIntercepted), log)
-	f.mitm.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		if host, ok := f.connectHosts.Load(c); ok {
-			return context.WithValue(ctx, connectHostKey{}, host)
-		}
-		return ctx
-	}
-	f.mitm.ConnState = func(c net.Conn, s http.ConnState) {
-		if s == http.StateClosed || s == http.StateHijacked {
-			f.connectHosts.Delete(c)
-		}
-	}
-	go func() { _ = f.mitm.Serve(f.mitmLn) }()
+	f.gp = f.newGoproxy(transport)
+	// The listener's server logs as a reverse listener's does; the
+	// intercepted connections' as the forward proxy.
+	f.front = NewServer(nil, log)
+	f.mitm = NewServer(http.HandlerFunc(f.serveIntercepted), f.log)
+	f.mitm.ConnContext = interceptedContext
 	return f
 }
 
-// forwardTarget is where an intercepted or upgraded request goes: https to
-// the host it was addressed to.
-func forwardTarget(r *http.Request) *url.URL {
-	return &url.URL{Scheme: "https", Host: r.Context().Value(connectHostKey{}).(string)}
+// Serve serves the forward-proxy listener ln until Shutdown or Close,
+// and the connections it intercepts, and returns http.ErrServerClosed
+// then, as http.Server.Serve does; it closes ln. It may be called once: a
+// second call returns an error, and a call after Shutdown or Close
+// returns http.ErrServerClosed at once. When it returns another error (the
+// listener failed), the intercepted connections are still served: call
+// Shutdown or Close.
+func (f *Forward) Serve(ln net.Listener) error {
+	f.mu.Lock()
+	if f.stopped || f.served {
+		f.mu.Unlock()
+		ln.Close()
+		if f.stopped {
+			return http.ErrServerClosed
+		}
+		return errServedTwice
+	}
+	f.served = true
+	var h http.Handler = http.HandlerFunc(f.serveProxy)
+	if f.listenerGuard != nil {
+		h = f.listenerGuard(ln, h)
+	}
+	// Set before front serves, and never again.
+	f.front.Handler = h
+	f.running.Add(2)
+	go func() {
+		defer f.running.Done()
+		_ = f.mitm.Serve(f.mitmLn) // ErrServerClosed once stopped: mitmLn only closes then
+	}()
+	f.mu.Unlock()
+	defer f.running.Done()
+	return f.front.Serve(ln)
 }
 
-// ServeHTTP serves the forward-proxy listener.
-func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Shutdown stops accepting connections and CONNECTs, and waits, up to
+// ctx, for the listener's requests and the intercepted connections to
+// finish. Blind tunnels are not waited for: they end with either end, or
+// after TunnelIdleTimeout. It may be called again, and without Serve. On
+// an error (ctx ended), call Close.
+func (f *Forward) Shutdown(ctx context.Context) error {
+	f.stop()
+	var frontErr error
+	var both sync.WaitGroup
+	both.Go(func() { frontErr = f.front.Shutdown(ctx) })
+	mitmErr := f.mitm.Shutdown(ctx)
+	both.Wait()
+	return errors.Join(frontErr, mitmErr)
+}
+
+// Close closes the listener and every connection, intercepted ones
+// included, at once. It may be called again, and without Serve.
+func (f *Forward) Close() error {
+	f.stop()
+	return errors.Join(f.front.Close(), f.mitm.Close())
+}
+
+// stop makes Serve refuse to start and hands intercepted connections
+// nowhere: those pushed from now on are closed.
+func (f *Forward) stop() {
+	f.mu.Lock()
+	f.stopped = true
+	f.mu.Unlock()
+	f.mitmLn.Close()
+}
+
+// Wait returns once Serve has returned and the server of intercepted
+// connections has stopped (after Shutdown or Close); at once if Serve was
+// never called.
+func (f *Forward) Wait() {
+	f.mu.Lock()
+	served := f.served
+	f.mu.Unlock()
+	if served {
+		f.running.Wait()
+	}
+}
+
+// forwardTarget is where an intercepted or upgraded request goes: https to
+// the host it was addressed to. A request without one (none reaches a
+// route's handler) gets no host, which no route allows.
+func forwardTarget(r *http.Request) *url.URL {
+	host, _ := connectHost(r.Context())
+	return &url.URL{Scheme: "https", Host: host}
+}
+
+// connectHostKey is the context key of an intercepted or upgraded
+// request's destination authority: the CONNECT's, or the https one a
+// plain request is upgraded to.
+type connectHostKey struct{}
+
+func withConnectHost(ctx context.Context, host string) context.Context {
+	return context.WithValue(ctx, connectHostKey{}, host)
+}
+
+// connectHost returns the request's destination authority, if it has one.
+func connectHost(ctx context.Context) (string, bool) {
+	host, ok := ctx.Value(connectHostKey{}).(string)
+	return host, ok
+}
+
+// interceptedConn is the client's side of an intercepted tunnel, under
+// its TLS, carrying what is known of the connection: the CONNECT
+// authority. It sits under the *tls.Conn, not around it: net/http's
+// server does TLS (and offers HTTP/2) only on a *tls.Conn it is given.
+type interceptedConn struct {
+	net.Conn
+	host string
+}
+
+// interceptedContext is the mitm server's ConnContext: it gives the
+// requests of an intercepted connection their CONNECT authority.
+func interceptedContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		if ic, ok := tc.NetConn().(*interceptedConn); ok {
+			return withConnectHost(ctx, ic.host)
+		}
+	}
+	return ctx
+}
+
+// serveProxy serves the forward-proxy listener.
+func (f *Forward) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if !f.authorized(w, r) {
 		return
 	}
@@ -207,8 +316,7 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h, ok := f.byHost[host]; ok && r.URL.Scheme == "http" {
-		ctx := context.WithValue(r.Context(), connectHostKey{}, host)
-		h.ServeHTTP(w, r.WithContext(ctx))
+		h.ServeHTTP(w, r.WithContext(withConnectHost(r.Context(), host)))
 		return
 	}
 	if f.deny {
@@ -327,7 +435,7 @@ func (f *Forward) intercept(client net.Conn, host string) {
 	// The CA of the moment of the CONNECT signs this tunnel's leaf, even
 	// if SetCA runs before the client's hello arrives.
 	leaves := f.signer.Load().leaves
-	conn := tls.Server(client, &tls.Config{
+	conn := tls.Server(&interceptedConn{Conn: client, host: host}, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -336,7 +444,6 @@ func (f *Forward) intercept(client net.Conn, host string) {
 			return leaves.Get(hostname)
 		},
 	})
-	f.connectHosts.Store(conn, host)
 	f.mitmLn.push(conn)
 }
 
@@ -345,7 +452,7 @@ func (f *Forward) intercept(client net.Conn, host string) {
 // fed hostile input) that sends Host: other.example inside a tunnel to an
 // API host must not get the credential sent elsewhere.
 func (f *Forward) serveIntercepted(w http.ResponseWriter, r *http.Request) {
-	host, _ := r.Context().Value(connectHostKey{}).(string)
+	host, _ := connectHost(r.Context())
 	h, ok := f.byHost[host]
 	if !ok || Authority("https", r.Host) != host {
 		f.log.Warn("request inside a tunnel addressed to another host; refused",
@@ -364,18 +471,6 @@ func (f *Forward) dialTunnel(req *http.Request, network, addr string) (net.Conn,
 		return nil, err
 	}
 	return newIdleConn(c, f.idle), nil
-}
-
-// Shutdown drains intercepted connections.
-func (f *Forward) Shutdown(ctx context.Context) error {
-	f.mitmLn.Close()
-	return f.mitm.Shutdown(ctx)
-}
-
-// Close closes intercepted connections at once.
-func (f *Forward) Close() error {
-	f.mitmLn.Close()
-	return f.mitm.Close()
 }
 
 // SignedLeaves reports how many leaf certificates have been signed, by

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -32,7 +33,7 @@ const fwdToken = "forward-token-abc123"
 type forwardSetup struct {
 	up      *upstream
 	fwd     *Forward
-	srv     *httptest.Server
+	srv     *servedForward
 	proxy   *url.URL
 	ca      *mitm.CA
 	metrics *Metrics
@@ -47,16 +48,49 @@ func newForwardSetup(t *testing.T, opts ForwardOptions, log *zap.Logger) *forwar
 	}
 	opts.CA = ca
 	m := NewMetrics(prometheus.NewRegistry())
-	route := &Route{Name: "api", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer",
-		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(fwdToken)}}}
+	route := mustRoute(t, RouteOptions{Name: "api", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer",
+		Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New(fwdToken)}}})
 	fwd := NewForward([]*Route{route}, up.transport(), m, opts, log)
-	t.Cleanup(func() { fwd.Close() })
-	srv := httptest.NewUnstartedServer(fwd)
-	srv.Config = NewServer(fwd, log)
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv := serveForward(t, fwd)
 	pu, _ := url.Parse(srv.URL)
 	return &forwardSetup{up: up, fwd: fwd, srv: srv, proxy: pu, ca: ca, metrics: m}
+}
+
+// servedForward is a Forward serving on loopback as the app serves it
+// (Serve), with the fields of an httptest.Server the tests use.
+type servedForward struct {
+	URL      string
+	Listener net.Listener
+	fwd      *Forward
+	tb       testing.TB
+}
+
+// listenForward binds a loopback listener for fwd; start serves it. The
+// test's cleanup closes fwd and waits for it.
+func listenForward(tb testing.TB, fwd *Forward) *servedForward {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { fwd.Close(); fwd.Wait() })
+	return &servedForward{URL: "http://" + ln.Addr().String(), Listener: ln, fwd: fwd, tb: tb}
+}
+
+func (s *servedForward) start() {
+	go func() {
+		if err := s.fwd.Serve(s.Listener); !errors.Is(err, http.ErrServerClosed) {
+			s.tb.Errorf("Forward.Serve = %v", err)
+		}
+	}()
+}
+
+// serveForward is listenForward and start.
+func serveForward(tb testing.TB, fwd *Forward) *servedForward {
+	tb.Helper()
+	s := listenForward(tb, fwd)
+	s.start()
+	return s
 }
 
 // client trusts credproxy's CA plus extra certificates, and uses the proxy.

@@ -65,7 +65,7 @@ func (in *injector) RoundTrip(req *http.Request) (*http.Response, error) {
 // to sent every token it put on the wire.
 func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Response, error) {
 	if !in.route.allows(req.URL) {
-		return nil, fmt.Errorf("route %s: %s: %w", in.route.Name, req.URL.Redacted(), errNotAllowed)
+		return nil, fmt.Errorf("route %s: %s: %w", in.route.name, req.URL.Redacted(), errNotAllowed)
 	}
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = &clientBody{ReadCloser: req.Body}
@@ -77,11 +77,11 @@ func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Respon
 	if err != nil {
 		return nil, clientGone(req, err)
 	}
-	tok, err := in.route.Tokens.Token(req.Context())
+	tok, err := in.route.tokens.Token(req.Context())
 	if err != nil {
 		return nil, &errCredential{err}
 	}
-	req.Header[in.route.Header] = in.route.headerValues(tok)
+	req.Header[in.route.header] = in.route.headerValues(tok)
 	sent.add(tok.Value.Reveal(), in.route.mark(tok))
 	resp, err := in.next.RoundTrip(req)
 	if err != nil {
@@ -97,7 +97,7 @@ func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Respon
 	// happens whether or not the request can be replayed: a client whose
 	// every request is a large streamed upload must get a renewed token on
 	// its retry, not the rejected one again until the scheduled renewal.
-	fresh, ierr := in.route.Tokens.Invalidate(req.Context(), tok)
+	fresh, ierr := in.route.tokens.Invalidate(req.Context(), tok)
 	if replay == nil {
 		in.log.Info("upstream rejected the token; the request body was streamed and cannot be replayed, so the 401 goes to the client",
 			zap.Stringer("rejected", tok.Value), zap.Bool("renewed", ierr == nil))
@@ -120,7 +120,7 @@ func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Respon
 
 	again := req.Clone(req.Context())
 	again.Body = replay()
-	again.Header[in.route.Header] = in.route.headerValues(fresh)
+	again.Header[in.route.header] = in.route.headerValues(fresh)
 	sent.add(fresh.Value.Reveal(), in.route.mark(fresh))
 	in.metrics.replays("replayed")
 	in.log.Info("upstream rejected the token; replaying with the renewed one",
@@ -144,7 +144,7 @@ type succeeder interface{ Succeeded() }
 // than 401. It is on the hot path: a type assertion and, for a cache,
 // two atomic loads.
 func (in *injector) succeeded() {
-	if s, ok := in.route.Tokens.(succeeder); ok {
+	if s, ok := in.route.tokens.(succeeder); ok {
 		s.Succeeded()
 	}
 }
@@ -158,7 +158,7 @@ func scrubbed(err error, sent ...exchange.Token) error {
 	for i, t := range sent {
 		secrets[i] = t.Value
 	}
-	return exchange.RedactError(err, secrets...)
+	return secret.RedactError(err, secrets...)
 }
 
 // clientBodyError is a failure to read the client's request body (a

@@ -122,7 +122,7 @@ func (f *fakeTokens) Invalidate(context.Context, exchange.Token) (exchange.Token
 func startReverse(t *testing.T, up *upstream, tokens Tokens, log *zap.Logger) (*httptest.Server, *Metrics) {
 	t.Helper()
 	m := NewMetrics(prometheus.NewRegistry())
-	route := &Route{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
+	route := mustRoute(t, RouteOptions{Name: "r", Upstream: up.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens})
 	srv := httptest.NewServer(NewReverse(route, up.transport(), m, log))
 	t.Cleanup(srv.Close)
 	return srv, m
@@ -359,7 +359,7 @@ func TestUpstreamErrors(t *testing.T) {
 
 	// An upstream whose certificate is not trusted.
 	untrusted := newUpstream(t, "tok-errors-0001")
-	route := &Route{Name: "r", Upstream: untrusted.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
+	route := mustRoute(t, RouteOptions{Name: "r", Upstream: untrusted.url(t), Header: "Authorization", Prefix: "Bearer", Tokens: tokens})
 	px := httptest.NewServer(NewReverse(route, NewTransport(nil), m, log))
 	defer px.Close()
 	assertError(t, px.URL, 502, "upstream_unavailable", "certificate")
@@ -373,14 +373,14 @@ func TestUpstreamErrors(t *testing.T) {
 	}))
 	defer plain.Close()
 	pu, _ := url.Parse(plain.URL)
-	route = &Route{Name: "r", Upstream: pu, Header: "Authorization", Prefix: "Bearer", Tokens: tokens}
+	route = mustRoute(t, RouteOptions{Name: "r", Upstream: pu, Header: "Authorization", Prefix: "Bearer", Tokens: tokens})
 	px2 := httptest.NewServer(NewReverse(route, NewTransport(nil), m, log))
 	defer px2.Close()
 	assertError(t, px2.URL, 502, "destination_not_allowed", "https")
 
 	// Nothing listening.
 	plain.Close()
-	route = &Route{Name: "r", Upstream: pu, Header: "Authorization", Prefix: "Bearer", Tokens: tokens, AllowInsecure: true}
+	route = mustRoute(t, RouteOptions{Name: "r", Upstream: pu, Header: "Authorization", Prefix: "Bearer", Tokens: tokens, AllowInsecure: true})
 	px3 := httptest.NewServer(NewReverse(route, NewTransport(nil), m, log))
 	defer px3.Close()
 	assertError(t, px3.URL, 502, "upstream_unavailable", "connect")

@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/jsonerror"
-	"github.com/credproxy/credproxy/tokencache"
 )
 
 // NewReverse returns the reverse proxy of one route: every request is
@@ -27,44 +27,55 @@ import (
 // through the proxy); nothing is followed with the credential. The route's
 // requests go through its own pools of transport (ForRoute).
 func NewReverse(route *Route, transport *Transport, metrics *Metrics, log *zap.Logger) http.Handler {
-	upstream := route.Upstream
-	rp := newRouteProxy(route, transport.ForRoute(route.Name), metrics.forRoute(route.Name, "reverse"), log, func(*http.Request) *url.URL { return upstream })
-	rp.ModifyResponse = func(resp *http.Response) error { rewriteLocation(resp, upstream); return nil }
-	return newCountingHandler(&dotSegmentGuard{next: rp.handler, route: route.Name}, rp.metrics)
+	upstream := route.upstream
+	return route.handler(mode{
+		name:           "reverse",
+		target:         func(*http.Request) *url.URL { return upstream },
+		modifyResponse: func(resp *http.Response) error { rewriteLocation(resp, upstream); return nil },
+		check:          func(next http.Handler) http.Handler { return &dotSegmentGuard{next: next, route: route.name} },
+	}, transport, metrics, log)
 }
 
-// routeProxy is a route's httputil.ReverseProxy with its metrics.
-type routeProxy struct {
-	*httputil.ReverseProxy
-	metrics *routeMetrics
-	// handler is the proxy behind the refusal of TRACE and TRACK;
-	// counted is handler behind a countingHandler.
-	handler, counted http.Handler
+// mode is what differs between a route's reverse and forward proxies.
+type mode struct {
+	// name is the mode's label in metrics and logs.
+	name string
+	// target is where a request goes.
+	target func(*http.Request) *url.URL
+	// modifyResponse, when set, is the ReverseProxy's ModifyResponse.
+	modifyResponse func(*http.Response) error
+	// check, when set, wraps the proxy with the mode's own refusals of
+	// a request, which are counted like the proxy's answers.
+	check func(http.Handler) http.Handler
 }
 
-// newRouteProxy returns the proxy that carries a route's requests to
-// target(request), injecting the credential. Reverse and forward mode
-// differ only in target.
-func newRouteProxy(route *Route, transport http.RoundTripper, rm *routeMetrics, log *zap.Logger, target func(*http.Request) *url.URL) *routeProxy {
-	route.init()
-	log = log.With(zap.String("route", route.Name), zap.String("mode", rm.mode))
-	rp := &routeProxy{metrics: rm, ReverseProxy: &httputil.ReverseProxy{
+// handler returns the handler that carries the route's requests in mode
+// m to m.target(request), injecting the credential, in the route's own
+// pools of transport; TRACE and TRACK are refused first, then m.check
+// runs. Both modes count their requests by status here, and only here.
+func (r *Route) handler(m mode, transport *Transport, metrics *Metrics, log *zap.Logger) http.Handler {
+	rm := metrics.forRoute(r.name, m.name)
+	log = log.With(zap.String("route", r.name), zap.String("mode", m.name))
+	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target(pr.In))
+			pr.SetURL(m.target(pr.In))
 			// The client's own value must not reach the upstream, even
 			// if injection were skipped, nor a header that some server
 			// could take for it.
-			route.dropClientCredential(pr.Out.Header)
+			r.dropClientCredential(pr.Out.Header)
 		},
-		Transport:     &timedTransport{next: &injector{route: route, next: transport, metrics: rm, log: log}, metrics: rm},
-		FlushInterval: flushInterval,
-		BufferPool:    &bufferPool{},
-		ErrorHandler:  errorHandler(route.Name, log),
-		ErrorLog:      zap.NewStdLog(log.Named("httputil")),
-	}}
-	rp.handler = &refuseReadBackMethods{next: rp.ReverseProxy, route: route.Name}
-	rp.counted = newCountingHandler(rp.handler, rm)
-	return rp
+		Transport:      &timedTransport{next: &injector{route: r, next: transport.ForRoute(r.name), metrics: rm, log: log}, metrics: rm},
+		FlushInterval:  flushInterval,
+		BufferPool:     &bufferPool{},
+		ErrorHandler:   errorHandler(r.name, log),
+		ErrorLog:       zap.NewStdLog(log.Named("httputil")),
+		ModifyResponse: m.modifyResponse,
+	}
+	var h http.Handler = &refuseReadBackMethods{next: rp, route: r.name}
+	if m.check != nil {
+		h = m.check(h)
+	}
+	return newCountingHandler(h, rm)
 }
 
 // flushInterval bounds how long part of a response body with a known
@@ -109,12 +120,12 @@ func writeError(w http.ResponseWriter, status int, body errorBody) { jsonerror.W
 func errorHandler(route string, log *zap.Logger) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
 		var cred *errCredential
-		var ue *tokencache.UnavailableError
+		var ue exchange.Unavailable
 		var body *clientBodyError
 		switch {
 		case errors.As(err, &cred) && errors.As(err, &ue):
-			log.Warn("request refused: no valid credential", zap.String("detail", ue.Detail), zap.NamedError("cause", ue.Cause))
-			writeError(w, http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: route, Detail: ue.Detail})
+			log.Warn("request refused: no valid credential", zap.String("detail", ue.ClientDetail()), zap.NamedError("cause", ue.LogCause()))
+			writeError(w, http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: route, Detail: ue.ClientDetail()})
 		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 			// Nothing can reach the client; only the metric records it.
 			log.Debug("client went away", zap.String("method", r.Method), zap.String("path", r.URL.Path))

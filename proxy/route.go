@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sync/atomic"
@@ -14,15 +16,18 @@ import (
 // methods are called concurrently by every request of the route.
 type Tokens interface {
 	// Token returns a valid token, or an error after which the request
-	// must not be forwarded.
+	// must not be forwarded (503). When the error is an
+	// exchange.Unavailable, its ClientDetail is what the client reads
+	// and its LogCause goes to the log only; any other error's text is
+	// the client's detail.
 	Token(ctx context.Context) (exchange.Token, error)
 	// Invalidate reports that the upstream rejected a token and returns
 	// its replacement.
 	Invalidate(ctx context.Context, rejected exchange.Token) (exchange.Token, error)
 }
 
-// Route is one credential and where it may be sent.
-type Route struct {
+// RouteOptions describe a route: one credential and where it may be sent.
+type RouteOptions struct {
 	// Name names the route in logs, metrics and error bodies.
 	Name string
 	// Upstream is the base URL of the reverse proxy.
@@ -30,7 +35,8 @@ type Route struct {
 	// Hosts are further host names the credential may go to (forward
 	// mode), as host or host:port.
 	Hosts []string
-	// Header is the header to inject, in canonical form.
+	// Header is the header to inject, in canonical form. It is used as
+	// given: its spelling is what goes on the wire.
 	Header string
 	// Prefix is put before the token, separated by a space; empty for the
 	// bare token.
@@ -39,9 +45,22 @@ type Route struct {
 	AllowInsecure bool
 	// Tokens supplies the tokens.
 	Tokens Tokens
+}
+
+// Route is one credential and where it may be sent, as NewRoute built it:
+// it does not change afterwards but for the header value it caches, and
+// both modes' proxies of the route share it.
+type Route struct {
+	name          string
+	upstream      *url.URL
+	header        string
+	prefix        string
+	allowInsecure bool
+	tokens        Tokens
 
 	// authorities is the set of host:port authorities (default port
-	// explicit) the credential may be sent to: Upstream's and Hosts'.
+	// explicit) the credential may be sent to: the upstream's and the
+	// hosts'.
 	authorities map[string]bool
 	// lastValue is the header value built for the token most recently
 	// injected: every request of a token's lifetime reuses it instead of
@@ -52,6 +71,39 @@ type Route struct {
 	// cleaned whatever it says.
 	noBodyScan bool
 }
+
+// NewRoute returns the route of o, with the set of authorities its
+// credential may go to computed once. It refuses a route without a name,
+// a header or a token supply, or with nowhere to send the credential.
+func NewRoute(o RouteOptions) (*Route, error) {
+	switch {
+	case o.Name == "":
+		return nil, errors.New("proxy: route without a name")
+	case o.Header == "":
+		return nil, fmt.Errorf("proxy: route %s: no header to inject", o.Name)
+	case o.Tokens == nil:
+		return nil, fmt.Errorf("proxy: route %s: no token supply", o.Name)
+	case o.Upstream == nil && len(o.Hosts) == 0:
+		return nil, fmt.Errorf("proxy: route %s: neither an upstream nor hosts", o.Name)
+	case o.Upstream != nil && o.Upstream.Host == "":
+		return nil, fmt.Errorf("proxy: route %s: upstream %s has no host", o.Name, o.Upstream.Redacted())
+	}
+	r := &Route{
+		name: o.Name, upstream: o.Upstream, header: o.Header, prefix: o.Prefix,
+		allowInsecure: o.AllowInsecure, tokens: o.Tokens,
+		authorities: map[string]bool{},
+	}
+	if o.Upstream != nil {
+		r.authorities[Authority(o.Upstream.Scheme, o.Upstream.Host)] = true
+	}
+	for _, h := range o.Hosts {
+		r.authorities[Authority("https", h)] = true
+	}
+	return r, nil
+}
+
+// Name returns the route's name.
+func (r *Route) Name() string { return r.name }
 
 // headerCache is a token and the header values made from it. values is
 // shared by every request of the token's lifetime: nothing downstream
@@ -64,27 +116,12 @@ type headerCache struct {
 	mark string
 }
 
-// init computes the route's host set. It is called by the constructors of
-// this package.
-func (r *Route) init() {
-	if r.authorities != nil {
-		return
-	}
-	r.authorities = map[string]bool{}
-	if r.Upstream != nil {
-		r.authorities[Authority(r.Upstream.Scheme, r.Upstream.Host)] = true
-	}
-	for _, h := range r.Hosts {
-		r.authorities[Authority("https", h)] = true
-	}
-}
-
 // allows reports whether the route's credential may be sent to u: one of
 // the route's hosts, over https unless AllowInsecure.
 func (r *Route) allows(u *url.URL) bool {
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && r.AllowInsecure:
+	case u.Scheme == "http" && r.allowInsecure:
 	default:
 		return false
 	}
@@ -103,9 +140,9 @@ func (r *Route) allows(u *url.URL) bool {
 // (X_SF_Token beside X-SF-Token): some servers treat them alike, and the
 // client's value must not reach the upstream beside the injected one.
 func (r *Route) dropClientCredential(h http.Header) {
-	delete(h, r.Header)
+	delete(h, r.header)
 	for k := range h {
-		if sameHeaderName(k, r.Header) {
+		if sameHeaderName(k, r.header) {
 			delete(h, k)
 		}
 	}
@@ -142,8 +179,8 @@ func (r *Route) headerValues(tok exchange.Token) []string {
 		return c.values
 	}
 	v := t
-	if r.Prefix != "" {
-		v = r.Prefix + " " + t
+	if r.prefix != "" {
+		v = r.prefix + " " + t
 	}
 	c := &headerCache{token: t, values: []string{v}, mark: credentialMark(tok)}
 	r.lastValue.Store(c)

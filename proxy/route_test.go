@@ -25,8 +25,8 @@ func TestAuthorityIsAFixpoint(t *testing.T) {
 }
 
 func TestRouteAllows(t *testing.T) {
-	r := &Route{Name: "r", Upstream: &url.URL{Scheme: "https", Host: "API.example.com"}, Hosts: []string{"other.example:8443"}}
-	r.init()
+	r := mustRoute(t, RouteOptions{Name: "r", Upstream: &url.URL{Scheme: "https", Host: "API.example.com"}, Hosts: []string{"other.example:8443"},
+		Header: "Authorization", Tokens: &fakeTokens{}})
 	tcs := []struct {
 		desc string
 		url  string
@@ -50,7 +50,7 @@ func TestRouteAllows(t *testing.T) {
 			t.Errorf("%s: allows(%s) = %v, want %v", tc.desc, tc.url, got, tc.want)
 		}
 	}
-	r.AllowInsecure = true
+	r.allowInsecure = true
 	if u, _ := url.Parse("http://api.example.com:443/x"); !r.allows(u) {
 		t.Errorf("with AllowInsecure, http to a route authority is allowed")
 	}
@@ -59,7 +59,7 @@ func TestRouteAllows(t *testing.T) {
 // TestHeaderValueFollowsTheToken: the cached header value is rebuilt when
 // the token changes.
 func TestHeaderValueFollowsTheToken(t *testing.T) {
-	r := &Route{Prefix: "Bearer"}
+	r := &Route{prefix: "Bearer"}
 	for _, tok := range []string{"tok-one", "tok-one", "tok-two", "tok-one"} {
 		if got := r.headerValues(exchange.Token{Value: secret.New(tok)}); len(got) != 1 || got[0] != "Bearer "+tok {
 			t.Errorf("headerValues(%s) = %q", tok, got)
@@ -72,5 +72,46 @@ func TestHeaderValueFollowsTheToken(t *testing.T) {
 	one := exchange.Token{Value: secret.New("tok-one")}
 	if n := testing.AllocsPerRun(100, func() { r.headerValues(one) }); n != 0 {
 		t.Errorf("headerValues for the current token allocates %v times", n)
+	}
+}
+
+// mustRoute is NewRoute for routes a test knows to be valid.
+func mustRoute(tb testing.TB, o RouteOptions) *Route {
+	tb.Helper()
+	r, err := NewRoute(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+// TestNewRouteRefuses: a route without a name, a header, a token supply
+// or anywhere to send the credential is refused.
+func TestNewRouteRefuses(t *testing.T) {
+	up := &url.URL{Scheme: "https", Host: "api.example.com"}
+	ok := RouteOptions{Name: "r", Upstream: up, Header: "Authorization", Tokens: &fakeTokens{}}
+	if _, err := NewRoute(ok); err != nil {
+		t.Fatalf("NewRoute(%+v) = %v", ok, err)
+	}
+	for _, tc := range []struct {
+		desc string
+		edit func(*RouteOptions)
+	}{
+		{"no name", func(o *RouteOptions) { o.Name = "" }},
+		{"no header", func(o *RouteOptions) { o.Header = "" }},
+		{"no tokens", func(o *RouteOptions) { o.Tokens = nil }},
+		{"no upstream nor hosts", func(o *RouteOptions) { o.Upstream = nil }},
+		{"upstream without a host", func(o *RouteOptions) { o.Upstream = &url.URL{Scheme: "https"} }},
+	} {
+		o := ok
+		tc.edit(&o)
+		if r, err := NewRoute(o); err == nil {
+			t.Errorf("%s: NewRoute = %v, want an error", tc.desc, r)
+		}
+	}
+	o := ok
+	o.Upstream, o.Hosts = nil, []string{"other.example"}
+	if _, err := NewRoute(o); err != nil {
+		t.Errorf("hosts only: NewRoute = %v", err)
 	}
 }

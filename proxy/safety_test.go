@@ -59,7 +59,7 @@ func TestTokenReadAfterTheBodyIsBuffered(t *testing.T) {
 		fmt.Fprintf(w, "%d bytes", len(body))
 	})
 	u, _ := url.Parse(api.srv.URL)
-	route := &Route{Name: "r", Upstream: u, Header: "Authorization", Prefix: "Bearer", Tokens: &expiringTokens{life: 300 * time.Millisecond}}
+	route := mustRoute(t, RouteOptions{Name: "r", Upstream: u, Header: "Authorization", Prefix: "Bearer", Tokens: &expiringTokens{life: 300 * time.Millisecond}})
 	px := serveReverse(t, NewReverse(route, api.transport(t), NewMetrics(prometheus.NewRegistry()), log), log)
 
 	pr, pw := io.Pipe()
@@ -139,7 +139,7 @@ func TestLookalikeCredentialHeadersDropped(t *testing.T) {
 		mu.Unlock()
 	})
 	u, _ := url.Parse(api.srv.URL)
-	route := &Route{Name: "sf", Upstream: u, Header: "X-Sf-Token", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("org-token-inj")}}}
+	route := mustRoute(t, RouteOptions{Name: "sf", Upstream: u, Header: "X-Sf-Token", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("org-token-inj")}}})
 	px := serveReverse(t, NewReverse(route, api.transport(t), NewMetrics(prometheus.NewRegistry()), log), log)
 	addr := strings.TrimPrefix(px, "http://")
 	resp, _ := rawRequest(t, addr, "GET /v2/metric HTTP/1.1\r\nHost: a\r\nX_SF_Token: client-1\r\nx-sf_token: client-2\r\nX-SF-TOKEN: client-3\r\nX-Keep_Me: yes\r\n\r\n")
@@ -171,7 +171,7 @@ func TestUpstreamBasePathIsABoundary(t *testing.T) {
 		mu.Unlock()
 	})
 	u, _ := url.Parse(api.srv.URL + "/base")
-	route := &Route{Name: "r", Upstream: u, Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("base-tok-01")}}}
+	route := mustRoute(t, RouteOptions{Name: "r", Upstream: u, Header: "Authorization", Prefix: "Bearer", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("base-tok-01")}}})
 	srv := httptest.NewServer(NewReverse(route, api.transport(t), NewMetrics(prometheus.NewRegistry()), log))
 	t.Cleanup(srv.Close)
 	addr := srv.Listener.Addr().String()
@@ -257,13 +257,10 @@ func TestTokenAPINotReachableThroughTheForwardProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	fwd := NewForward(nil, NewTransport(nil), NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
-	t.Cleanup(func() { fwd.Close() })
-	px := httptest.NewUnstartedServer(fwd)
-	px.Config = NewServer(fwd, log)
+	px := listenForward(t, fwd)
 	fwd.RefuseSelf(admin.Listener.Addr())
 	fwd.RefuseSelf(px.Listener.Addr())
-	px.Start()
-	t.Cleanup(px.Close)
+	px.start()
 	pu, _ := url.Parse(px.URL)
 	_, adminPort, _ := net.SplitHostPort(admin.Listener.Addr().String())
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}

@@ -201,8 +201,12 @@ func wireTransport(t *testing.T, api *rawAPI) *Transport {
 
 // wireRoute is a route to api with its own token.
 func wireRoute(name, scheme string, api *rawAPI) *Route {
-	return &Route{Name: name, Upstream: &url.URL{Scheme: scheme, Host: api.addr}, Header: "Authorization", Prefix: "Bearer",
-		AllowInsecure: scheme == "http", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("tok-" + name)}}}
+	r, err := NewRoute(RouteOptions{Name: name, Upstream: &url.URL{Scheme: scheme, Host: api.addr}, Header: "Authorization", Prefix: "Bearer",
+		AllowInsecure: scheme == "http", Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("tok-" + name)}}})
+	if err != nil {
+		panic(err) // the options above are valid
+	}
+	return r
 }
 
 // serveReverse serves h as the app does, on loopback.
@@ -286,8 +290,7 @@ func TestStrayUpstreamBytesForwardMode(t *testing.T) {
 				t.Fatal(err)
 			}
 			fwd := NewForward([]*Route{wireRoute("a", "https", api)}, wireTransport(t, api), NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
-			t.Cleanup(func() { fwd.Close() })
-			px := serveReverse(t, fwd, log)
+			px := serveForward(t, fwd).URL
 			pool := x509.NewCertPool()
 			pool.AddCert(ca.Certificate())
 			pu, _ := url.Parse(px)
@@ -341,11 +344,10 @@ func wireClient(t *testing.T, mode string, route *Route, tr *Transport, log *zap
 		t.Fatal(err)
 	}
 	fwd := NewForward([]*Route{route}, tr, NewMetrics(prometheus.NewRegistry()), ForwardOptions{CA: ca}, log)
-	t.Cleanup(func() { fwd.Close() })
-	pu, _ := url.Parse(serveReverse(t, fwd, log))
+	pu, _ := url.Parse(serveForward(t, fwd).URL)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Certificate())
-	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}, "https://" + route.Upstream.Host
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}, "https://" + route.upstream.Host
 }
 
 // TestMalformedAnswerQuotingTheTokenLeaksNothing: an upstream whose

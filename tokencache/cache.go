@@ -414,7 +414,8 @@ func (c *Cache) wait(ctx context.Context, reject secret.Secret) (exchange.Token,
 }
 
 // UnavailableError is returned when no valid token can be had: the request
-// must not be forwarded.
+// must not be forwarded. It is the cache's exchange.Unavailable, which is
+// all its consumers need look for.
 type UnavailableError struct {
 	Route string
 	// Detail says why in credproxy's own words, for the client: the last
@@ -430,9 +431,17 @@ type UnavailableError struct {
 	Cause error
 }
 
+var _ exchange.Unavailable = (*UnavailableError)(nil)
+
 func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("route %s: no valid credential: %s", e.Route, e.Detail)
 }
+
+// ClientDetail returns Detail (exchange.Unavailable).
+func (e *UnavailableError) ClientDetail() string { return e.Detail }
+
+// LogCause returns Cause (exchange.Unavailable).
+func (e *UnavailableError) LogCause() error { return e.Cause }
 
 func (c *Cache) unavailable() error {
 	c.mu.Lock()
@@ -683,7 +692,7 @@ func (c *Cache) failed(err error, timedOut bool, done Exchange) time.Duration {
 		}
 	}
 	if len(issued) > 0 {
-		err = exchange.RedactError(err, issued...)
+		err = secret.RedactError(err, issued...)
 	}
 	c.mu.Lock()
 	c.failures++

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -102,7 +103,10 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	// The upstream accepts only met-SECRET-2: the first request gets a
 	// 401, a renewal and a replay.
 	up := newUpstream(t, "Bearer met-SECRET-2")
-	route := &proxy.Route{Name: "r", Upstream: up.url, Header: "Authorization", Prefix: "Bearer", Tokens: cache}
+	route, err := proxy.NewRoute(proxy.RouteOptions{Name: "r", Upstream: up.url, Header: "Authorization", Prefix: "Bearer", Tokens: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rev := httptest.NewServer(proxy.NewReverse(route, up.transport(), m, log))
 	defer rev.Close()
 	resp, err := http.Get(rev.URL + "/api/v2/x")
@@ -121,12 +125,14 @@ func TestDocumentedMetricsExistAfterTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwdRoute := &proxy.Route{Name: "r", Upstream: up.url, Header: "Authorization", Prefix: "Bearer", Tokens: cache}
-	fwd := proxy.NewForward([]*proxy.Route{fwdRoute}, up.transport(), m, proxy.ForwardOptions{CA: ca}, log)
-	t.Cleanup(func() { fwd.Close() })
-	fsrv := httptest.NewServer(fwd)
-	defer fsrv.Close()
-	pu, _ := url.Parse(fsrv.URL)
+	fwd := proxy.NewForward([]*proxy.Route{route}, up.transport(), m, proxy.ForwardOptions{CA: ca}, log)
+	fln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = fwd.Serve(fln) }()
+	t.Cleanup(func() { fwd.Close(); fwd.Wait() })
+	pu, _ := url.Parse("http://" + fln.Addr().String())
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Certificate())
 	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "other") }))

@@ -4,6 +4,12 @@
 // A Secret formats as a short fingerprint ("sha256:1a2b") everywhere: fmt
 // verbs, zap fields, JSON and text marshalling. The only way to the value is
 // Reveal, so every place that puts a credential on the wire is greppable.
+//
+// What a Secret cannot protect is text from outside that quotes one: an
+// identity service's error message echoing the client secret, net/http's
+// error quoting an upstream's malformed answer with the token in it. A
+// Redactor (redact.go) takes every Secret of a Credentials out of such
+// text, in every encoding it knows; RedactError does so for an error.
 package secret
 
 import (

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,7 +18,15 @@ import (
 type listener struct {
 	name string
 	ln   net.Listener
-	srv  *http.Server
+	srv  server
+}
+
+// server is what serves a listener: an *http.Server, or the forward
+// proxy, which also serves the connections it intercepts.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // bind listens on every configured address (internal/listen: host:port,
@@ -56,7 +65,7 @@ func (s *Server) bind() (routeLns []*listener, adminLn *listener, err error) {
 		if err != nil {
 			return routeLns, nil, fmt.Errorf("forward proxy: listen on %s (CREDPROXY_FORWARD_ADDR): %w", s.cfg.ForwardAddr, err)
 		}
-		routeLns = append(routeLns, newListener("forward", ln, s.guard(ln, "forward", "", s.forward), s.log.Named("proxy")))
+		routeLns = append(routeLns, &listener{name: "forward", ln: ln, srv: s.forward})
 	}
 	if s.cfg.AdminAddr != "" {
 		ln, err := s.listen(s.cfg.AdminAddr, "admin", listen.DefaultMode)

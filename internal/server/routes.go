@@ -90,7 +90,7 @@ func newLiveRoute(rc config.Route, client *http.Client, m routeMetrics, log *zap
 		OnExchange:      credentialNews(rc, expiry, log.Named("exchange").With(zap.String("route", rc.Name))),
 		OnToken:         onToken,
 	})
-	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: expiry, route: &proxy.Route{
+	route, err := proxy.NewRoute(proxy.RouteOptions{
 		Name:          rc.Name,
 		Upstream:      rc.Upstream,
 		Hosts:         rc.Hosts,
@@ -98,7 +98,11 @@ func newLiveRoute(rc config.Route, client *http.Client, m routeMetrics, log *zap
 		Prefix:        rc.HeaderPrefix,
 		AllowInsecure: rc.AllowInsecureUpstream,
 		Tokens:        cache,
-	}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &liveRoute{cfg: rc, cache: cache, sink: sink, expiry: expiry, route: route}, nil
 }
 
 // newExpiryWatcher builds the watcher of a route's long-lived credential:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -142,6 +143,8 @@ func (s *Server) newForward() error {
 	s.forward = proxy.NewForward(routes, s.transport, s.metrics, proxy.ForwardOptions{
 		CA: ca, DenyOthers: s.cfg.ForwardDenyOthers, Guard: proxied.Proxied,
 		Authorize: s.opts.Authorize, AuthRealm: s.opts.AuthRealm,
+		// The forward listener's own requests meet the browser guard too.
+		ListenerGuard: func(ln net.Listener, h http.Handler) http.Handler { return s.guard(ln, "forward", "", h) },
 	}, s.log.Named("proxy"))
 	return nil
 }
@@ -222,8 +225,8 @@ func (s *Server) wait(ctx context.Context, serveErr <-chan error) error {
 	}
 }
 
-// shutdown fails readiness, drains the route listeners and the forward
-// proxy up to the shutdown timeout, then calls stopCaches (which ends
+// shutdown fails readiness, drains the route listeners (the forward
+// proxy among them) up to the shutdown timeout, then calls stopCaches (which ends
 // sessions) and closes the admin listener last.
 func (s *Server) shutdown(routeLns []*listener, adminLn *listener, stopCaches func()) {
 	s.admin.ShuttingDown()
@@ -235,13 +238,6 @@ func (s *Server) shutdown(routeLns []*listener, adminLn *listener, stopCaches fu
 			if err := l.srv.Shutdown(drainCtx); err != nil {
 				s.log.Warn("drain timed out; closing connections", zap.String("listener", l.name), zap.Error(err))
 				l.srv.Close()
-			}
-		})
-	}
-	if s.forward != nil {
-		drained.Go(func() {
-			if err := s.forward.Shutdown(drainCtx); err != nil {
-				s.forward.Close()
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package exchange
+package secret
 
 import (
 	"bytes"
@@ -14,30 +14,33 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/credproxy/credproxy/internal/secret"
 )
 
 // redactedMark replaces whatever the redactor takes out.
 const redactedMark = "[redacted]"
 
-// pieceLen is the length of the smallest piece of a credential that is
+// PieceLen is the length of the smallest piece of a credential that is
 // redacted: any 8 bytes of a credential, or of one of its encodings, are
 // taken out of a service's text, so a truncated or partly masked echo
 // leaks nothing either. A credential shorter than that is redacted whole.
-const pieceLen = 8
+const PieceLen = 8
 
 // maxScrubInput bounds how much of a service's text is examined: far more
-// than the maxMessageLen kept, and a cut through an echo leaves pieces
+// than the MaxCleanLen kept, and a cut through an echo leaves pieces
 // that are still found.
-const maxScrubInput = 16 * maxMessageLen
+const maxScrubInput = 16 * MaxCleanLen
 
-// credentials are what one exchange sent to the identity service. All of
-// them are scrubbed from anything the service answers.
-type credentials struct {
+// MaxCleanLen bounds what Clean returns (before its "..."): exchange
+// keeps service messages in errors, and logs them, at this length.
+const MaxCleanLen = 300
+
+// Credentials are what one exchange sent to an identity service, or what
+// a request carried: the secrets a Redactor takes out of whatever
+// answers. The zero value holds none.
+type Credentials struct {
 	// secrets are sent on their own: an API token, a client secret in
 	// the body, a refresh token, a subject token, a password, a session.
-	secrets []secret.Secret
+	secrets []Secret
 	// pairs are client credentials sent in a Basic header.
 	pairs []basicPair
 }
@@ -47,14 +50,22 @@ type credentials struct {
 // RFC 6749 2.3.1 and golang.org/x/oauth2 do.
 type basicPair struct {
 	id     string
-	secret secret.Secret
+	secret Secret
 }
 
-func sentSecrets(ss ...secret.Secret) credentials { return credentials{secrets: ss} }
+// NewCredentials returns the Credentials of secrets sent on their own.
+func NewCredentials(ss ...Secret) Credentials { return Credentials{secrets: ss} }
 
-// withPair adds the Basic pair of id and s (the secret itself is added
-// too, since a service may echo it alone).
-func (c credentials) withPair(id string, s secret.Secret) credentials {
+// With returns c with ss added. c is not changed.
+func (c Credentials) With(ss ...Secret) Credentials {
+	c.secrets = append(c.secrets[:len(c.secrets):len(c.secrets)], ss...)
+	return c
+}
+
+// WithPair returns c with the Basic pair of id and s added (the secret
+// itself is added too, since a service may echo it alone). c is not
+// changed.
+func (c Credentials) WithPair(id string, s Secret) Credentials {
 	c.secrets = append(c.secrets[:len(c.secrets):len(c.secrets)], s)
 	c.pairs = append(c.pairs[:len(c.pairs):len(c.pairs)], basicPair{id: id, secret: s})
 	return c
@@ -64,7 +75,7 @@ func (c credentials) withPair(id string, s secret.Secret) credentials {
 type needle struct {
 	s string
 	// min is the length of its shortest piece redacted, when more than
-	// pieceLen (see form).
+	// PieceLen (see form).
 	min int
 	// idOnly is how many leading bytes of s depend on the client ID
 	// alone: pieces wholly inside them reveal nothing secret (and the
@@ -72,7 +83,7 @@ type needle struct {
 	idOnly int
 }
 
-// redactor scrubs an identity service's text of the credentials one
+// Redactor scrubs an identity service's text of the credentials one
 // exchange sent, in every encoding a service, or a WAF or load balancer
 // in front of it, could repeat them: raw and reversed, form-encoded
 // (QueryEscape and PathEscape, once or twice), JSON-escaped, hex (plain,
@@ -93,21 +104,24 @@ type needle struct {
 // with %q or JSON-escaped every character), percent escapes (for a
 // service that percent-encodes every byte) and HTML character references
 // (&#65; &#x41; &amp;, for an error page).
-type redactor struct {
+type Redactor struct {
 	// Both are indexed by unescape: [0] as is, [1] escapes decoded.
 	//
-	// windows maps every pieceLen-byte window of every needle to how
+	// windows maps every PieceLen-byte window of every needle to how
 	// many of its leading bytes to keep: those of a window that starts
 	// in the client ID (see needle), 0 for the others.
 	windows [2]map[uint64]int
 	// longer maps, by their length, the windows of the needles whose
-	// pieces are longer than pieceLen (see form), as windows does.
+	// pieces are longer than PieceLen (see form), as windows does.
 	longer [2]map[int]map[string]int
 	// short are the needles shorter than their piece, matched whole.
 	short [2][]string
 }
 
-func newRedactor(c credentials) *redactor {
+// NewRedactor returns the Redactor of c. Building it costs far more than
+// one Scrub: make one per exchange and use it for every string taken
+// from the answer. A Redactor is not changed by use and may be shared.
+func NewRedactor(c Credentials) *Redactor {
 	// Every form of every credential, with the forms of the client ID
 	// alone for a pair.
 	var forms, idForms []string
@@ -136,9 +150,9 @@ func newRedactor(c credentials) *redactor {
 	// the maps was most of the cost.
 	size := 0
 	for _, f := range forms {
-		size += max(0, len(f)-pieceLen+1)
+		size += max(0, len(f)-PieceLen+1)
 	}
-	r := &redactor{windows: [2]map[uint64]int{make(map[uint64]int, size/4), make(map[uint64]int, size/8)}, longer: [2]map[int]map[string]int{{}, {}}}
+	r := &Redactor{windows: [2]map[uint64]int{make(map[uint64]int, size/4), make(map[uint64]int, size/8)}, longer: [2]map[int]map[string]int{{}, {}}}
 	seen := [2]map[string]bool{make(map[string]bool, len(forms)), make(map[string]bool, len(forms)/2)}
 	for i, enc := range forms {
 		var plain needle
@@ -165,11 +179,11 @@ func newRedactor(c credentials) *redactor {
 
 // index adds n's windows (or n itself, when shorter than a window) to
 // those matched in mode.
-func (r *redactor) index(mode int, n needle) {
-	if l := max(pieceLen, n.min); len(n.s) < l {
+func (r *Redactor) index(mode int, n needle) {
+	if l := max(PieceLen, n.min); len(n.s) < l {
 		r.short[mode] = append(r.short[mode], n.s)
 		return
-	} else if l > pieceLen {
+	} else if l > PieceLen {
 		w := r.longer[mode][l]
 		if w == nil {
 			w = map[string]int{}
@@ -181,34 +195,34 @@ func (r *redactor) index(mode int, n needle) {
 		return
 	}
 	w := r.windows[mode]
-	for i := 0; i+pieceLen <= len(n.s); i++ {
-		if i+pieceLen <= n.idOnly {
+	for i := 0; i+PieceLen <= len(n.s); i++ {
+		if i+PieceLen <= n.idOnly {
 			continue // wholly inside the client ID
 		}
 		// Of a piece that starts in the client ID, the ID's part is
 		// kept: it reveals nothing of the secret.
 		keep := max(0, n.idOnly-i)
-		k := windowKey(n.s[i : i+pieceLen])
+		k := windowKey(n.s[i : i+PieceLen])
 		if prev, ok := w[k]; !ok || keep < prev {
 			w[k] = keep
 		}
 	}
 }
 
-// Redact returns s with secrets taken out in every form the redactor
-// knows (see redactor), for text from outside an exchange that may quote
+// Redact returns s with secrets taken out in every form a Redactor
+// knows, for text from outside an exchange that may quote
 // a credential: net/http's error about an upstream's malformed answer
 // quotes the answer, and a hostile upstream can put the token it was sent
 // there.
-func Redact(s string, secrets ...secret.Secret) string {
-	return newRedactor(sentSecrets(secrets...)).scrub(s)
+func Redact(s string, secrets ...Secret) string {
+	return NewRedactor(NewCredentials(secrets...)).Scrub(s)
 }
 
 // RedactError returns err with secrets taken out of its text (Redact):
 // for an error that may quote a credential its maker did not know of (a
 // token the cache holds, echoed by a later exchange's service). errors.Is
 // and errors.As still see err; nil stays nil.
-func RedactError(err error, secrets ...secret.Secret) error {
+func RedactError(err error, secrets ...Secret) error {
 	if err == nil {
 		return nil
 	}
@@ -240,11 +254,11 @@ func encodings(x string) []string {
 	return out
 }
 
-// form is an encoding of a secret whose pieces are longer than pieceLen
+// form is an encoding of a secret whose pieces are longer than PieceLen
 // when it spends more than two characters on a byte: a piece counts when
 // it encodes at least 4 bytes of the secret, as 8 hex digits do, so that
 // a clock's "00:30:00" is not taken for the UTF-16 of a "0". min is that
-// length (0 for pieceLen). logtest's leak checks use the same lengths.
+// length (0 for PieceLen). logtest's leak checks use the same lengths.
 type form struct {
 	s   string
 	min int
@@ -309,7 +323,7 @@ func alignedForms(encode func([]byte) string, b []byte, group, width int, forms 
 	for lead := 1; lead < group; lead++ {
 		e := encode(append(make([]byte, lead), b...))
 		inner := ""
-		if len(e)-2*width >= pieceLen {
+		if len(e)-2*width >= PieceLen {
 			inner = e[width : len(e)-width]
 		}
 		out = append(out, forms(inner)...)
@@ -654,11 +668,11 @@ func hexDigit(c byte) (byte, bool) {
 	return 0, false
 }
 
-// scrub returns s with every encoding of the credentials, and every
+// Scrub returns s with every encoding of the credentials, and every
 // piece of one, replaced by redactedMark, and control and format
 // characters (log injection, bidirectional overrides) replaced by
 // spaces. It does not bound the length.
-func (r *redactor) scrub(s string) string {
+func (r *Redactor) Scrub(s string) string {
 	if len(s) > maxScrubInput {
 		s = s[:maxScrubInput]
 	}
@@ -686,7 +700,7 @@ type match struct{ start, end int }
 
 // find returns where in text the needles of mode or their pieces occur:
 // one map lookup per window of text, whatever the number of needles.
-func (r *redactor) find(text []byte, mode int) []match {
+func (r *Redactor) find(text []byte, mode int) []match {
 	var out []match
 	for _, n := range r.short[mode] {
 		for off := 0; off < len(text); {
@@ -699,9 +713,9 @@ func (r *redactor) find(text []byte, mode int) []match {
 		}
 	}
 	if w := r.windows[mode]; len(w) > 0 {
-		for i := 0; i+pieceLen <= len(text); i++ {
+		for i := 0; i+PieceLen <= len(text); i++ {
 			if keep, ok := w[binary.LittleEndian.Uint64(text[i:])]; ok {
-				out = append(out, match{i + keep, i + pieceLen})
+				out = append(out, match{i + keep, i + PieceLen})
 			}
 		}
 	}
@@ -715,10 +729,10 @@ func (r *redactor) find(text []byte, mode int) []match {
 	return out
 }
 
-// windowKey is binary.LittleEndian.Uint64 of a pieceLen-byte string.
+// windowKey is binary.LittleEndian.Uint64 of a PieceLen-byte string.
 func windowKey(s string) uint64 {
 	var k uint64
-	for i := pieceLen - 1; i >= 0; i-- {
+	for i := PieceLen - 1; i >= 0; i-- {
 		k = k<<8 | uint64(s[i])
 	}
 	return k
@@ -751,15 +765,15 @@ func render(s string, cut []bool) string {
 	return b.String()
 }
 
-// clean makes a service-provided string safe to log and to show: scrubbed
-// of the credentials sent, with control characters as spaces, and bounded
-// to maxMessageLen bytes without cutting through a redactedMark.
-func clean(s string, r *redactor) string {
-	s = strings.TrimSpace(r.scrub(s))
-	if len(s) <= maxMessageLen {
+// Clean makes a service-provided string safe to log and to show: scrubbed
+// of the credentials (Scrub), with control characters as spaces, and
+// bounded to MaxCleanLen bytes without cutting through a redactedMark.
+func (r *Redactor) Clean(s string) string {
+	s = strings.TrimSpace(r.Scrub(s))
+	if len(s) <= MaxCleanLen {
 		return s
 	}
-	cutAt := maxMessageLen
+	cutAt := MaxCleanLen
 	if i := strings.LastIndex(s[:cutAt], "["); i >= 0 && strings.HasPrefix(s[i:], redactedMark) && i+len(redactedMark) > cutAt {
 		cutAt = i
 	}

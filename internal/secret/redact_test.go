@@ -1,4 +1,4 @@
-package exchange
+package secret
 
 import (
 	"encoding/base64"
@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/credproxy/credproxy/internal/logtest"
-	"github.com/credproxy/credproxy/internal/secret"
 )
 
 // TestRedactEchoShapes: each shape in which a service could repeat a
@@ -64,14 +63,14 @@ func TestRedactEchoShapes(t *testing.T) {
 		{desc: "7 characters: not a piece", echo: sec[:7], want: "bad " + sec[:7] + " end"},
 		{desc: "the client ID alone is kept", echo: id, want: "bad my app end"},
 	}
-	r := newRedactor(credentials{}.withPair(id, secret.New(sec)))
+	r := NewRedactor(Credentials{}.WithPair(id, New(sec)))
 	for _, tc := range tcs {
 		t.Run(tc.desc, func(t *testing.T) {
 			want := tc.want
 			if want == "" {
 				want = "bad " + redactedMark + " end"
 			}
-			if got := clean("bad "+tc.echo+" end", r); got != want {
+			if got := r.Clean("bad " + tc.echo + " end"); got != want {
 				t.Errorf("clean = %q, want %q", got, want)
 			}
 		})
@@ -92,10 +91,10 @@ func mustJSON(v any) string {
 // and beyond U+FFFF, so the UTF-16 forms hold surrogate pairs.
 func TestRedactEveryShape(t *testing.T) {
 	for _, sec := range []string{"S3cr+t/Val=ue-0123É😀", "sh0rt"} {
-		r := newRedactor(credentials{}.withPair("my app", secret.New(sec)))
+		r := NewRedactor(Credentials{}.WithPair("my app", New(sec)))
 		for _, sh := range logtest.Shapes(sec) {
 			t.Run(sec+"/"+sh.Name, func(t *testing.T) {
-				got := clean("bad "+sh.Text+" end", r)
+				got := r.Clean("bad " + sh.Text + " end")
 				if leak := leakedPiece(got, []string{sec}); leak != "" || !strings.HasPrefix(got, "bad ") || !strings.HasSuffix(got, " end") {
 					t.Errorf("clean(%q) = %q, keeps %q", sh.Text, got, leak)
 				}
@@ -108,31 +107,31 @@ func TestRedactEveryShape(t *testing.T) {
 // redacted whole, in every encoding, in any case.
 func TestRedactShortSecret(t *testing.T) {
 	const sec = "Ab+/9"
-	r := newRedactor(credentials{}.withPair("app", secret.New(sec)))
+	r := NewRedactor(Credentials{}.WithPair("app", New(sec)))
 	for _, echo := range []string{
 		sec, "ab+/9", url.QueryEscape(sec), url.PathEscape(sec), base64.StdEncoding.EncodeToString([]byte(sec)),
 		"A\x01b+/9", "a b + / 9",
 	} {
-		if got := clean("x "+echo+" y", r); got != "x "+redactedMark+" y" {
+		if got := r.Clean("x " + echo + " y"); got != "x "+redactedMark+" y" {
 			t.Errorf("echo %q: clean = %q", echo, got)
 		}
 	}
 	// In the Basic pair, what encodes the client ID alone is kept.
-	if got := clean("x "+base64.StdEncoding.EncodeToString([]byte("app:"+sec))+" y", r); got != "x YXBwO"+redactedMark+" y" {
+	if got := r.Clean("x " + base64.StdEncoding.EncodeToString([]byte("app:"+sec)) + " y"); got != "x YXBwO"+redactedMark+" y" {
 		t.Errorf("Basic pair: clean = %q", got)
 	}
 }
 
-// TestCleanBounds: the result is bounded to maxMessageLen (plus "..."),
+// TestCleanBounds: the result is bounded to MaxCleanLen (plus "..."),
 // valid UTF-8, without control characters, and a cut never splits a
 // redactedMark (half a mark would hide that something was taken out).
 func TestCleanBounds(t *testing.T) {
 	const sec = "bound-S3cret-value"
-	r := newRedactor(sentSecrets(secret.New(sec)))
-	for n := maxMessageLen - 20; n <= maxMessageLen+5; n++ {
-		s := clean(strings.Repeat("é", n/2)+strings.Repeat("x", n%2)+sec+"\x1b\x07"+strings.Repeat("z", 400), r)
+	r := NewRedactor(NewCredentials(New(sec)))
+	for n := MaxCleanLen - 20; n <= MaxCleanLen+5; n++ {
+		s := r.Clean(strings.Repeat("é", n/2) + strings.Repeat("x", n%2) + sec + "\x1b\x07" + strings.Repeat("z", 400))
 		body := strings.TrimSuffix(s, "...")
-		if len(body) > maxMessageLen || !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		if len(body) > MaxCleanLen || !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
 			t.Fatalf("n=%d: %d bytes, valid %v: %q", n, len(s), utf8.ValidString(s), s)
 		}
 		for k := 1; k < len(redactedMark); k++ {
@@ -144,7 +143,7 @@ func TestCleanBounds(t *testing.T) {
 			t.Fatalf("n=%d: leak in %q", n, s)
 		}
 	}
-	if got := clean(strings.Repeat(sec, maxScrubInput), r); strings.Trim(strings.TrimSuffix(got, "..."), "[redact]") != "" {
+	if got := r.Clean(strings.Repeat(sec, maxScrubInput)); strings.Trim(strings.TrimSuffix(got, "..."), "[redact]") != "" {
 		t.Errorf("a long echo: %q", got)
 	}
 }
@@ -251,17 +250,40 @@ func FuzzRedact(f *testing.F) {
 			at := int(ctrl[i]) % (len(runes) + 1)
 			echo = string(runes[:at]) + string(c) + string(runes[at:])
 		}
-		r := newRedactor(credentials{}.withPair(id, secret.New(sec)))
+		r := NewRedactor(Credentials{}.WithPair(id, New(sec)))
 		text := before + echo + after
-		if leak := leakedPiece(r.scrub(text), []string{sec}); leak != "" {
-			t.Fatalf("scrub(%q) = %q keeps %q", text, r.scrub(text), leak)
+		if leak := leakedPiece(r.Scrub(text), []string{sec}); leak != "" {
+			t.Fatalf("scrub(%q) = %q keeps %q", text, r.Scrub(text), leak)
 		}
-		out := clean(text, r)
+		out := r.Clean(text)
 		if leak := leakedPiece(out, []string{sec}); leak != "" {
 			t.Fatalf("clean(%q) = %q keeps %q", text, out, leak)
 		}
-		if len(out) > maxMessageLen+len("...") || strings.ContainsFunc(out, unicode.IsControl) || !utf8.ValidString(out) {
+		if len(out) > MaxCleanLen+len("...") || strings.ContainsFunc(out, unicode.IsControl) || !utf8.ValidString(out) {
 			t.Fatalf("clean(%q) = %q: too long, invalid or with a control character", text, out)
 		}
 	})
+}
+
+// jsonEscapeAll writes every character of v as a \u escape.
+func jsonEscapeAll(v string) string {
+	var b strings.Builder
+	for _, r := range v {
+		b.WriteString(`\u`)
+		b.WriteString(strconv.FormatInt(int64(0x10000+r), 16)[1:])
+	}
+	return b.String()
+}
+
+// leakedPiece returns the first piece of a secret that logtest finds in
+// text (8 bytes, in any encoding, case and spacing ignored), or "". Text
+// on either side of a "[redacted]" is checked apart: a piece that only
+// forms across the marker is not in the output.
+func leakedPiece(text string, secrets []string) string {
+	for _, seg := range strings.Split(strings.TrimSuffix(text, "..."), "[redacted]") {
+		if p, _ := logtest.Leak(seg, secrets...); p != "" {
+			return p
+		}
+	}
+	return ""
 }
