@@ -81,7 +81,7 @@ func TestStatusJSONShowsRoutesNeverTokens(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, r[k], want)
 		}
 	}
-	for _, k := range []string{"expires_at", "expires_in", "last_exchange", "next_exchange"} {
+	for _, k := range []string{"expires_at", "expires_in", "last_attempt", "next_exchange"} {
 		if _, ok := r[k]; !ok {
 			t.Errorf("status.json lacks %s: %s", k, body)
 		}
@@ -155,16 +155,16 @@ func demoStatusRoutes() []Route {
 	return []Route{
 		{Name: "wavefront", Upstream: "https://example.wavefront.com", Listen: "127.0.0.1:8080", Status: fixed(tokencache.Status{
 			Route: "wavefront", Kind: "csp-oauth-app", State: "valid", Ready: true,
-			ExpiresAt: now.Add(27*time.Minute + 41*time.Second), LastExchange: now.Add(-2*time.Minute - 19*time.Second), NextExchange: now.Add(17*time.Minute + 3*time.Second)})},
+			ExpiresAt: now.Add(27*time.Minute + 41*time.Second), LastAttempt: now.Add(-2*time.Minute - 19*time.Second), NextExchange: now.Add(17*time.Minute + 3*time.Second)})},
 		{Name: "splunk", Upstream: "https://api.us1.signalfx.com", Listen: "127.0.0.1:8081", Status: fixed(tokencache.Status{
-			Route: "splunk", Kind: "splunk-session", State: "degraded", Ready: true, ConsecutiveFailures: 3,
-			ExpiresAt: now.Add(9*24*time.Hour + 5*time.Hour), LastExchange: now.Add(-41 * time.Second), NextExchange: now.Add(19 * time.Second),
+			Route: "splunk", Kind: "splunk-session", State: "renewing", Ready: true, ConsecutiveFailures: 3,
+			ExpiresAt: now.Add(9*24*time.Hour + 5*time.Hour), LastAttempt: now.Add(-41 * time.Second), NextExchange: now.Add(19 * time.Second),
 			LastError: "splunk: POST https://api.us1.signalfx.com/v2/session: HTTP 503: service unavailable"})},
 		{Name: "ingest", Upstream: "https://ingest.us1.signalfx.com", Listen: "127.0.0.1:8082", Status: fixed(tokencache.Status{
-			Route: "ingest", Kind: "static", State: "valid", Ready: true, LastExchange: now.Add(-3 * time.Minute), NextExchange: now.Add(2 * time.Minute)})},
+			Route: "ingest", Kind: "static", State: "valid", Ready: true, LastAttempt: now.Add(-3 * time.Minute), NextExchange: now.Add(2 * time.Minute)})},
 		{Name: "billing", Upstream: "https://billing.example.com", Status: fixed(tokencache.Status{
 			Route: "billing", Kind: "oauth2-client-credentials", State: "pending", ConsecutiveFailures: 4,
-			LastExchange: now.Add(-12 * time.Second), NextExchange: now.Add(48 * time.Second),
+			LastAttempt: now.Add(-12 * time.Second), NextExchange: now.Add(48 * time.Second),
 			LastError: "oauth2: token endpoint https://login.example.com/oauth2/token: HTTP 401: invalid_client: client authentication failed"})},
 	}
 }
@@ -227,7 +227,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		credential, credentialHTML string
 	}{
 		{"wavefront", "csp-oauth-app", "valid", "2", "", "20 days", "<span>20 days</span>"},
-		{"splunk", "splunk-session", "degraded", "9d 0", "HTTP 503", "3 days", `<span class="pill soon">3 days</span>`},
+		{"splunk", "splunk-session", "renewing", "9d 0", "HTTP 503", "3 days", `<span class="pill soon">3 days</span>`},
 		{"ingest", "static", "valid", "never", "", "-", "-"},
 		{"billing", "oauth2-client-credentials", "pending", "-", "invalid_client", "expired", `<span class="pill expired">expired</span>`},
 	}

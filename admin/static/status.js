@@ -107,15 +107,15 @@ function render() {
       const s = secondsFromNow(r.expires_at);
       left = s > 0 ? duration(s) : 'expired';
       if (s < 60) cls += ' soon';
-    } else if (r.state === 'valid' || r.state === 'degraded') {
+    } else if (r.state === 'valid' || r.state === 'renewing') {
       left = 'never';
     }
     cell(tr, cls, left, r.expires_at || '');
     credentialCell(tr, r);
     const next = secondsFromNow(r.next_exchange);
     cell(tr, 'next', next === null ? '-' : (next > 0 ? 'in ' + duration(next) : 'due'), r.next_exchange || '');
-    const last = secondsFromNow(r.last_exchange);
-    cell(tr, 'last', last === null ? 'never' : duration(-last) + ' ago', r.last_exchange || '');
+    const last = secondsFromNow(r.last_attempt);
+    cell(tr, 'last', last === null ? 'never' : duration(-last) + ' ago', r.last_attempt || '');
     cell(tr, 'error', r.last_error || '');
     rows.push(tr);
   }
