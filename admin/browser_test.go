@@ -123,6 +123,7 @@ setTimeout(() => {
   }
   const out = document.createElement('pre');
   out.id = 'measure';
+  out.hidden = true;
   out.textContent = JSON.stringify({innerWidth: window.innerWidth, scrollWidth: document.documentElement.scrollWidth, cells});
   document.body.appendChild(out);
 }, 6500);
@@ -138,8 +139,13 @@ type measured struct {
 	} `json:"cells"`
 }
 
-// withMeasure serves h, adding measureJS to its status page.
-func withMeasure(h http.Handler) http.Handler {
+// withMeasure serves h, adding measureJS to its status page. With
+// noScript it serves the page with script-src 'none' in its
+// Content-Security-Policy instead: the browser runs none of its scripts,
+// as with JavaScript off. (Headless Chromium's
+// --blink-settings=scriptEnabled=false also stops --dump-dom and
+// --screenshot, which use script, so it cannot be tested that way.)
+func withMeasure(h http.Handler, noScript *atomic.Bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/measure.js" {
 			w.Header().Set("Content-Type", "text/javascript")
@@ -154,26 +160,26 @@ func withMeasure(h http.Handler) http.Handler {
 		body := rec.Body.String()
 		if r.URL.Path == "/" {
 			body = strings.Replace(body, "</head>", `<script src="measure.js" defer></script></head>`, 1)
-			w.Header().Del("Content-Length")
+			if noScript.Load() {
+				csp := w.Header().Get("Content-Security-Policy")
+				w.Header().Set("Content-Security-Policy", strings.Replace(csp, "script-src 'self'", "script-src 'none'", 1))
+			}
 		}
 		w.WriteHeader(rec.Code)
 		_, _ = io.WriteString(w, body)
 	})
 }
 
-// runChromium loads url in headless Chromium at width x 900 and returns
-// the DOM after 8 s of virtual time. With shot set it writes a screenshot
-// there instead; noScript turns JavaScript off.
-func runChromium(t *testing.T, url string, width, height int, noScript bool, shot string) string {
+// runChromium loads url in headless Chromium in a window of width x
+// height and returns the DOM after 8 s of virtual time. With shot set it
+// writes a screenshot there instead.
+func runChromium(t *testing.T, url string, width, height int, shot string) string {
 	t.Helper()
 	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
 		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=8000",
 		fmt.Sprintf("--window-size=%d,%d", width, height), "--force-device-scale-factor=1"}
-	if noScript {
-		args = append(args, "--blink-settings=scriptEnabled=false")
-	}
 	if shot != "" {
 		args = append(args, "--screenshot="+shot)
 	} else {
@@ -231,10 +237,11 @@ func TestStatusPageInChromium(t *testing.T) {
 	for _, width := range []int{800, 1400} {
 		t.Run(fmt.Sprintf("%dpx", width), func(t *testing.T) {
 			var calls atomic.Int32
-			srv := httptest.NewServer(withMeasure(New(Options{Registry: prometheus.NewRegistry(), Routes: demoCredentials(demoStatusRoutes(&calls))})))
+			var noScript atomic.Bool
+			srv := httptest.NewServer(withMeasure(New(Options{Registry: prometheus.NewRegistry(), Routes: demoCredentials(demoStatusRoutes(&calls))}), &noScript))
 			defer srv.Close()
 
-			dom := runChromium(t, srv.URL+"/", width, 900, false, "")
+			dom := runChromium(t, srv.URL+"/", width, 900, "")
 			checkPage(t, dom)
 			// The page was rendered with billing at 5 failures; each
 			// refresh by the script asks again and shows one more.
@@ -242,31 +249,41 @@ func TestStatusPageInChromium(t *testing.T) {
 				t.Errorf("the script did not refresh the page: billing shows %d failures after %d renders", n, calls.Load())
 			}
 			checkLayout(t, dom, width)
+			shot(t, srv.URL, width, "")
 
 			calls.Store(0)
-			dom = runChromium(t, srv.URL+"/", width, 900, true, "")
+			noScript.Store(true)
+			dom = runChromium(t, srv.URL+"/", width, 900, "")
 			checkPage(t, dom)
 			if n := billingFailures(t, dom); n != 5 || calls.Load() != 1 {
 				t.Errorf("without JavaScript: billing shows %d failures after %d renders, want the server's 5 after 1", n, calls.Load())
 			}
 			if strings.Contains(dom, `id="measure"`) {
-				t.Error("JavaScript ran although it was off")
+				t.Error("JavaScript ran although the page's policy forbade it")
 			}
+			shot(t, srv.URL, width, "-noscript")
+			noScript.Store(false)
 
-			dir := os.Getenv("CREDPROXY_STATUS_SHOTS")
-			if dir == "" {
-				dir = t.TempDir()
-			}
-			shot := filepath.Join(dir, fmt.Sprintf("status-%d.png", width))
-			runChromium(t, srv.URL+"/", width, 900, false, shot)
-			if fi, err := os.Stat(shot); err != nil || fi.Size() == 0 {
-				t.Fatalf("screenshot %s not written: %v", shot, err)
-			}
 			if docs := os.Getenv("CREDPROXY_STATUS_SCREENSHOT"); docs != "" && width == 1400 {
-				runChromium(t, srv.URL+"/", width, 620, false, docs)
+				runChromium(t, srv.URL+"/", width, 640, docs)
 				t.Logf("wrote %s", docs)
 			}
 		})
+	}
+}
+
+// shot screenshots the page at width into CREDPROXY_STATUS_SHOTS (or a
+// temporary directory), as status-<width><suffix>.png.
+func shot(t *testing.T, url string, width int, suffix string) {
+	t.Helper()
+	dir := os.Getenv("CREDPROXY_STATUS_SHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	file := filepath.Join(dir, fmt.Sprintf("status-%d%s.png", width, suffix))
+	runChromium(t, url+"/", width, 900, file)
+	if fi, err := os.Stat(file); err != nil || fi.Size() == 0 {
+		t.Fatalf("screenshot %s not written: %v", file, err)
 	}
 }
 
@@ -275,7 +292,7 @@ func TestStatusPageInChromium(t *testing.T) {
 // overflows it.
 func checkLayout(t *testing.T, dom string, width int) {
 	t.Helper()
-	m := regexp.MustCompile(`(?s)<pre id="measure">(.*?)</pre>`).FindStringSubmatch(dom)
+	m := regexp.MustCompile(`(?s)<pre id="measure"[^>]*>(.*?)</pre>`).FindStringSubmatch(dom)
 	if m == nil {
 		t.Fatalf("no measurements in the DOM:\n%s", dom)
 	}

@@ -190,7 +190,8 @@ func pageRows(page string) []pageRow {
 	for _, m := range rowRE.FindAllStringSubmatch(page, -1) {
 		r := pageRow{route: m[1], cells: map[string]string{}}
 		for _, c := range cellRE.FindAllStringSubmatch(m[2], -1) {
-			r.cells[c[1]] = strings.TrimSpace(spaces.ReplaceAllString(tagRE.ReplaceAllString(c[2], " "), " "))
+			text := strings.ReplaceAll(c[2], "<wbr>", "")
+			r.cells[c[1]] = strings.TrimSpace(spaces.ReplaceAllString(tagRE.ReplaceAllString(text, " "), " "))
 			switch c[1] {
 			case "state":
 				r.stateHTML = c[2]
