@@ -82,7 +82,7 @@ func New(opts Options) *Admin {
 		}))
 	}
 	// An endpoint that is switched off says which variable turns it on
-	// (docs/design.md, "Seams between the ways in").
+	// (docs/design.md, "Admin listener").
 	a.mux.Handle(tokenapi.TokenPath, orElse(opts.TokenAPI, tokenapi.SwitchedOff()))
 	a.mux.Handle(tokenapi.OAuth2TokenPath, orElse(opts.OAuth2, tokenapi.SwitchedOff()))
 	if opts.CA != nil {

@@ -265,7 +265,7 @@ func TestStatusPageInChromium(t *testing.T) {
 			noScript.Store(false)
 
 			if docs := os.Getenv("CREDPROXY_STATUS_SCREENSHOT"); docs != "" && width == 1400 {
-				runChromium(t, srv.URL+"/", width, 640, docs)
+				runChromium(t, srv.URL+"/", width, 720, docs)
 				t.Logf("wrote %s", docs)
 			}
 		})

@@ -866,8 +866,8 @@ func (c *Cache) release(ctx context.Context, tok exchange.Token) {
 }
 
 // State is a route's state, the same in /readyz, /status.json, the status
-// page and the credproxy_route_state metric (docs/design.md, "Seams
-// between the ways in"). It is decided from two facts, whether a usable
+// page and the credproxy_route_state metric (docs/design.md, "Token
+// lifecycle"). It is decided from two facts, whether a usable
 // token is held and whether the last finished exchange failed, so that
 // it says what is happening now:
 //
