@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/credproxy/credproxy/credexpiry"
+	"github.com/credproxy/credproxy/internal/jsonerror"
 	"github.com/credproxy/credproxy/tokenapi"
 	"github.com/credproxy/credproxy/tokencache"
 )
@@ -43,15 +44,17 @@ type Options struct {
 	// /status.js and /status.css) and GET /status.json, in this order.
 	Routes []Route
 	// TokenAPI, when set, is mounted at tokenapi.TokenPath
-	// (tokenapi.NewTokenHandler); nil leaves it off.
+	// (tokenapi.NewTokenHandler); nil leaves it off, answering
+	// tokenapi.SwitchedOff there.
 	TokenAPI http.Handler
 	// OAuth2, when set, is mounted at tokenapi.OAuth2TokenPath
-	// (tokenapi.NewOAuth2Handler); nil leaves it off.
+	// (tokenapi.NewOAuth2Handler); nil leaves it off, answering
+	// tokenapi.SwitchedOff there.
 	OAuth2 http.Handler
 	// CA, when set, serves the forward proxy's CA certificate at GET
 	// /ca.pem, for clients to trust: the PEM it returns at each request,
 	// so that a CA reloaded on SIGHUP is the one served. Nil leaves it
-	// off.
+	// off: /ca.pem answers 404 naming CREDPROXY_FORWARD_ADDR.
 	CA func() []byte
 }
 
@@ -78,19 +81,30 @@ func New(opts Options) *Admin {
 			MaxRequestsInFlight: 4,
 		}))
 	}
-	if opts.TokenAPI != nil {
-		a.mux.Handle(tokenapi.TokenPath, opts.TokenAPI)
-	}
-	if opts.OAuth2 != nil {
-		a.mux.Handle(tokenapi.OAuth2TokenPath, opts.OAuth2)
-	}
+	// An endpoint that is switched off says which variable turns it on
+	// (docs/design.md, "Admin listener").
+	a.mux.Handle(tokenapi.TokenPath, orElse(opts.TokenAPI, tokenapi.SwitchedOff()))
+	a.mux.Handle(tokenapi.OAuth2TokenPath, orElse(opts.OAuth2, tokenapi.SwitchedOff()))
 	if opts.CA != nil {
 		a.mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/x-pem-file")
 			_, _ = w.Write(opts.CA())
 		})
+	} else {
+		a.mux.HandleFunc("/ca.pem", func(w http.ResponseWriter, _ *http.Request) {
+			jsonerror.Write(w, http.StatusNotFound, jsonerror.Body{Error: "endpoint_off",
+				Detail: "the forward proxy is off, so it has no CA to trust: set CREDPROXY_FORWARD_ADDR to turn it on"})
+		})
 	}
 	return a
+}
+
+// orElse is h, or off when h is nil.
+func orElse(h, off http.Handler) http.Handler {
+	if h == nil {
+		return off
+	}
+	return h
 }
 
 // ShuttingDown makes /readyz fail from now on; it is the first step of a

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/jsonerror"
 	"github.com/credproxy/credproxy/internal/secret"
 	"github.com/credproxy/credproxy/tokenapi"
 	"github.com/credproxy/credproxy/tokencache"
@@ -84,8 +86,21 @@ func startCache(t *testing.T, route string, m *tokencache.Metrics) *tokencache.C
 	return cache
 }
 
+// switchedOff asserts resp is the 404 JSON error body of a switched-off
+// endpoint naming variable.
+func switchedOff(t *testing.T, what string, resp *http.Response, variable string) {
+	t.Helper()
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var body jsonerror.Body
+	if err := json.Unmarshal(b, &body); err != nil || resp.StatusCode != 404 || body.Error != "endpoint_off" ||
+		!strings.Contains(body.Detail, variable) || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("%s: %d %q, want 404 endpoint_off naming %s", what, resp.StatusCode, b, variable)
+	}
+}
+
 // TestTokenAPIOffByDefault: without a TokenAPI handler the admin listener
-// has no token API. (Moved from the token API's tests.)
+// has no token API, and says how to switch it on.
 func TestTokenAPIOffByDefault(t *testing.T) {
 	admin := New(Options{Registry: prometheus.NewRegistry()})
 	srv := httptest.NewServer(admin)
@@ -96,15 +111,11 @@ func TestTokenAPIOffByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 404 {
-		t.Errorf("token API without a TokenAPI handler: %d %s", resp.StatusCode, b)
-	}
+	switchedOff(t, "token API without a TokenAPI handler", resp, "CREDPROXY_TOKEN_API=true")
 }
 
 // TestOAuth2OffByDefault: without an OAuth2 handler the admin listener
-// has no OAuth 2.0 token endpoint. (Moved from the endpoint's tests.)
+// has no OAuth 2.0 token endpoint, and says how to switch it on.
 func TestOAuth2OffByDefault(t *testing.T) {
 	srv := httptest.NewServer(New(Options{Registry: prometheus.NewRegistry()}))
 	defer srv.Close()
@@ -112,11 +123,19 @@ func TestOAuth2OffByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 404 {
-		t.Errorf("without an OAuth2 handler: %d %s", resp.StatusCode, b)
+	switchedOff(t, "OAuth 2.0 endpoint without a handler", resp, "CREDPROXY_TOKEN_API=true")
+}
+
+// TestCAOffByDefault: without the forward proxy there is no CA, and
+// /ca.pem says which variable turns the forward proxy on.
+func TestCAOffByDefault(t *testing.T) {
+	srv := httptest.NewServer(New(Options{Registry: prometheus.NewRegistry()}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/ca.pem")
+	if err != nil {
+		t.Fatal(err)
 	}
+	switchedOff(t, "/ca.pem without a CA", resp, "CREDPROXY_FORWARD_ADDR")
 }
 
 // TestMountsWhatItIsGiven: the token API, the OAuth 2.0 endpoint and the

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"net/http"
@@ -9,9 +10,9 @@ import (
 	"github.com/credproxy/credproxy/tokencache"
 )
 
-// static holds the status page: one HTML file with its script and style
-// sheet, served from the binary (no external assets, nothing fetched from
-// elsewhere).
+// static holds the status page: one HTML template with its script and
+// style sheet, served from the binary (no external assets, nothing
+// fetched from elsewhere).
 //
 //go:embed static/status.html static/status.js static/status.css
 var static embed.FS
@@ -39,11 +40,12 @@ type statusView struct {
 }
 
 // serveStatusPage serves the status page for the person on call at GET /
-// (with /status.js and /status.css) and its data at GET /status.json. The
-// page refreshes itself from the JSON and counts each token's expiry down
-// in between.
+// (with /status.js and /status.css) and its data at GET /status.json.
+// The page is rendered here, complete: it reads without JavaScript. Its
+// script only refreshes it, fetching the page again every 5 s, and
+// counts its times on in between.
 func (a *Admin) serveStatusPage() {
-	a.mux.HandleFunc("GET /{$}", serveStatic("static/status.html", "text/html; charset=utf-8"))
+	a.mux.HandleFunc("GET /{$}", a.statusPage)
 	a.mux.HandleFunc("GET /status.js", serveStatic("static/status.js", "text/javascript; charset=utf-8"))
 	a.mux.HandleFunc("GET /status.css", serveStatic("static/status.css", "text/css; charset=utf-8"))
 	a.mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) {
@@ -60,6 +62,18 @@ func (a *Admin) serveStatusPage() {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(body)
 	})
+}
+
+// statusPage renders the status page.
+func (a *Admin) statusPage(w http.ResponseWriter, _ *http.Request) {
+	var b bytes.Buffer
+	if err := pageTemplate.Execute(&b, newPageView(a.routes, a.stopping.Load(), time.Now())); err != nil {
+		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(b.Bytes())
 }
 
 func serveStatic(name, contentType string) http.HandlerFunc {

@@ -159,6 +159,8 @@ type Cache struct {
 	inFlight    bool
 	failures    int
 	lastAttempt time.Time
+	// lastSuccess is when the last exchange that obtained a token started.
+	lastSuccess time.Time
 	lastErr     error
 	// lastReason is lastErr as a client may read it (clientReason).
 	lastReason   string
@@ -620,7 +622,7 @@ func (c *Cache) exchange(ctx context.Context, reload bool) time.Duration {
 	s.by401 = trigger == "upstream_401"
 	c.publish(s)
 	c.mu.Lock()
-	c.failures, c.lastErr, c.nextAttempt = 0, nil, s.refreshAt
+	c.failures, c.lastErr, c.nextAttempt, c.lastSuccess = 0, nil, s.refreshAt, start
 	c.finishLocked(Renewal{Exchange: done, Token: tok}, nil)
 	c.mu.Unlock()
 
@@ -872,26 +874,79 @@ func (c *Cache) release(ctx context.Context, tok exchange.Token) {
 	c.log.Info("session ended", zap.Stringer("token", tok.Value))
 }
 
+// State is a route's state, the same in /readyz, /status.json, the status
+// page and the credproxy_route_state metric (docs/design.md, "Token
+// lifecycle"). It is decided from two facts, whether a usable
+// token is held and whether the last finished exchange failed, so that
+// it says what is happening now:
+//
+//	                     last exchange succeeded   last exchange failed
+//	usable token held    valid                     renewing
+//	no usable token      expired                   failing
+//
+// and, before that table applies, pending (no exchange has finished yet)
+// and stopped (Run has ended).
+type State string
+
+const (
+	// StatePending: no exchange has finished yet; the first may be under
+	// way. A route whose first exchange failed is failing, not pending.
+	StatePending State = "pending"
+	// StateValid: a usable token is held and the last exchange succeeded.
+	StateValid State = "valid"
+	// StateRenewing: a usable token is held and served, but the last
+	// exchange (a renewal or its retry) failed. Ready all the same.
+	StateRenewing State = "renewing"
+	// StateFailing: no usable token is held and the last exchange failed:
+	// the identity service or the credential is the trouble, now. This is
+	// a route starting up whose first exchange failed (a rejected
+	// credential) as well as one whose token ran out during an outage.
+	StateFailing State = "failing"
+	// StateExpired: the token held ran out (it is past its expiry margin)
+	// and no exchange has failed since it was obtained: the exchange
+	// replacing it is still under way or overdue (an identity service that
+	// hangs until the exchange timeout, a machine that slept past the
+	// renewal). Once that exchange fails the route is failing; once it
+	// succeeds, valid.
+	StateExpired State = "expired"
+	// StateStopped: Run has ended (credproxy is shutting down); the token
+	// was released and is no longer served.
+	StateStopped State = "stopped"
+)
+
+// States returns every State, in the order of a route's life.
+func States() []State {
+	return []State{StatePending, StateValid, StateRenewing, StateFailing, StateExpired, StateStopped}
+}
+
+// Ready reports whether a route in state s holds a token it serves.
+func (s State) Ready() bool { return s == StateValid || s == StateRenewing }
+
 // Status is a route's state for /readyz, metrics and the status page. It
 // holds no secret.
 type Status struct {
 	Route string `json:"route"`
 	Kind  string `json:"kind"`
-	// State is "valid", "degraded" (a valid token is served but renewal
-	// is failing), "pending" (no token yet), "expired" (the token is past
-	// its margin and none replaced it) or "stopped".
-	State string `json:"state"`
-	// Ready is true when a valid token is held.
+	// State is the route's State.
+	State State `json:"state"`
+	// Ready is true when a valid token is held: State valid or renewing.
 	Ready bool `json:"ready"`
 	// ExpiresAt is the held token's expiry; zero when none or none set.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// ExpiresIn is the time left until ExpiresAt, in seconds.
 	ExpiresIn float64 `json:"expires_in,omitempty"`
 	// NextExchange is when the next renewal or retry is due.
-	NextExchange        time.Time `json:"next_exchange,omitzero"`
-	LastExchange        time.Time `json:"last_exchange,omitzero"`
-	LastError           string    `json:"last_error,omitempty"`
-	ConsecutiveFailures int       `json:"consecutive_failures,omitempty"`
+	NextExchange time.Time `json:"next_exchange,omitzero"`
+	// LastAttempt is when the last exchange started, whatever its
+	// outcome (one may be under way); zero before the first.
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	// LastSuccess is when the last exchange that obtained a token
+	// started; zero when none did.
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LastError is the last exchange's error, scrubbed of secrets; empty
+	// once an exchange succeeded.
+	LastError           string `json:"last_error,omitempty"`
+	ConsecutiveFailures int    `json:"consecutive_failures,omitempty"`
 }
 
 // Status reports the cache's state now.
@@ -901,7 +956,8 @@ func (c *Cache) Status() Status {
 	s := c.cur.Load()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st.LastExchange, st.NextExchange, st.ConsecutiveFailures = c.lastAttempt, c.nextAttempt, c.failures
+	st.LastAttempt, st.LastSuccess = c.lastAttempt, c.lastSuccess
+	st.NextExchange, st.ConsecutiveFailures = c.nextAttempt, c.failures
 	if c.lastErr != nil {
 		st.LastError = c.lastErr.Error()
 	}
@@ -909,17 +965,21 @@ func (c *Cache) Status() Status {
 		st.ExpiresAt = s.tok.Expiry
 		st.ExpiresIn = s.tok.Expiry.Sub(now).Seconds()
 	}
+	usable, failed := s != nil && s.usable(now), c.failures > 0
 	switch {
 	case c.shuttingDown:
-		st.State = "stopped"
-	case s == nil:
-		st.State = "pending"
-	case !s.usable(now):
-		st.State = "expired"
-	case c.failures > 0:
-		st.State, st.Ready = "degraded", true
+		st.State = StateStopped
+	case s == nil && !failed:
+		st.State = StatePending
+	case usable && failed:
+		st.State = StateRenewing
+	case usable:
+		st.State = StateValid
+	case failed:
+		st.State = StateFailing
 	default:
-		st.State, st.Ready = "valid", true
+		st.State = StateExpired
 	}
+	st.Ready = st.State.Ready()
 	return st
 }

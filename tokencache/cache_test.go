@@ -206,7 +206,7 @@ func TestBackoffSequence(t *testing.T) {
 		if diff := cmp.Diff(want, src.gaps()[:len(want)]); diff != "" {
 			t.Errorf("gaps between attempts (-want +got):\n%s", diff)
 		}
-		if st := c.Status(); st.Ready || st.State != "pending" || st.ConsecutiveFailures < 9 || st.LastError == "" {
+		if st := c.Status(); st.Ready || st.State != StateFailing || st.ConsecutiveFailures < 9 || st.LastError == "" {
 			t.Errorf("status = %+v", st)
 		}
 	})
@@ -284,7 +284,7 @@ func TestOutageServeOldThenFailClosedThenRecover(t *testing.T) {
 		if got := mustToken(t, c); !got.Equal(first) {
 			t.Fatalf("during the outage got %s, want the old token", got.Value)
 		}
-		if st := c.Status(); st.State != "degraded" || !st.Ready {
+		if st := c.Status(); st.State != StateRenewing || !st.Ready {
 			t.Errorf("status during outage = %+v", st)
 		}
 		if src.count() < 5 {
@@ -304,7 +304,7 @@ func TestOutageServeOldThenFailClosedThenRecover(t *testing.T) {
 		if ue.Cause == nil || !strings.Contains(ue.Cause.Error(), "connection refused") {
 			t.Errorf("cause %v lacks the transport error", ue.Cause)
 		}
-		if st := c.Status(); st.State != "expired" || st.Ready {
+		if st := c.Status(); st.State != StateFailing || st.Ready {
 			t.Errorf("status after expiry = %+v", st)
 		}
 

@@ -221,7 +221,7 @@ func TestTokenEndpointFaultLifecycle(t *testing.T) {
 				if got := mustToken(t, c); !got.Equal(first) {
 					t.Fatalf("old token not served while valid")
 				}
-				if st := c.Status(); st.State != "degraded" || !st.Ready || !strings.Contains(st.LastError, row.logged) {
+				if st := c.Status(); st.State != StateRenewing || !st.Ready || !strings.Contains(st.LastError, row.logged) {
 					t.Errorf("status while the old token is valid: %+v", st)
 				}
 				time.Sleep(time.Nanosecond)
@@ -236,7 +236,7 @@ func TestTokenEndpointFaultLifecycle(t *testing.T) {
 				}
 				st := c.Status()
 				h.Add("status", fmt.Sprintf("%+v", st))
-				if st.State != "expired" || st.Ready {
+				if st.State != StateFailing || st.Ready {
 					t.Errorf("status after expiry: %+v", st)
 				}
 
@@ -357,7 +357,7 @@ func TestRotatedSecretFile(t *testing.T) {
 // the one scheduled, or MinGap after the last, whichever is later.
 func untilNextAttempt(c *Cache) time.Duration {
 	st := c.Status()
-	return time.Until(later(st.NextExchange, st.LastExchange.Add(MinGap))) + time.Millisecond
+	return time.Until(later(st.NextExchange, st.LastAttempt.Add(MinGap))) + time.Millisecond
 }
 
 func later(a, b time.Time) time.Time {

@@ -1,6 +1,8 @@
 package tokencache
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,6 +20,7 @@ type Metrics struct {
 	exchangeDuration *prometheus.HistogramVec
 	renewals         *prometheus.CounterVec
 	suppressed       *prometheus.CounterVec
+	states           *stateCollector
 }
 
 // NewMetrics creates the token metrics on reg. The per-route gauges are
@@ -42,8 +45,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "credproxy_renewals_suppressed_total",
 			Help: "Renewals an upstream 401 asked for that were held back, by route: the upstream refused tokens just renewed for a 401 too (a path that refuses every token), so renewals back off (1 s doubling to 5 min) until a request succeeds, and the 401 goes to the client.",
 		}, []string{"route"}),
+		states: &stateCollector{desc: prometheus.NewDesc("credproxy_route_state",
+			"The route's state, as /readyz and the status page show it: 1 for the state it is in now, 0 for the others "+
+				"(pending, valid, renewing, failing, expired, stopped).", []string{"route", "state"}, nil)},
 	}
-	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals, m.suppressed)
+	reg.MustRegister(m.exchanges, m.exchangeDuration, m.renewals, m.suppressed, m.states)
 	return m
 }
 
@@ -82,12 +88,13 @@ func (m *Metrics) renewalSuppressed(route string, next func()) func() {
 }
 
 // watch registers the gauges that read a route's state when scraped:
-// seconds until its token expires, exchanges failed in a row, and whether
-// it holds a valid token.
+// seconds until its token expires, exchanges failed in a row, whether
+// it holds a valid token, and its State.
 func (m *Metrics) watch(route string, status func() Status) {
 	if m == nil {
 		return
 	}
+	m.states.add(route, status)
 	labels := prometheus.Labels{"route": route}
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -111,4 +118,43 @@ func (m *Metrics) watch(route string, status func() Status) {
 			return 0
 		}),
 	)
+}
+
+// stateCollector serves credproxy_route_state: one series per route and
+// State, read from each route's Status once per scrape, so that the
+// series of a route always agree with each other.
+type stateCollector struct {
+	desc *prometheus.Desc
+	// mu guards routes: New adds to it while a scrape may read it.
+	mu     sync.Mutex
+	routes []watchedRoute
+}
+
+type watchedRoute struct {
+	name   string
+	status func() Status
+}
+
+func (sc *stateCollector) add(route string, status func() Status) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.routes = append(sc.routes, watchedRoute{name: route, status: status})
+}
+
+func (sc *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sc.desc }
+
+func (sc *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	sc.mu.Lock()
+	routes := sc.routes
+	sc.mu.Unlock()
+	for _, r := range routes {
+		now := r.status().State
+		for _, s := range States() {
+			v := 0.0
+			if s == now {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(sc.desc, prometheus.GaugeValue, v, r.name, string(s))
+		}
+	}
 }

@@ -1,18 +1,19 @@
 'use strict';
-// credproxy status page: fetches status.json every 5 s and, in between,
-// counts each token's expiry down; it also shows the days left of each
-// route's long-lived credential when credproxy knows them. Everything
-// shown is set as text, never as HTML. The JSON holds no token or secret.
+// credproxy status page. The server renders the page complete; this
+// script only keeps it current: every 5 s it fetches the page again and
+// puts its fresh #live part in place, and every second it counts the
+// times shown on from the server's clock (the page's data-now), so that
+// a skewed browser clock does not matter. Nothing is set as HTML from a
+// string: the fresh part comes from DOMParser, whose scripts never run.
 
-let data = null;
-let fetchedAt = 0; // performance.now() when data arrived
-let problem = '';
+let serverNow = 0; // the server's clock when #live was rendered, in ms
+let renderedAt = 0; // performance.now() when #live was put in place
 
-// elapsed is the seconds since data was fetched; times are shown relative
-// to the server's clock ("now" in the JSON), so a skewed browser clock
-// does not matter.
-function elapsed() { return (performance.now() - fetchedAt) / 1000; }
+// parseTime reads Go's RFC 3339 times, whose nanoseconds not every
+// browser's Date.parse accepts: milliseconds are kept.
+function parseTime(t) { return Date.parse(t.replace(/(\.\d{3})\d+/, '$1')); }
 
+// duration is what admin's Go duration shows, to the second.
 function duration(sec) {
   sec = Math.max(0, Math.floor(sec));
   const d = Math.floor(sec / 86400), h = Math.floor(sec % 86400 / 3600);
@@ -24,117 +25,46 @@ function duration(sec) {
   return s + 's';
 }
 
-// secondsFromNow is how far t (RFC 3339) is from the server's now, as of
-// this moment.
-function secondsFromNow(t) {
-  if (!t) return null;
-  return (parseTime(t) - parseTime(data.now)) / 1000 - elapsed();
+function adopt() {
+  serverNow = parseTime(document.getElementById('live').dataset.now);
+  renderedAt = performance.now();
 }
 
-// parseTime reads Go's RFC 3339 times, whose nanoseconds not every
-// browser's Date.parse accepts: milliseconds are kept.
-function parseTime(t) { return Date.parse(t.replace(/(\.\d{3})\d+/, '$1')); }
-
-function cell(tr, cls, text, title) {
-  const td = document.createElement('td');
-  td.className = cls;
-  td.textContent = text;
-  if (title) td.title = title;
-  tr.appendChild(td);
-  return td;
-}
-
-// credentialSources says where a credential expiry came from.
-const credentialSources = {
-  config: 'set by CREDENTIAL_EXPIRES_AT',
-  lookup: 'reported by the identity service',
-  exchange: 'reported with the last token',
-};
-
-// credentialCell shows how long the route's long-lived credential has
-// left: days while there are days, a warning colour under 7 days, and
-// "-" while it is unknown.
-function credentialCell(tr, r) {
-  const td = cell(tr, 'credential', r.credential_expires_at ? '' : '-');
-  if (!r.credential_expires_at) return;
-  const s = secondsFromNow(r.credential_expires_at);
-  const span = document.createElement('span');
-  if (s <= 0) {
-    span.textContent = 'expired';
-    span.className = 'pill expired';
-  } else {
-    const days = Math.floor(s / 86400);
-    span.textContent = days >= 1 ? days + (days === 1 ? ' day' : ' days') : duration(s);
-    if (s < 7 * 86400) span.className = 'pill soon';
-  }
-  td.appendChild(span);
-  td.title = r.credential_expires_at + ' (' + (credentialSources[r.credential_expiry_source] || r.credential_expiry_source) + ')';
-}
-
-function render() {
-  const overall = document.getElementById('overall');
-  const updated = document.getElementById('updated');
-  const banner = document.getElementById('problem');
-  banner.hidden = problem === '';
-  banner.textContent = problem;
-  if (!data) return;
-  overall.textContent = data.shutting_down ? 'shutting down' : (data.ready ? 'ready' : 'not ready');
-  overall.className = 'pill ' + (data.ready ? 'ready' : 'notready');
-  updated.textContent = 'updated ' + Math.floor(elapsed()) + ' s ago';
-
-  const tbody = document.querySelector('#routes tbody');
-  const rows = [];
-  for (const r of data.routes) {
-    const tr = document.createElement('tr');
-    tr.dataset.route = r.route;
-    cell(tr, 'route', r.route);
-    cell(tr, 'kind', r.kind);
-    cell(tr, 'upstream', r.upstream || '-', r.listen ? 'reverse proxy on ' + r.listen : 'forward proxy only');
-    const st = cell(tr, 'state', '');
-    const pill = document.createElement('span');
-    pill.className = 'pill ' + r.state;
-    pill.textContent = r.state;
-    st.appendChild(pill);
-    if (r.consecutive_failures) {
-      const f = document.createElement('span');
-      f.className = 'failures';
-      f.textContent = r.consecutive_failures + ' failed in a row';
-      st.appendChild(f);
+// tick counts each time on the page on: ago, in (a next attempt) and
+// left (a token's expiry).
+function tick() {
+  const now = serverNow + (performance.now() - renderedAt);
+  for (const el of document.querySelectorAll('time[data-rel]')) {
+    const s = (parseTime(el.getAttribute('datetime')) - now) / 1000;
+    switch (el.dataset.rel) {
+      case 'ago': el.textContent = duration(-s) + ' ago'; break;
+      case 'in': el.textContent = s >= 1 ? 'in ' + duration(s) : 'due'; break;
+      case 'left':
+        el.textContent = s > 0 ? duration(s) : 'expired';
+        el.parentElement.classList.toggle('soon', s < 60);
+        break;
     }
-
-    let left = '-', cls = 'countdown';
-    if (r.expires_at) {
-      const s = secondsFromNow(r.expires_at);
-      left = s > 0 ? duration(s) : 'expired';
-      if (s < 60) cls += ' soon';
-    } else if (r.state === 'valid' || r.state === 'degraded') {
-      left = 'never';
-    }
-    cell(tr, cls, left, r.expires_at || '');
-    credentialCell(tr, r);
-    const next = secondsFromNow(r.next_exchange);
-    cell(tr, 'next', next === null ? '-' : (next > 0 ? 'in ' + duration(next) : 'due'), r.next_exchange || '');
-    const last = secondsFromNow(r.last_exchange);
-    cell(tr, 'last', last === null ? 'never' : duration(-last) + ' ago', r.last_exchange || '');
-    cell(tr, 'error', r.last_error || '');
-    rows.push(tr);
   }
-  tbody.replaceChildren(...rows);
 }
 
 async function refresh() {
+  const banner = document.getElementById('problem');
   try {
-    const resp = await fetch('status.json', {cache: 'no-store'});
-    if (!resp.ok) throw new Error('status.json: HTTP ' + resp.status);
-    data = await resp.json();
-    fetchedAt = performance.now();
-    problem = '';
+    const resp = await fetch('./', {cache: 'no-store'});
+    if (!resp.ok) throw new Error('HTTP ' + resp.status);
+    const doc = new DOMParser().parseFromString(await resp.text(), 'text/html');
+    const fresh = doc.getElementById('live');
+    if (!fresh) throw new Error('the answer is not the status page');
+    document.getElementById('live').replaceWith(document.adoptNode(fresh));
+    adopt();
+    banner.hidden = true;
   } catch (e) {
-    problem = 'credproxy did not answer: ' + e.message + (data ? ' (showing the last answer)' : '');
+    banner.textContent = 'credproxy did not answer: ' + e.message + ' (showing the last answer)';
+    banner.hidden = false;
   }
-  render();
 }
 
-refresh();
+adopt();
+document.getElementById('refreshing').textContent = 'Refreshed every 5 s.';
 setInterval(refresh, 5000);
-setInterval(render, 1000);
+setInterval(tick, 1000);

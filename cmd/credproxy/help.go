@@ -43,7 +43,7 @@ var commandHelp = map[string]string{
 
 Runs the proxy, configured from the environment (credproxy --help lists every variable):
 a reverse listener per route that has LISTEN, the forward proxy when CREDPROXY_FORWARD_ADDR
-is set, and the admin listener (/healthz, /readyz, /metrics, the status page).
+is set, and the admin listener: /healthz, /readyz, /metrics, status page, /v1/token/, /oauth2/token.
 
 Signals: SIGTERM or SIGINT drain and exit (a second one exits at once); SIGHUP renews every
 route now and reloads the CA files, without dropping a connection.
