@@ -34,6 +34,17 @@ type AuditTarget struct {
 	Path string
 }
 
+// String is the target as CREDPROXY_AUDIT_LOG writes it.
+func (t AuditTarget) String() string {
+	switch t.Kind {
+	case AuditStdout:
+		return "stdout"
+	case AuditFile:
+		return t.Path
+	}
+	return "off"
+}
+
 // ParseAuditTarget parses CREDPROXY_AUDIT_LOG: "off" or empty, "stdout",
 // or an absolute file path (a relative one would depend on the working
 // directory of whatever started credproxy). Its error is meant to be

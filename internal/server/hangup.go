@@ -24,9 +24,10 @@ import (
 // ends is abandoned.
 func (s *Server) reload(ctx context.Context) {
 	s.log.Info("SIGHUP received",
-		zap.String("did", "renewing every route now and reloading the CA files; serving continues"),
+		zap.String("did", "renewing every route now, reloading the CA files and reopening the audit log; serving continues"),
 		zap.Int("routes", len(s.routes)))
 	s.reloadCA()
+	s.audit.Reopen() // logrotate moved the file: write to a new one at its path
 	for _, r := range s.routes {
 		if !s.hup.start(r, func() { s.renewRoute(ctx, r) }) {
 			s.log.Debug("SIGHUP: the renewal of an earlier SIGHUP is under way; its exchange answers this one too", zap.String("route", r.cfg.Name))

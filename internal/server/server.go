@@ -59,6 +59,8 @@ type Options struct {
 	Authorize func(*http.Request) error
 	// AuthRealm is the realm of the forward proxy's 407 challenge.
 	AuthRealm string
+	// Stdout is where CREDPROXY_AUDIT_LOG=stdout writes (nil: os.Stdout).
+	Stdout io.Writer
 	// Sockets are the sockets systemd passed (listen.SystemdSockets),
 	// taken by the listeners bound to their addresses or named like
 	// them (reverse-ROUTE, forward, admin); Serve closes the others and
@@ -85,6 +87,9 @@ type Server struct {
 	forward *proxy.Forward
 	// hup is the SIGHUP renewals under way; Serve waits for them.
 	hup reloader
+	// audit writes CREDPROXY_AUDIT_LOG: one line per decision on a
+	// credential. It records nothing when auditing is off.
+	audit *edge.Auditor
 }
 
 // New builds the server of cfg, logging the configuration's warnings
@@ -107,6 +112,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{cfg: cfg, opts: opts, log: log, metrics: proxy.NewMetrics(reg), edge: edge.NewMetrics(reg), transport: proxy.NewTransport(nil)}
 	m := routeMetrics{tokens: tokencache.NewMetrics(reg), sinks: tokensink.NewMetrics(reg), expiry: credexpiry.NewMetrics(reg)}
+	audit, err := newAuditor(cfg.AuditLog, opts.Stdout, s.edge, log)
+	if err != nil {
+		return nil, err
+	}
+	s.audit = audit
 	client := exchange.NewHTTPClient()
 	for _, rc := range cfg.Routes {
 		r, err := newLiveRoute(rc, client, m, log)
@@ -170,6 +180,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 
+	s.audit.Start()
+	defer s.audit.Close() // after the listeners drained: their last lines are written
 	cacheCtx, stopCaches := context.WithCancel(context.WithoutCancel(ctx))
 	var caches sync.WaitGroup
 	for _, r := range s.routes {
