@@ -255,7 +255,7 @@ func TestExecTokenUnavailable(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	if !strings.Contains(errOut, "no token for route default") || !strings.Contains(errOut, "not starting sh") {
+	if !strings.Contains(errOut, "route default: no token within 2s") || !strings.Contains(errOut, "not starting sh") {
 		t.Errorf("stderr does not say why: %s", errOut)
 	}
 	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
