@@ -111,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	log, err := server.NewLogger(level, cfg.LogFormat, opts.Stderr)
+	log, err := server.NewLogger(level, logFormat(cfg, opts), opts.Stderr)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("exec: not starting %s: %w", args[0], err)
+		return fmt.Errorf("exec: not starting %s: %w", args[0], whyNoToken(err, cfg.Routes))
 	}
 
 	dir, err := os.MkdirTemp("", "credproxy-exec-")
@@ -144,9 +144,19 @@ func Run(ctx context.Context, opts Options) error {
 
 	cmd := exec.Command(path, args[1:]...)
 	cmd.Args[0] = args[0]
-	cmd.Env = envList(childEnv(opts.Env, guard.proxyURL(addr), trust))
+	cmd.Env = envList(childEnv(opts.Env, guard.proxyURL(addr), addr, trust))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
 	return runChild(cmd, px, sigs, log)
+}
+
+// logFormat is the format of exec's own messages: CREDPROXY_LOG_FORMAT
+// when set, else console when they go to a terminal (a person reads
+// them), else the configured default (JSON, for a job's log).
+func logFormat(cfg *config.Config, opts Options) string {
+	if _, set := opts.Env["CREDPROXY_LOG_FORMAT"]; !set && isTerminal(opts.Stderr) {
+		return "console"
+	}
+	return cfg.LogFormat
 }
 
 // execConfig loads the configuration for exec: a forward proxy on an
@@ -297,6 +307,9 @@ type trustFiles struct {
 	// nodeExtra is credproxy's CA first, then the user's own
 	// NODE_EXTRA_CA_CERTS.
 	nodeExtra string
+	// javaStore is a PKCS#12 trust store of credproxy's CA and the
+	// bundle's roots (javaTrustStore).
+	javaStore string
 }
 
 // writeTrustFiles writes the command's CA files into dir, readable by the
@@ -310,8 +323,15 @@ func writeTrustFiles(dir string, env map[string]string, ca *mitm.CA, log *zap.Lo
 	if rootsFrom == "" {
 		log.Warn("exec: no system CA bundle found; the command trusts only credproxy's CA through SSL_CERT_FILE")
 	}
-	tf := trustFiles{bundle: filepath.Join(dir, "ca-bundle.pem"), nodeExtra: filepath.Join(dir, "node-extra-ca.pem")}
+	tf := trustFiles{bundle: filepath.Join(dir, "ca-bundle.pem"), nodeExtra: filepath.Join(dir, "node-extra-ca.pem"), javaStore: filepath.Join(dir, "java-truststore.p12")}
 	if err := writePrivate(tf.bundle, joinPEM(roots, caPEM)); err != nil {
+		return trustFiles{}, err
+	}
+	p12, err := javaTrustStore(ca.Certificate(), roots)
+	if err != nil {
+		return trustFiles{}, fmt.Errorf("exec: Java trust store: %w", err)
+	}
+	if err := writePrivate(tf.javaStore, p12); err != nil {
 		return trustFiles{}, err
 	}
 	var userExtra []byte
@@ -327,8 +347,12 @@ func writeTrustFiles(dir string, env map[string]string, ca *mitm.CA, log *zap.Lo
 }
 
 // childEnv is the command's environment: credproxy's own without the
-// secrets it holds by value, with the proxy and CA variables set.
-func childEnv(env map[string]string, proxyURL string, trust trustFiles) map[string]string {
+// secrets it holds by value, with the proxy and CA variables set for
+// curl, Python, Go and Node (whose fetch and https honour HTTPS_PROXY
+// only under NODE_USE_ENV_PROXY=1, from Node 22.21 and 24 on), and
+// JAVA_TOOL_OPTIONS for Java, which reads none of them: the proxy at
+// addr and the trust store, before the user's own options.
+func childEnv(env map[string]string, proxyURL, addr string, trust trustFiles) map[string]string {
 	cenv := make(map[string]string, len(env)+8)
 	for k, v := range env {
 		if !isSecretVar(k) {
@@ -342,6 +366,8 @@ func childEnv(env map[string]string, proxyURL string, trust trustFiles) map[stri
 		cenv[k] = trust.bundle
 	}
 	cenv["NODE_EXTRA_CA_CERTS"] = trust.nodeExtra
+	cenv["NODE_USE_ENV_PROXY"] = "1"
+	cenv["JAVA_TOOL_OPTIONS"] = javaToolOptions(env["JAVA_TOOL_OPTIONS"], addr, trust.javaStore)
 	return cenv
 }
 

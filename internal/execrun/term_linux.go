@@ -1,0 +1,12 @@
+package execrun
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+func termios(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
