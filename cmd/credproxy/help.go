@@ -31,6 +31,7 @@ Commands (credproxy COMMAND --help for each):
   token [ROUTE]          print one access token (for scripts)
   exec [--] CMD [ARGS]   run CMD behind an ephemeral forward proxy and CA
   ca init DIR            write a new forward-proxy CA (--hosts: confined to them)
+  ca bundle OUT          write the system roots plus credproxy's CA (for SSL_CERT_FILE)
   demo                   the embedded default, on loopback
   version                print the version
 
@@ -83,6 +84,7 @@ TOKEN_SINK_FILE: those belong to a credproxy service whose environment it may sh
 Example: credproxy exec -- ./legacy-report.sh --since yesterday
 `,
 	"ca": `Usage: credproxy ca init [--hosts HOST,...] DIR
+       credproxy ca bundle [--from URL] OUT
 
 Writes a new forward-proxy CA into DIR: ca.pem (the certificate, for clients to trust) and
 ca-key.pem (mode 0600), valid for two years. --hosts (the route hosts: UPSTREAM hosts and
@@ -91,6 +93,12 @@ vouch for those hosts (and their subdomains) and nothing else. Point CREDPROXY_C
 and CREDPROXY_CA_KEY_FILE at them; without them each process makes an ephemeral CA, confined
 to the route hosts and valid 30 days (24 hours under exec), served at /ca.pem on the admin
 listener.
+
+ca bundle writes OUT: the system roots (SSL_CERT_FILE when set) followed by credproxy's CA,
+for clients whose CA setting replaces the system roots (SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
+CURL_CA_BUNDLE). The CA comes from --from (a running credproxy's admin address; its /ca.pem),
+else CREDPROXY_CA_CERT_FILE, else CREDPROXY_ADMIN_ADDR (127.0.0.1:9901). An ephemeral CA
+changes at every start: write the bundle again after a restart.
 `,
 	"demo": `Usage: credproxy demo
 

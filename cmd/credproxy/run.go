@@ -130,6 +130,9 @@ func dispatch(ctx context.Context, args []string, env map[string]string, policy 
 		}
 		return runDemo(ctx, env, stdout, stderr)
 	case "ca":
+		if len(rest) > 0 && rest[0] == "bundle" {
+			return caBundle(ctx, rest[1:], env, stdout)
+		}
 		return caInit(rest, stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
