@@ -74,8 +74,9 @@ Example: curl -H "Authorization: Bearer $(credproxy token)" https://example.wave
 	"exec": `Usage: credproxy exec [--] COMMAND [ARGS...]
 
 Runs COMMAND behind an ephemeral forward proxy on a loopback port, with an ephemeral CA:
-HTTPS_PROXY, HTTP_PROXY, SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and
-NODE_EXTRA_CA_CERTS are set for it, and the secrets credproxy holds by value are not in its
+HTTPS_PROXY, HTTP_PROXY, SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+NODE_EXTRA_CA_CERTS, NODE_USE_ENV_PROXY=1 and JAVA_TOOL_OPTIONS (proxy and trust store,
+before yours) are set for it, and the secrets credproxy holds by value are not in its
 environment. COMMAND starts once every route holds a token; credproxy exits with its exit
 code (128+N when signal N ended it). Signals are passed on to COMMAND. It binds none of
 the configured listeners (LISTEN, CREDPROXY_ADMIN_ADDR, CREDPROXY_FORWARD_ADDR) and writes no
