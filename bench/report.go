@@ -55,9 +55,9 @@ type wanRow struct {
 }
 
 var (
-	reverseOrder = []string{"direct", "credproxy", "nginx", "haproxy"}
+	reverseOrder = []string{"direct", "credproxy", "nginx", "haproxy", "gofloor", "gofloor-h1"}
 	forwardOrder = []string{"direct", "credproxy", "mitmproxy"}
-	colors       = map[string]string{"direct": "#9e9e9e", "credproxy": "#1565c0", "credproxy-fwd": "#64b5f6", "nginx": "#2e7d32", "haproxy": "#ef6c00", "mitmproxy": "#8e24aa"}
+	colors       = map[string]string{"direct": "#9e9e9e", "credproxy": "#1565c0", "credproxy-fwd": "#64b5f6", "nginx": "#2e7d32", "haproxy": "#ef6c00", "mitmproxy": "#8e24aa", "gofloor": "#00838f", "gofloor-h1": "#4dd0e1"}
 )
 
 func (r *report) credproxyRPS(conns int) float64 {
@@ -165,7 +165,10 @@ func (r *report) markdown() string {
 	w("| connections | contender | requests/s | x nginx | p50 | p99 | CPU/request |\n|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Reverse {
 		for _, name := range reverseOrder {
-			res := row.By[name]
+			res, ok := row.By[name]
+			if !ok {
+				continue // a report saved before this contender existed
+			}
 			w("| %d | %s | %.0f | %.2f | %s | %s | %s |\n", row.Conns, name, res.RPS, res.RPS/row.By["nginx"].RPS, us(res.P50), us(res.P99), cpu(res.CPU))
 		}
 	}
@@ -323,7 +326,10 @@ func (r *report) svg() string {
 	for _, row := range r.Reverse {
 		g := group{label: fmt.Sprintf("%d conn.", row.Conns)}
 		for _, name := range reverseOrder {
-			res := row.By[name]
+			res, ok := row.By[name]
+			if !ok {
+				continue
+			}
 			g.bars = append(g.bars, bar{name, res.RPS, fmt.Sprintf("%.0f (%.2fx nginx)", res.RPS, res.RPS/row.By["nginx"].RPS)})
 		}
 		rev = append(rev, g)
@@ -332,6 +338,9 @@ func (r *report) svg() string {
 	if row, ok := r.reverse(1); ok {
 		g := group{label: "1 conn."}
 		for _, name := range reverseOrder {
+			if _, ok := row.By[name]; !ok {
+				continue
+			}
 			g.bars = append(g.bars, bar{name, float64(row.By[name].P50) / 1e3, fmt.Sprintf("p50 %s, p99 %s", us(row.By[name].P50), us(row.By[name].P99))})
 		}
 		y += panel(&body, y, "Reverse mode: latency at 1 connection", "lower is better", []group{g}) + 10
@@ -340,6 +349,9 @@ func (r *report) svg() string {
 	for _, row := range r.Reverse {
 		g := group{label: fmt.Sprintf("reverse, %d conn.", row.Conns)}
 		for _, name := range reverseOrder[1:] {
+			if _, ok := row.By[name]; !ok {
+				continue
+			}
 			c := row.By[name].CPU
 			g.bars = append(g.bars, bar{name, float64(c), cpu(c)})
 		}

@@ -1,0 +1,72 @@
+// Command gofloor is the Go floor of the bench: the least a Go sidecar
+// that injects a credential can be, an httputil.ReverseProxy that sets a
+// fixed Authorization header on every request and forwards it to one TLS
+// upstream, with net/http's defaults everywhere else. It is the shape of
+// Vault Proxy's API proxy and of most Go sidecars: no token exchange, no
+// header hygiene, no answer scan, no browser guard, no metrics, no
+// timeouts beyond ReadHeaderTimeout. go run ./bench builds and runs it
+// beside nginx and HAProxy, so results.md shows where credproxy stands
+// among Go proxies too.
+//
+//	gofloor -listen 127.0.0.1:8081 -upstream https://api.example.com [-http1]
+//
+// The token is read from GOFLOOR_TOKEN (sent as "Bearer <token>"); the
+// upstream's CA from the system pool, which SSL_CERT_FILE can replace.
+// Without -http1 the transport is a clone of http.DefaultTransport:
+// HTTP/2 when the upstream offers it (one multiplexed connection), as a
+// Go client gets by default; with -http1 it speaks HTTP/1.1 over a pool
+// of connections (MaxIdleConnsPerHost 256 in both cases, so that the
+// pool holds a connection per client connection, as nginx's keepalive
+// 256 does).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"time"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
+	upstream := flag.String("upstream", "", "https:// base URL to forward to")
+	http1 := flag.Bool("http1", false, "speak HTTP/1.1 to the upstream even when it offers HTTP/2")
+	flag.Parse()
+	if err := run(*listen, *upstream, os.Getenv("GOFLOOR_TOKEN"), *http1); err != nil {
+		fmt.Fprintln(os.Stderr, "gofloor:", err)
+		os.Exit(1)
+	}
+}
+
+func run(listen, upstream, token string, http1 bool) error {
+	u, err := url.Parse(upstream)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("-upstream %q: want an https:// URL", upstream)
+	}
+	if token == "" {
+		return errors.New("GOFLOOR_TOKEN is empty")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	if http1 {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		tr.Protocols = &p
+	}
+	auth := "Bearer " + token
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.Header.Set("Authorization", auth)
+		},
+		Transport: tr,
+	}
+	srv := &http.Server{Addr: listen, Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("gofloor: %s -> %s (http1 only: %v)", listen, u, http1)
+	return srv.ListenAndServe()
+}
