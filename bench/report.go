@@ -158,7 +158,9 @@ func (r *report) markdown() string {
 	}
 
 	w("\n## Reverse mode\n\nThe app calls a plain-HTTP listener; the proxy adds `Authorization: Bearer <token>` and forwards over TLS with keep-alive to the upstream. ")
-	w("`direct` is wrk calling the TLS upstream itself with the header. Load: wrk, keep-alive, `--latency`; ")
+	w("`direct` is wrk calling the TLS upstream itself with the header. ")
+	w("`gofloor` is the Go floor: a minimal `httputil.ReverseProxy` that sets the header (bench/gofloor, the shape of Vault Proxy and most Go sidecars: no exchange, no answer scan, no guard, no metrics) with net/http's default transport, which speaks HTTP/2 to this upstream; `gofloor-h1` is the same over HTTP/1.1, as credproxy speaks it. ")
+	w("Load: wrk, keep-alive, `--latency`; ")
 	w("each figure is the median of %d rounds, every round measuring all contenders in turn.\n\n", r.Rounds)
 	w("CPU/request is the contender's own CPU time (all its processes, user and system) divided by the requests it served: ")
 	w("unlike requests/s it hardly depends on what else the machine runs.\n\n")

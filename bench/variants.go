@@ -53,6 +53,9 @@ type variantRow struct {
 	GOMAXPROCS int    // what the runtime chose, read by a probe started the same way
 	Conns      int
 	Result     result
+	// CPUMin and CPUMax are the range of the rounds' CPU per request:
+	// the noise of the run.
+	CPUMin, CPUMax time.Duration
 	// Throttled is the share of the cgroup's CFS periods in which it was
 	// throttled, and ThrottledPerSec the time throttled per second of
 	// measurement; under a limit only.
@@ -244,6 +247,12 @@ func runVariants(ctx context.Context, cfg config, root, dir, bin string) error {
 	for _, n := range conns {
 		for _, v := range vs {
 			row := variantRow{Variant: v.name, Limit: v.limit, GOMAXPROCS: procs[v.name], Conns: n, Result: median(samples[v.name][n])}
+			for i, s := range samples[v.name][n] {
+				if i == 0 || s.CPU < row.CPUMin {
+					row.CPUMin = s.CPU
+				}
+				row.CPUMax = max(row.CPUMax, s.CPU)
+			}
 			if v.limit != "" {
 				row.Throttled = medianF(throttle[v.name][n])
 				ts := throttleT[v.name][n]

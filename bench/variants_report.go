@@ -40,11 +40,11 @@ func (r *variantReport) markdown() string {
 	for _, row := range r.Rows {
 		hasLimit = hasLimit || row.Limit != ""
 	}
-	w("| connections | variant | GOMAXPROCS | requests/s | x base | p50 | p99 | CPU/request | x base |")
+	w("| connections | variant | GOMAXPROCS | requests/s | x base | p50 | p99 | CPU/request | rounds' range | x base |")
 	if hasLimit {
 		w(" throttled periods | throttled per s |")
 	}
-	w("\n|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	w("\n|---:|---|---:|---:|---:|---:|---:|---:|---|---:|")
 	if hasLimit {
 		w("---:|---:|")
 	}
@@ -56,7 +56,8 @@ func (r *variantReport) markdown() string {
 		}
 		bs := base[row.Conns]
 		res := row.Result
-		w("| %d | %s | %d | %.0f | %.2f | %s | %s | %s | %.2f |", row.Conns, row.Variant, row.GOMAXPROCS, res.RPS, res.RPS/bs.RPS, us(res.P50), us(res.P99), cpu(res.CPU), float64(res.CPU)/float64(max(bs.CPU, 1)))
+		w("| %d | %s | %d | %.0f | %.2f | %s | %s | %s | %.0f-%.0f | %.2f |", row.Conns, row.Variant, row.GOMAXPROCS, res.RPS, res.RPS/bs.RPS, us(res.P50), us(res.P99), cpu(res.CPU),
+			float64(row.CPUMin)/1e3, float64(row.CPUMax)/1e3, float64(res.CPU)/float64(max(bs.CPU, 1)))
 		if hasLimit {
 			if row.Limit != "" {
 				w(" %.0f%% | %s |", 100*row.Throttled, ms(row.ThrottledPerSec))
@@ -67,7 +68,7 @@ func (r *variantReport) markdown() string {
 		w("\n")
 	}
 	if r.Set == "gomaxprocs" {
-		w("\nThrottled periods: the share of the cgroup's 100 ms CFS periods in which it ran out of quota and was stopped until the next; throttled per s: how long its threads waited that way per second (summed over threads). ")
+		w("\nThrottled periods: the share of the cgroup's 100 ms CFS periods in which it ran out of quota and was stopped until the next; throttled per s: how long it was held that way per second of measurement (the kernel's throttled_time, summed over CPUs). ")
 		w("The recommendation drawn from these figures is in [README.md](README.md#gomaxprocs).\n")
 	}
 	return b.String()
