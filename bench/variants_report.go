@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -67,6 +68,9 @@ func (r *variantReport) markdown() string {
 		}
 		w("\n")
 	}
+	for _, name := range sortedKeys(r.Failed) {
+		w("\nNot measured: %s: `%s`\n", name, r.Failed[name])
+	}
 	if r.Set == "gomaxprocs" {
 		w("\nThrottled periods: the share of the cgroup's 100 ms CFS periods in which it ran out of quota and was stopped until the next; throttled per s: how long it was held that way per second of measurement (the kernel's throttled_time, summed over CPUs). ")
 		w("The recommendation drawn from these figures is in [README.md](README.md#gomaxprocs).\n")
@@ -97,4 +101,13 @@ func (r *variantReport) gomaxprocsIntro(w func(string, ...any)) {
 		w("Updates while running: %s.\n\n", r.Update)
 	}
 	w("Measured: GOMAXPROCS 1, 2 and unset, and under CPU limits with GOMAXPROCS unset and 1. `x base` compares each with the first row at the same connection count; the GOMAXPROCS column is what a probe started the same way (environment and cgroup) read.\n\n")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -21,6 +21,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,9 +55,12 @@ func run(listen, upstream, token string, http1 bool) error {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	if http1 {
-		var p http.Protocols
-		p.SetHTTP1(true)
-		tr.Protocols = &p
+		// net/http's documented way to turn HTTP/2 off in a client;
+		// the cloned TLS configuration offers h2 in ALPN (Clone sets
+		// DefaultTransport's HTTP/2 up first), so it is replaced too.
+		tr.ForceAttemptHTTP2 = false
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		tr.TLSClientConfig = &tls.Config{NextProtos: []string{"http/1.1"}}
 	}
 	auth := "Bearer " + token
 	rp := &httputil.ReverseProxy{
