@@ -15,9 +15,9 @@
 // Without -http1 the transport is a clone of http.DefaultTransport:
 // HTTP/2 when the upstream offers it (one multiplexed connection), as a
 // Go client gets by default; with -http1 it speaks HTTP/1.1 over a pool
-// of connections (MaxIdleConnsPerHost 256 in both cases, so that the
-// pool holds a connection per client connection, as nginx's keepalive
-// 256 does).
+// of connections (MaxIdleConns 1024 and MaxIdleConnsPerHost 256 in both
+// cases, as credproxy's pool, so that it holds a connection per client
+// connection, as nginx's keepalive 256 does).
 package main
 
 import (
@@ -53,6 +53,11 @@ func run(listen, upstream, token string, http1 bool) error {
 		return errors.New("GOFLOOR_TOKEN is empty")
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// DefaultTransport keeps 100 idle connections in all and 2 per host:
+	// at 256 client connections over HTTP/1.1 that would be a TLS
+	// handshake for most requests, so the pool is sized as credproxy's
+	// and nginx's are.
+	tr.MaxIdleConns = 1024
 	tr.MaxIdleConnsPerHost = 256
 	if http1 {
 		// net/http's documented way to turn HTTP/2 off in a client;
