@@ -170,3 +170,35 @@ func TestSpliceSection(t *testing.T) {
 		}
 	}
 }
+
+func TestExtractSection(t *testing.T) {
+	doc := "# t\n\nintro\n\n## A\n\na1\n\n## B\n\nb1\n\n## Versions\n\nv\n"
+	if got := extractSection(doc, "## B"); got != "## B\n\nb1\n" {
+		t.Errorf("extractSection B = %q", got)
+	}
+	if got := extractSection(doc, "## Versions"); got != "## Versions\n\nv\n" {
+		t.Errorf("extractSection Versions = %q", got)
+	}
+	if got := extractSection(doc, "## C"); got != "" {
+		t.Errorf("extractSection C = %q", got)
+	}
+	// Carried into a fresh document without it: before Versions.
+	fresh := "# t\n\n## A\n\na2\n\n## Versions\n\nv2\n"
+	if got, want := spliceSection(fresh, "## B", extractSection(doc, "## B")), "# t\n\n## A\n\na2\n\n## B\n\nb1\n\n## Versions\n\nv2\n"; got != want {
+		t.Errorf("carried:\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestGoDefaultGOMAXPROCS(t *testing.T) {
+	for _, c := range []struct{ ncpu, milli, want int }{
+		{2, 0, 2}, {2, 100, 2}, {2, 500, 2}, {16, 100, 2}, {16, 500, 2}, {16, 1000, 2},
+		{16, 1500, 2}, {16, 2500, 3}, {16, 4000, 4}, {16, 40000, 16}, {1, 500, 1}, {4, 3001, 4},
+	} {
+		if got := goDefaultGOMAXPROCS(c.ncpu, c.milli); got != c.want {
+			t.Errorf("goDefaultGOMAXPROCS(%d CPUs, %dm) = %d, want %d", c.ncpu, c.milli, got, c.want)
+		}
+	}
+	if got, err := parseMillicores("1.5"); err != nil || got != 1500 {
+		t.Errorf("parseMillicores(1.5) = %d, %v", got, err)
+	}
+}

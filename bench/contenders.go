@@ -112,6 +112,12 @@ func credproxyEnv(dir string, port, fwdPort, adminPort, upPort int, token string
 	}
 }
 
+// gofloorEnv is the Go floor's environment: the token, and the upstream's
+// CA through SSL_CERT_FILE as for credproxy.
+func gofloorEnv(dir, token string) []string {
+	return []string{"GOFLOOR_TOKEN=" + token, "SSL_CERT_FILE=" + filepath.Join(dir, "ca.pem")}
+}
+
 // writeFile writes a contender's configuration into dir.
 func writeFile(dir, name, content string) (string, error) {
 	p := filepath.Join(dir, name)

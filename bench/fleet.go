@@ -78,6 +78,22 @@ func loadFleet(root string) (*fleet.Report, error) {
 	return rep, nil
 }
 
+// extractSection returns the section of doc that starts with the line
+// heading, up to the next "## " heading, ending with a newline; "" when
+// there is none.
+func extractSection(doc, heading string) string {
+	start := strings.Index(doc, "\n"+heading+"\n")
+	if start < 0 {
+		return ""
+	}
+	start++
+	rest := doc[start:]
+	if next := strings.Index(rest[len(heading):], "\n## "); next >= 0 {
+		rest = rest[:len(heading)+next+1]
+	}
+	return strings.TrimRight(rest, "\n") + "\n"
+}
+
 // spliceSection replaces the section of doc that starts with the line
 // heading (up to the next "## " heading) with section, which starts with
 // that heading and ends with a newline. Without such a section, section

@@ -96,6 +96,7 @@ type loadOptions struct {
 	NewConn  bool   // a new connection (CONNECT and TLS handshake) per request
 	Header   string // "Name: value" sent with every request, for the direct baseline
 	WarmUp   time.Duration
+	Unix     string // when set, connect to this unix socket whatever the URL's host
 }
 
 // runLoad runs opt.Conns workers, each with a transport of its own (so one
@@ -192,6 +193,9 @@ func loadClient(opt loadOptions) (*http.Client, func()) {
 	}
 	if opt.Proxy != nil {
 		tr.Proxy = http.ProxyURL(opt.Proxy)
+	}
+	if opt.Unix != "" {
+		tr.DialContext = unixDial(opt.Unix)
 	}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, tr.CloseIdleConnections
 }

@@ -56,6 +56,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "gomaxprocs-probe" {
+		if err := runProbe(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench gomaxprocs-probe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "upstream" {
 		if err := runUpstream(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "bench upstream:", err)
@@ -113,6 +120,16 @@ type config struct {
 	fleetRoutes int
 	// render, when set, is a saved report to render instead of a run.
 	render string
+	// variants, when set, runs only credproxy in a set of variants
+	// (gomaxprocs, levers, features; variants.go) and rewrites that
+	// section of results.md; limits are the cgroup CPU limits the
+	// gomaxprocs set tries.
+	variants string
+	limits   []string
+	// connsSet: -conns was given (the variant sets have defaults of
+	// their own); dir is the results directory.
+	connsSet bool
+	dir      string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -137,6 +154,9 @@ func run(ctx context.Context, args []string) error {
 	bin, err := buildCredproxy(ctx, root, dir)
 	if err != nil {
 		return err
+	}
+	if cfg.variants != "" {
+		return runVariants(ctx, cfg, root, dir, bin)
 	}
 
 	env, err := startAll(ctx, dir, bin, cfg)
@@ -213,9 +233,14 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.wanCalls, "wan-calls", 50, "wide area: calls per client and path")
 	fs.BoolVar(&cfg.fleet, "fleet", false, "only simulate the fleet (virtual time, a minute or two; a full run ends with it): write bench/fleet.json, bench/fleet.svg and the Fleet section of bench/results.md")
 	fs.IntVar(&cfg.fleetRoutes, "fleet-routes", 10000, "fleet: sidecars simulated")
+	gmp := fs.Bool("gomaxprocs", false, "only measure credproxy with GOMAXPROCS 1, 2 and unset, and under cgroup CPU limits (-cpu-limits): rewrite the GOMAXPROCS section of bench/results.md")
+	levers := fs.Bool("levers", false, "only measure credproxy with runtime settings (GODEBUG, GOGC) one at a time: rewrite the Levers section of bench/results.md")
+	features := fs.Bool("features", false, "only measure credproxy with each optional feature on and off: rewrite the Features section of bench/results.md")
+	limits := fs.String("cpu-limits", "500m,100m", "-gomaxprocs: cgroup CPU limits (Kubernetes millicores) to run credproxy under, when a cpu cgroup can be made here; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+	fs.Visit(func(f *flag.Flag) { cfg.connsSet = cfg.connsSet || f.Name == "conns" })
 	var err error
 	if cfg.rounds < 1 {
 		return cfg, errors.New("-rounds: at least 1")
@@ -228,6 +253,26 @@ func parseFlags(args []string) (config, error) {
 	}
 	if cfg.fwdConns, err = parseInts(*fwdConns); err != nil {
 		return cfg, fmt.Errorf("-forward-conns: %w", err)
+	}
+	for _, v := range []struct {
+		on   bool
+		name string
+	}{{*gmp, "gomaxprocs"}, {*levers, "levers"}, {*features, "features"}} {
+		if !v.on {
+			continue
+		}
+		if cfg.variants != "" {
+			return cfg, errors.New("-gomaxprocs, -levers and -features: one at a time")
+		}
+		cfg.variants = v.name
+	}
+	for _, l := range strings.Split(*limits, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			if _, err := parseMillicores(l); err != nil {
+				return cfg, fmt.Errorf("-cpu-limits: %w", err)
+			}
+			cfg.limits = append(cfg.limits, l)
+		}
 	}
 	cfg.skip = map[string]bool{}
 	for _, p := range strings.Split(*skip, ",") {
@@ -277,6 +322,19 @@ func checkTools(skip map[string]bool) error {
 	return nil
 }
 
+// buildGofloor builds ./bench/gofloor, the Go floor, into dir and returns
+// the binary's path.
+func buildGofloor(ctx context.Context, root, dir string) (string, error) {
+	logf("building the Go floor (bench/gofloor)")
+	bin := filepath.Join(dir, "gofloor")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./bench/gofloor")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./bench/gofloor: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
 // buildCredproxy builds ./cmd/credproxy into dir and returns the binary's
 // path.
 func buildCredproxy(ctx context.Context, root, dir string) (string, error) {
@@ -310,6 +368,8 @@ func runReverse(ctx context.Context, cfg config, env *env, rep *report) error {
 		{"credproxy", env.credproxyURL, "", env.credproxy},
 		{"nginx", env.nginxURL, "", env.nginx},
 		{"haproxy", env.haproxyURL, "", env.haproxy},
+		{"gofloor", env.gofloorURL, "", env.gofloor},
+		{"gofloor-h1", env.gofloorH1URL, "", env.gofloorH1},
 	}
 	// Each round measures every contender at every connection count in
 	// turn, so that a neighbour's burst of CPU use on a shared machine
@@ -390,7 +450,17 @@ func (r *report) write(root string) error {
 	if r.Fleet, err = loadFleet(root); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(r.markdown()), 0o644); err != nil {
+	doc := r.markdown()
+	// The sections -gomaxprocs, -levers and -features write are kept
+	// from the last such run.
+	if old, err := os.ReadFile(filepath.Join(root, "bench", "results.md")); err == nil {
+		for _, set := range []string{"gomaxprocs", "levers", "features"} {
+			if sec := extractSection(string(old), variantSections[set]); sec != "" {
+				doc = spliceSection(doc, variantSections[set], sec)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(doc), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(root, "bench", "results.svg"), []byte(r.svg()), 0o644); err != nil {
@@ -506,7 +576,12 @@ type env struct {
 	nginx     *proc
 	haproxy   *proc
 	mitm      *proc
-	versions  map[string]string
+	// gofloor and gofloorH1 are the Go floor (bench/gofloor), speaking
+	// HTTP/2 (net/http's default) and HTTP/1.1 to the upstream.
+	gofloor, gofloorH1 *proc
+	versions           map[string]string
+
+	gofloorURL, gofloorH1URL string
 
 	upURL, credproxyURL, nginxURL, haproxyURL string
 	adminURL                                  string
@@ -523,13 +598,13 @@ func (e *env) stopAll() {
 // ports are the loopback ports of the upstream and the contenders'
 // listeners.
 type ports struct {
-	up, credproxy, fwd, admin, nginx, haproxy, mitm int
+	up, credproxy, fwd, admin, nginx, haproxy, mitm, gofloor, gofloorH1 int
 }
 
 // freePorts picks a free loopback port for each listener.
 func freePorts() (ports, error) {
 	var p ports
-	for _, f := range []*int{&p.up, &p.credproxy, &p.fwd, &p.admin, &p.nginx, &p.haproxy, &p.mitm} {
+	for _, f := range []*int{&p.up, &p.credproxy, &p.fwd, &p.admin, &p.nginx, &p.haproxy, &p.mitm, &p.gofloor, &p.gofloorH1} {
 		var err error
 		if *f, err = freePort(); err != nil {
 			return p, err
@@ -572,6 +647,7 @@ func startAll(ctx context.Context, dir, bin string, cfg config) (*env, error) {
 		{"", func() error { return e.startCredproxy(ctx, dir, bin, p, cfg.extraEnv) }},
 		{"reverse", func() error { return e.startNginx(ctx, dir, p.nginx, p.up) }},
 		{"reverse", func() error { return e.startHAProxy(ctx, dir, p.haproxy, p.up) }},
+		{"reverse", func() error { return e.startGofloor(ctx, dir, p.gofloor, p.gofloorH1) }},
 		{"forward", func() error { return e.startMitmdump(ctx, dir, p.mitm, p.up) }},
 	}
 	for _, step := range steps {
@@ -716,6 +792,42 @@ func (e *env) startHAProxy(ctx context.Context, dir string, port, upPort int) er
 		return err
 	}
 	e.versions["haproxy"] = firstLine(exec.Command("haproxy", "-v").CombinedOutput())
+	return nil
+}
+
+// startGofloor builds the Go floor and starts it twice in front of the
+// upstream: with net/http's default transport (HTTP/2 to this upstream)
+// and with -http1.
+func (e *env) startGofloor(ctx context.Context, dir string, port, portH1 int) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	bin, err := buildGofloor(ctx, root, dir)
+	if err != nil {
+		return err
+	}
+	logf("starting the Go floor")
+	for _, g := range []struct {
+		name string
+		port int
+		p    **proc
+		url  *string
+		args []string
+	}{
+		{"gofloor", port, &e.gofloor, &e.gofloorURL, nil},
+		{"gofloor-h1", portH1, &e.gofloorH1, &e.gofloorH1URL, []string{"-http1"}},
+	} {
+		args := append([]string{"-listen", fmt.Sprintf("127.0.0.1:%d", g.port), "-upstream", e.upURL}, g.args...)
+		if *g.p, err = e.add(start(dir, g.name, gofloorEnv(dir, benchToken), bin, args...)); err != nil {
+			return err
+		}
+		*g.url = fmt.Sprintf("http://127.0.0.1:%d", g.port)
+		if err := waitOK(ctx, *g.p, *g.url+"/", nil, nil); err != nil {
+			return err
+		}
+	}
+	e.versions["gofloor"] = "bench/gofloor, httputil.ReverseProxy, " + runtime.Version()
 	return nil
 }
 

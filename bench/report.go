@@ -55,9 +55,9 @@ type wanRow struct {
 }
 
 var (
-	reverseOrder = []string{"direct", "credproxy", "nginx", "haproxy"}
+	reverseOrder = []string{"direct", "credproxy", "nginx", "haproxy", "gofloor", "gofloor-h1"}
 	forwardOrder = []string{"direct", "credproxy", "mitmproxy"}
-	colors       = map[string]string{"direct": "#9e9e9e", "credproxy": "#1565c0", "credproxy-fwd": "#64b5f6", "nginx": "#2e7d32", "haproxy": "#ef6c00", "mitmproxy": "#8e24aa"}
+	colors       = map[string]string{"direct": "#9e9e9e", "credproxy": "#1565c0", "credproxy-fwd": "#64b5f6", "nginx": "#2e7d32", "haproxy": "#ef6c00", "mitmproxy": "#8e24aa", "gofloor": "#00838f", "gofloor-h1": "#4dd0e1"}
 )
 
 func (r *report) credproxyRPS(conns int) float64 {
@@ -158,14 +158,19 @@ func (r *report) markdown() string {
 	}
 
 	w("\n## Reverse mode\n\nThe app calls a plain-HTTP listener; the proxy adds `Authorization: Bearer <token>` and forwards over TLS with keep-alive to the upstream. ")
-	w("`direct` is wrk calling the TLS upstream itself with the header. Load: wrk, keep-alive, `--latency`; ")
+	w("`direct` is wrk calling the TLS upstream itself with the header. ")
+	w("`gofloor` is the Go floor: a minimal `httputil.ReverseProxy` that sets the header (bench/gofloor, the shape of Vault Proxy and most Go sidecars: no exchange, no answer scan, no guard, no metrics) with net/http's default transport, which speaks HTTP/2 to this upstream; `gofloor-h1` is the same over HTTP/1.1, as credproxy speaks it. ")
+	w("Load: wrk, keep-alive, `--latency`; ")
 	w("each figure is the median of %d rounds, every round measuring all contenders in turn.\n\n", r.Rounds)
 	w("CPU/request is the contender's own CPU time (all its processes, user and system) divided by the requests it served: ")
 	w("unlike requests/s it hardly depends on what else the machine runs.\n\n")
 	w("| connections | contender | requests/s | x nginx | p50 | p99 | CPU/request |\n|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Reverse {
 		for _, name := range reverseOrder {
-			res := row.By[name]
+			res, ok := row.By[name]
+			if !ok {
+				continue // a report saved before this contender existed
+			}
 			w("| %d | %s | %.0f | %.2f | %s | %s | %s |\n", row.Conns, name, res.RPS, res.RPS/row.By["nginx"].RPS, us(res.P50), us(res.P99), cpu(res.CPU))
 		}
 	}
@@ -323,7 +328,10 @@ func (r *report) svg() string {
 	for _, row := range r.Reverse {
 		g := group{label: fmt.Sprintf("%d conn.", row.Conns)}
 		for _, name := range reverseOrder {
-			res := row.By[name]
+			res, ok := row.By[name]
+			if !ok {
+				continue
+			}
 			g.bars = append(g.bars, bar{name, res.RPS, fmt.Sprintf("%.0f (%.2fx nginx)", res.RPS, res.RPS/row.By["nginx"].RPS)})
 		}
 		rev = append(rev, g)
@@ -332,6 +340,9 @@ func (r *report) svg() string {
 	if row, ok := r.reverse(1); ok {
 		g := group{label: "1 conn."}
 		for _, name := range reverseOrder {
+			if _, ok := row.By[name]; !ok {
+				continue
+			}
 			g.bars = append(g.bars, bar{name, float64(row.By[name].P50) / 1e3, fmt.Sprintf("p50 %s, p99 %s", us(row.By[name].P50), us(row.By[name].P99))})
 		}
 		y += panel(&body, y, "Reverse mode: latency at 1 connection", "lower is better", []group{g}) + 10
@@ -340,6 +351,9 @@ func (r *report) svg() string {
 	for _, row := range r.Reverse {
 		g := group{label: fmt.Sprintf("reverse, %d conn.", row.Conns)}
 		for _, name := range reverseOrder[1:] {
+			if _, ok := row.By[name]; !ok {
+				continue
+			}
 			c := row.By[name].CPU
 			g.bars = append(g.bars, bar{name, float64(c), cpu(c)})
 		}
