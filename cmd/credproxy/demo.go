@@ -51,11 +51,15 @@ const demoRoute = "default"
 // addresses, the secrets it made up, and the temporary directory that
 // holds the forward proxy's CA certificate and the token sink.
 type demoSetup struct {
-	ttl               time.Duration
-	cspAddr, echoAddr string
-	apiToken          string
-	clientSecret      string // the local client secret of /oauth2/token
-	dir               string // removed at exit
+	ttl     time.Duration
+	cspAddr string
+	// echoAddr serves the echo API over http, the reverse proxy's
+	// upstream; echoTLSAddr serves it over https, for the forward proxy,
+	// which goes upstream over https only.
+	echoAddr, echoTLSAddr string
+	apiToken              string
+	clientSecret          string // the local client secret of /oauth2/token
+	dir                   string // removed at exit
 }
 
 // demoAddrs are credproxy's bound listeners, by OnListen name.
@@ -63,8 +67,8 @@ type demoAddrs map[string]string
 
 // runDemo is the embedded default: on loopback, a fake VMware Cloud
 // Services issuing 30 s tokens for an API token that expires in about 20
-// days, with a control to simulate its outage, an echo API over TLS that
-// accepts only currently valid tokens, and credproxy between them,
+// days, with a control to simulate its outage, an echo API that accepts
+// only currently valid tokens, and credproxy between them,
 // configured exactly as a user would configure it, through environment
 // variables, with every way in switched on: the reverse proxy, the
 // forward proxy, the token API and /oauth2/token, and a token sink.
@@ -110,9 +114,9 @@ func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Write
 var demoListeners = []string{"route " + demoRoute, "forward", "admin"}
 
 // startDemoFakes makes the temporary directory and starts the fake CSP
-// (plain http: its outage control is curl'ed) and the echo API (https,
-// which the forward proxy requires of every route host). stop stops both
-// and removes the directory.
+// (plain http: its outage control is curl'ed) and the echo API, over
+// http for the reverse proxy and over https for the forward proxy. stop
+// stops them and removes the directory.
 func startDemoFakes(env map[string]string) (d *demoSetup, stop func(), err error) {
 	d = &demoSetup{ttl: demoTTL, apiToken: randomHex(16), clientSecret: randomHex(12)}
 	if v := env[demoTTLVar]; v != "" {
@@ -145,19 +149,26 @@ func startDemoFakes(env map[string]string) (d *demoSetup, stop func(), err error
 		stop()
 		return nil, nil, err
 	}
-	addr, stopEcho, err := serveLoopback(demo.NewEcho(csp.Valid, demo.EchoOptions{}), tlsConf)
-	if err != nil {
-		stop()
-		return nil, nil, err
+	echo := demo.NewEcho(csp.Valid, demo.EchoOptions{})
+	for _, e := range []struct {
+		addr *string
+		tls  *tls.Config
+	}{{&d.echoAddr, nil}, {&d.echoTLSAddr, tlsConf}} {
+		addr, stopEcho, err := serveLoopback(echo, e.tls)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		*e.addr, stops = addr, append(stops, stopEcho)
 	}
-	d.echoAddr, stops = addr, append(stops, stopEcho)
 	return d, stop, nil
 }
 
 // demoUpstreamTLS is the echo API's TLS: a certificate for 127.0.0.1
 // from a CA of the demo's own, which credproxy trusts as a user trusts a
 // private CA, through SSL_CERT_DIR (Linux and the BSDs; macOS reads its
-// keychain only). The CA's directory is the demo's, apart from the
+// keychain only: there the forward proxy's calls fail, the reverse
+// proxy's, over http, work). The CA's directory is the demo's, apart from the
 // forward proxy's CA: credproxy must not trust its own CA upstream.
 func demoUpstreamTLS(dir string) (*tls.Config, error) {
 	ca, err := mitm.NewCAWith(mitm.CAOptions{Name: "credproxy demo echo API CA", Lifetime: 24 * time.Hour, Hosts: []string{"127.0.0.1"}})
@@ -192,8 +203,9 @@ func demoEnvironment(env map[string]string, d *demoSetup) map[string]string {
 		"CREDPROXY_AUTH":                    "csp-api-token",
 		"CREDPROXY_CSP_URL":                 "http://" + d.cspAddr,
 		"CREDPROXY_CSP_API_TOKEN":           d.apiToken,
-		"CREDPROXY_UPSTREAM":                "https://" + d.echoAddr,
-		"CREDPROXY_ALLOW_INSECURE_UPSTREAM": "true", // the fake CSP is plain http
+		"CREDPROXY_UPSTREAM":                "http://" + d.echoAddr,
+		"CREDPROXY_HOSTS":                   d.echoTLSAddr, // the forward proxy's way to it
+		"CREDPROXY_ALLOW_INSECURE_UPSTREAM": "true",        // loopback fakes, plain http
 		"CREDPROXY_LISTEN":                  freeOr(env["CREDPROXY_LISTEN"], "127.0.0.1:8080"),
 		"CREDPROXY_ADMIN_ADDR":              freeOr(env["CREDPROXY_ADMIN_ADDR"], "127.0.0.1:9901"),
 		"CREDPROXY_FORWARD_ADDR":            freeOr(env["CREDPROXY_FORWARD_ADDR"], "127.0.0.1:3128"),
@@ -210,13 +222,14 @@ func demoEnvironment(env map[string]string, d *demoSetup) map[string]string {
 // each way in. Every command in it is run by TestDemoGuide.
 func printDemoIntro(w io.Writer, d *demoSetup, a demoAddrs) {
 	proxyAddr, fwd, admin := a["route "+demoRoute], "http://"+a["forward"], a["admin"]
-	echo, ca := "https://"+d.echoAddr+"/api/v2/source", filepath.Join(d.dir, "ca.pem")
+	echo, ca := "https://"+d.echoTLSAddr+"/api/v2/source", filepath.Join(d.dir, "ca.pem")
 	outage := int(demoOutage / time.Second)
 	fmt.Fprintf(w, `
 credproxy demo: a fake VMware Cloud Services (%s) issues %s tokens for
 an API token that expires in about %d days; credproxy renews them ahead of
-expiry and adds them to calls to an echo API (%s) that accepts only
-currently valid tokens. No command below sends a credential.
+expiry and adds them to calls to an echo API (http://%s, and
+https://%s) that accepts only currently valid tokens. No command below
+sends a credential.
 
 Reverse proxy (a forged credential is replaced):
   curl -s http://%s/api/v2/source
@@ -246,7 +259,7 @@ once the service is back credproxy recovers on its own. End it early with:
 Each exchange is logged below; a renewal shows about every %s.
 Ctrl-C stops the demo and removes %s.
 
-`, d.cspAddr, d.ttl, int(demoAPITokenLife/(24*time.Hour)), d.echoAddr,
+`, d.cspAddr, d.ttl, int(demoAPITokenLife/(24*time.Hour)), d.echoAddr, d.echoTLSAddr,
 		proxyAddr, proxyAddr, fwd, ca, echo, fwd, ca, echo,
 		admin, demoRoute, demoRoute, d.clientSecret, admin, filepath.Join(d.dir, "token"),
 		admin, admin, admin,
