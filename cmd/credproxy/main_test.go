@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -479,43 +478,5 @@ func TestCommands(t *testing.T) {
 	}
 	if code, _, _ := runBinary(t, env, "token", "nosuchroute"); code != 2 {
 		t.Errorf("token for an unknown route: exit %d, want 2", code)
-	}
-}
-
-// TestDemo runs `credproxy demo` and uses it as the README says.
-func TestDemo(t *testing.T) {
-	p := start(t, map[string]string{"CREDPROXY_LISTEN": "127.0.0.1:0", "CREDPROXY_ADMIN_ADDR": "127.0.0.1:0", "CREDPROXY_LOG_FORMAT": "json"}, "demo")
-	addrs := p.listeners(t, 2)
-	waitReady(t, addrs["admin"])
-	body := get(t, "http://"+addrs["route default"]+"/api/v2/source")
-	if !strings.Contains(body, `"authorized":true`) {
-		t.Errorf("demo proxy answered %s", body)
-	}
-	var once sync.Once
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(p.stdout.String(), "curl -s http://"+addrs["route default"]) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	once.Do(func() {
-		if !strings.Contains(p.stdout.String(), "curl -s http://"+addrs["route default"]) {
-			t.Errorf("demo did not print the curl command:\n%s", p.stdout)
-		}
-	})
-	// SIGHUP leaves the demo serving.
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	deadline = time.Now().Add(5 * time.Second)
-	for !strings.Contains(p.stderr.String(), `"msg":"SIGHUP received"`) && time.Now().Before(deadline) {
-		p.alive(t, "SIGHUP")
-		time.Sleep(20 * time.Millisecond)
-	}
-	p.alive(t, "SIGHUP")
-	if body := get(t, "http://"+addrs["route default"]+"/api/v2/source"); !strings.Contains(body, `"authorized":true`) {
-		t.Errorf("demo proxy answered %s after SIGHUP", body)
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	if code := p.wait(t, 10*time.Second); code != 0 {
-		t.Errorf("demo exit code after SIGINT = %d", code)
 	}
 }
