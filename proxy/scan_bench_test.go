@@ -52,8 +52,9 @@ func BenchmarkReverseScanSize(b *testing.B) {
 					w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 					_, _ = w.Write(body)
 				}
-				route := &Route{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
-					Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}, noBodyScan: !scan}
+				route := mustRoute(b, RouteOptions{Name: "bench", Upstream: up.url(b), Header: "Authorization", Prefix: "Bearer",
+					Tokens: &fakeTokens{tok: exchange.Token{Value: secret.New("bench-token")}}})
+				route.noBodyScan = !scan
 				px := newBenchServer(b, NewReverse(route, up.transport(), NewMetrics(prometheus.NewRegistry()), zap.NewNop()))
 				b.SetBytes(int64(size))
 				benchPath(b, &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, DisableCompression: true}}, px.URL+"/api/v2/x", "")
