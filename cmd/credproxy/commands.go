@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -63,8 +64,20 @@ func runProxy(ctx context.Context, env map[string]string, policy rtpolicy.Applie
 		_ = sockets.CloseUnclaimed()
 		return err
 	}
-	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)), zap.Object("runtime", policy))
+	limit, limited := rtpolicy.CPULimit()
+	procs := rtpolicy.ApplyProcs(env, rtpolicy.Sidecar(listenAddrs(cfg)...), limit, limited)
+	log.Info("credproxy starting", zap.String("version", versionString()), zap.Int("routes", len(cfg.Routes)),
+		zap.Object("runtime", policy), zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)), zap.String("gomaxprocs_why", procs.Why))
 	return srv.Serve(ctx)
+}
+
+// listenAddrs are the addresses of every listener cfg configures.
+func listenAddrs(cfg *config.Config) []string {
+	addrs := []string{cfg.AdminAddr, cfg.ForwardAddr}
+	for _, r := range cfg.Routes {
+		addrs = append(addrs, r.Listen)
+	}
+	return addrs
 }
 
 // check validates the configuration and does one exchange per route,
