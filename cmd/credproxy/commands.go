@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -230,10 +227,6 @@ func tokenRoute(cfg *config.Config, args []string) (*config.Route, error) {
 	return nil, &usageError{fmt.Sprintf("token: name a route (routes: %s)", strings.Join(names, ", "))}
 }
 
-// tokenAPITimeout bounds asking a running credproxy for a token. It is on
-// loopback: a credproxy that does not answer this fast is not there.
-const tokenAPITimeout = 2 * time.Second
-
 // tokenFromRunning returns the token of the credproxy whose admin
 // listener is adminAddr, and the address it was asked at, when that
 // credproxy serves rc as the same identity (sameIdentity); otherwise ""
@@ -249,7 +242,7 @@ func tokenFromRunning(ctx context.Context, adminAddr string, rc config.Route) (t
 		host = "127.0.0.1"
 	}
 	from = net.JoinHostPort(host, port)
-	tr, why := askTokenAPI(ctx, from, rc.Name)
+	tr, why := tokenapi.Ask(ctx, from, rc.Name)
 	if tr == nil {
 		return "", "", why
 	}
@@ -283,48 +276,6 @@ func sameIdentity(rc config.Route, tr *tokenapi.Response, from string) string {
 		return ""
 	}
 	return fmt.Sprintf("the credproxy at %s serves route %s as another identity than configured here; not using its token", from, rc.Name)
-}
-
-// askTokenAPI asks the token API at addr for route's token. It returns
-// the answer, or nil with the reason worth telling the user (empty when
-// simply no token API answered: nothing listening, the API off (404) or
-// refused (403)).
-func askTokenAPI(ctx context.Context, addr, route string) (*tokenapi.Response, string) {
-	ctx, cancel := context.WithTimeout(ctx, tokenAPITimeout)
-	defer cancel()
-	u := "http://" + addr + tokenapi.TokenPath + url.PathEscape(route)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, ""
-	}
-	req.Header.Set("Metadata", "true")
-	client := &http.Client{
-		// Straight to the admin listener: never through HTTP_PROXY,
-		// never following a redirect.
-		Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true, ResponseHeaderTimeout: tokenAPITimeout},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, ""
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	switch {
-	case err != nil:
-		return nil, "reading the token API's answer at " + addr + " failed"
-	case resp.StatusCode == http.StatusOK:
-		var tr tokenapi.Response
-		if json.Unmarshal(body, &tr) != nil || tr.AccessToken == "" {
-			return nil, "the token API at " + addr + " gave no token"
-		}
-		return &tr, ""
-	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusForbidden:
-		return nil, ""
-	}
-	var e struct{ Error, Detail string }
-	_ = json.Unmarshal(body, &e)
-	return nil, fmt.Sprintf("the credproxy at %s answered HTTP %d %s %s", addr, resp.StatusCode, e.Error, e.Detail)
 }
 
 // fetchOnce does one exchange for a route, bounded by its exchange timeout.
