@@ -222,10 +222,33 @@ func runVariants(ctx context.Context, cfg config, root, dir, bin string) error {
 		logf("gomaxprocs: %s", rep.Update)
 	}
 
-	procs := map[string]int{}
-	samples := map[string]map[int][]result{}
-	throttle := map[string]map[int][]float64{}
-	throttleT := map[string]map[int][]time.Duration{}
+	procs, samples, throttle, throttleT, err := measureRounds(ctx, cfg, e, cg, vs, conns, rep)
+	if err != nil {
+		return err
+	}
+	rep.Rows = variantRows(vs, conns, rep.Failed, procs, samples, throttle, throttleT)
+	rep.LoadEnd = loadAvg()
+	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, cfg.variants+".json"), b, 0o644)
+	}
+	md := filepath.Join(root, "bench", "results.md")
+	doc, err := os.ReadFile(md)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(md, []byte(spliceSection(string(doc), variantSections[cfg.variants], rep.markdown())), 0o644); err != nil {
+		return err
+	}
+	logf("wrote the %q section of bench/results.md (figures in bench/results/%s.json)", variantSections[cfg.variants], cfg.variants)
+	return nil
+}
+
+// measureRounds measures every variant at every connection count, cfg.rounds
+// times; a variant that fails is recorded in rep.Failed and skipped after.
+func measureRounds(ctx context.Context, cfg config, e *env, cg *cpuCgroup, vs []variant, conns []int, rep *variantReport) (
+	procs map[string]int, samples map[string]map[int][]result, throttle map[string]map[int][]float64, throttleT map[string]map[int][]time.Duration, err error) {
+	procs, samples = map[string]int{}, map[string]map[int][]result{}
+	throttle, throttleT = map[string]map[int][]float64{}, map[string]map[int][]time.Duration{}
 	rep.Failed = map[string]string{}
 	for round := 1; round <= cfg.rounds; round++ {
 		for _, v := range vs {
@@ -237,7 +260,7 @@ func runVariants(ctx context.Context, cfg config, root, dir, bin string) error {
 			}
 			if _, ok := procs[v.name]; !ok {
 				if procs[v.name], err = probeGOMAXPROCS(ctx, v, cg); err != nil {
-					return err
+					return nil, nil, nil, nil, err
 				}
 			}
 			err := measureVariant(ctx, cfg, e, cg, v, conns, func(n int, r result, thr float64, thrT time.Duration) {
@@ -249,7 +272,7 @@ func runVariants(ctx context.Context, cfg config, root, dir, bin string) error {
 			})
 			if err != nil {
 				if ctx.Err() != nil {
-					return err
+					return nil, nil, nil, nil, err
 				}
 				why, _, _ := strings.Cut(err.Error(), "\n")
 				logf("  %s: not measured: %v", v.name, err)
@@ -257,9 +280,16 @@ func runVariants(ctx context.Context, cfg config, root, dir, bin string) error {
 			}
 		}
 	}
+	return procs, samples, throttle, throttleT, nil
+}
+
+// variantRows are the report's rows: each variant's median at each
+// connection count, with its CPU range and, under a limit, its throttling.
+func variantRows(vs []variant, conns []int, failed map[string]string, procs map[string]int, samples map[string]map[int][]result, throttle map[string]map[int][]float64, throttleT map[string]map[int][]time.Duration) []variantRow {
+	var out []variantRow
 	for _, n := range conns {
 		for _, v := range vs {
-			if _, failed := rep.Failed[v.name]; failed {
+			if _, failed := failed[v.name]; failed {
 				continue
 			}
 			row := variantRow{Variant: v.name, Limit: v.limit, GOMAXPROCS: procs[v.name], Conns: n, Result: median(samples[v.name][n])}
@@ -278,23 +308,10 @@ func runVariants(ctx context.Context, cfg config, root, dir, bin string) error {
 				}
 				row.ThrottledPerSec = time.Duration(medianF(fs))
 			}
-			rep.Rows = append(rep.Rows, row)
+			out = append(out, row)
 		}
 	}
-	rep.LoadEnd = loadAvg()
-	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
-		_ = os.WriteFile(filepath.Join(dir, cfg.variants+".json"), b, 0o644)
-	}
-	md := filepath.Join(root, "bench", "results.md")
-	doc, err := os.ReadFile(md)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(md, []byte(spliceSection(string(doc), variantSections[cfg.variants], rep.markdown())), 0o644); err != nil {
-		return err
-	}
-	logf("wrote the %q section of bench/results.md (figures in bench/results/%s.json)", variantSections[cfg.variants], cfg.variants)
-	return nil
+	return out
 }
 
 func medianF(v []float64) float64 {
