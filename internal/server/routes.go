@@ -10,6 +10,7 @@ import (
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/credexpiry"
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
 	"github.com/credproxy/credproxy/proxy"
@@ -66,6 +67,8 @@ type routeMetrics struct {
 	tokens *tokencache.Metrics
 	sinks  *tokensink.Metrics
 	expiry *credexpiry.Metrics
+	// audit records the routes' sink writes.
+	audit *edge.Auditor
 }
 
 // newLiveRoute builds a route's exchange, its token cache (with its
@@ -77,7 +80,7 @@ func newLiveRoute(rc config.Route, client *http.Client, m routeMetrics, log *zap
 		return nil, err
 	}
 	expiry := newExpiryWatcher(rc, src, m.expiry, log)
-	sink, onToken := newSink(rc, m.sinks, log)
+	sink, onToken := newSink(rc, m.sinks, m.audit, log)
 	cache := tokencache.New(src, tokencache.Options{
 		Route:           rc.Name,
 		Kind:            string(rc.Auth),
@@ -170,7 +173,7 @@ func (s *Server) adminOptions(reg *prometheus.Registry, caPEM func() []byte, log
 			Status: r.cache.Status, Credential: r.expiry.Status})
 	}
 	if s.cfg.TokenAPI {
-		api := tokenapi.Options{Routes: s.tokenRoutes(), Metrics: tokenapi.NewMetrics(reg), Logger: log.Named("admin")}
+		api := tokenapi.Options{Routes: s.tokenRoutes(), Metrics: tokenapi.NewMetrics(reg), Logger: log.Named("admin"), Record: s.audit.Record}
 		opts.TokenAPI, opts.OAuth2 = tokenapi.NewTokenHandler(api), tokenapi.NewOAuth2Handler(api)
 	}
 	return opts
