@@ -169,3 +169,23 @@ func checkAuditLines(t *testing.T, lines []map[string]any) {
 		t.Errorf("the forged route's line: %v", f)
 	}
 }
+
+// TestCheckSaysAudit: credproxy check says whether auditing is on, and
+// where the lines go.
+func TestCheckSaysAudit(t *testing.T) {
+	const apiToken = "chkAudit-7a1e-22cd-9f0b"
+	_, cspURL, _, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
+	env := cspEnv(cspURL, apiToken, echoURL, certFile)
+	if code, out, errOut := runBinary(t, env, "check"); code != 0 || !strings.Contains(out, "audit log: off\n") {
+		t.Errorf("check without CREDPROXY_AUDIT_LOG: exit %d, does not say \"audit log: off\":\n%s%s", code, out, errOut)
+	}
+	path := filepath.Join(t.TempDir(), "audit.log")
+	env["CREDPROXY_AUDIT_LOG"] = path
+	if code, out, errOut := runBinary(t, env, "check"); code != 0 || !strings.Contains(out, "audit log: "+path+"\n") {
+		t.Errorf("check with CREDPROXY_AUDIT_LOG=%s: exit %d, does not name it:\n%s%s", path, code, out, errOut)
+	}
+	env["CREDPROXY_AUDIT_LOG"] = "stdout"
+	if _, out, _ := runBinary(t, env, "check"); !strings.Contains(out, "audit log: stdout\n") {
+		t.Errorf("check with CREDPROXY_AUDIT_LOG=stdout:\n%s", out)
+	}
+}
