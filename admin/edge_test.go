@@ -18,7 +18,9 @@ import (
 // is on and where.
 func TestEdgeInReadyzAndStatus(t *testing.T) {
 	valid := func(name string) func() tokencache.Status {
-		return func() tokencache.Status { return tokencache.Status{Route: name, Kind: "static", State: "valid", Ready: true} }
+		return func() tokencache.Status {
+			return tokencache.Status{Route: name, Kind: "static", State: "valid", Ready: true}
+		}
 	}
 	var mu sync.Mutex
 	denied := map[string]uint64{"denied_by_policy": 3, "client_key_required": 1}
@@ -65,7 +67,7 @@ func TestEdgeInReadyzAndStatus(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("%d rows", len(rows))
 	}
-	if got := rows[0].cells["edge"]; got != "keys policy peers 4 denied: client_key_required 1 denied_by_policy 3" {
+	if got := rows[0].cells["edge"]; got != "keys policy peers 4 denied: no key 1 policy 3" {
 		t.Errorf("locked route's edge cell: %q", got)
 	}
 	if got := rows[1].cells["edge"]; got != "open" {
