@@ -111,6 +111,9 @@ func TestAuditLog(t *testing.T) {
 	if fi, err := os.Stat(logPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("audit log mode: %v %v, want 0600", fi.Mode(), err)
 	}
+	if rz := get(t, "http://"+admin+"/readyz"); !strings.Contains(rz, `"audit_log": "`+logPath+`"`) || !strings.Contains(rz, `"peer_check": false`) {
+		t.Errorf("/readyz does not say where the audit log goes, or the route's edge: %s", rz)
+	}
 
 	// logrotate: move the file, SIGHUP, and the next line is in a new one.
 	if err := os.Rename(logPath, logPath+".1"); err != nil {
