@@ -157,3 +157,29 @@ func TestOAuth2Audits(t *testing.T) {
 		t.Errorf("tokens: %v %v", evs[0].Token, evs[1].Token)
 	}
 }
+
+// TestTokenAPIsAnswerUnixSocketCallers: a caller on a unix socket (the
+// admin listener on unix:/path.sock) is on this machine, whatever its
+// RemoteAddr says: it gets the token, and its peer is in the event.
+func TestTokenAPIsAnswerUnixSocketCallers(t *testing.T) {
+	rec := &recorder{}
+	mux := auditMux(rec)
+	ctx := listen.ConnContext(context.Background(), &listen.Conn{Peer: listen.Peer{UID: 1000, GID: 1000, Known: true}})
+	req := httptest.NewRequest("GET", "http://localhost/v1/token/wf", nil).WithContext(ctx)
+	req.RemoteAddr = "@"
+	req.Header.Set("Metadata", "true")
+	if code := serveAudit(mux, req); code != 200 {
+		t.Fatalf("a unix-socket caller = %d, want 200", code)
+	}
+	// Not on a unix listener, a remote address that is no address stays refused.
+	req = httptest.NewRequest("GET", "http://localhost/v1/token/wf", nil)
+	req.RemoteAddr = "@"
+	req.Header.Set("Metadata", "true")
+	if code := serveAudit(mux, req); code != 403 {
+		t.Errorf("RemoteAddr @ without a unix listener = %d, want 403", code)
+	}
+	evs := rec.take()
+	if len(evs) != 2 || !evs[0].Peer.Known || evs[0].Peer.UID != 1000 || evs[0].Decision != edge.Allowed || evs[1].Decision != edge.CallerNotAllowed {
+		t.Errorf("events %+v", evs)
+	}
+}
