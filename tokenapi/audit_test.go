@@ -2,6 +2,7 @@ package tokenapi
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -165,14 +166,18 @@ func TestTokenAPIsAnswerUnixSocketCallers(t *testing.T) {
 	rec := &recorder{}
 	mux := auditMux(rec)
 	ctx := listen.ConnContext(context.Background(), &listen.Conn{Peer: listen.Peer{UID: 1000, GID: 1000, Known: true}})
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, &net.UnixAddr{Name: "/run/credproxy/admin.sock", Net: "unix"})
 	req := httptest.NewRequest("GET", "http://localhost/v1/token/wf", nil).WithContext(ctx)
 	req.RemoteAddr = "@"
 	req.Header.Set("Metadata", "true")
 	if code := serveAudit(mux, req); code != 200 {
 		t.Fatalf("a unix-socket caller = %d, want 200", code)
 	}
-	// Not on a unix listener, a remote address that is no address stays refused.
-	req = httptest.NewRequest("GET", "http://localhost/v1/token/wf", nil)
+	// Not on a unix listener (a TCP listener that learns callers too), a
+	// remote address that is no address stays refused.
+	tcp := listen.ConnContext(context.Background(), &listen.Conn{Peer: listen.Peer{UID: 1000, GID: 1000, Known: true}})
+	tcp = context.WithValue(tcp, http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4zero, Port: 9901})
+	req = httptest.NewRequest("GET", "http://localhost/v1/token/wf", nil).WithContext(tcp)
 	req.RemoteAddr = "@"
 	req.Header.Set("Metadata", "true")
 	if code := serveAudit(mux, req); code != 403 {

@@ -259,9 +259,13 @@ func addedByProxy(name string) bool {
 func refuseCaller(r *http.Request) (edge.Decision, string) {
 	// Only a caller on this machine (or in this pod's network namespace)
 	// may have a token, whatever address the admin listener is bound to:
-	// it binds 0.0.0.0 in Kubernetes so that the kubelet can probe it.
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !ap.Addr().Unmap().IsLoopback() {
-		return edge.CallerNotAllowed, "only callers on this machine may have a token (connect over loopback)"
+	// it binds 0.0.0.0 in Kubernetes so that the kubelet can probe it. A
+	// caller on a unix socket is on this machine (its file mode decides
+	// who connects).
+	if !onUnixSocket(r) {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !ap.Addr().Unmap().IsLoopback() {
+			return edge.CallerNotAllowed, "only callers on this machine may have a token (connect over loopback or a unix socket)"
+		}
 	}
 	for h := range r.Header {
 		if addedByProxy(h) {
@@ -285,4 +289,11 @@ func refuseCaller(r *http.Request) (edge.Decision, string) {
 		return edge.BrowserRequestRefused, "the Host must be an IP address or localhost (DNS-rebinding protection)"
 	}
 	return "", ""
+}
+
+// onUnixSocket reports whether r came in on a unix socket: the address
+// the server accepted it on (http.LocalAddrContextKey) is a unix one.
+func onUnixSocket(r *http.Request) bool {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ok && a != nil && (a.Network() == "unix" || a.Network() == "unixpacket")
 }
