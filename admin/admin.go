@@ -31,6 +31,8 @@ type Route struct {
 	// credential's expiry (credexpiry.Watcher.Status); nil shows none.
 	// It never affects readiness.
 	Credential func() credexpiry.Status
+	// Edge is what guards the route's callers, and how many it refused.
+	Edge RouteEdge
 }
 
 // Options is everything the admin listener serves. It is complete at New:
@@ -56,6 +58,10 @@ type Options struct {
 	// so that a CA reloaded on SIGHUP is the one served. Nil leaves it
 	// off: /ca.pem answers 404 naming CREDPROXY_FORWARD_ADDR.
 	CA func() []byte
+	// AuditLog is where the audit log goes, as CREDPROXY_AUDIT_LOG says
+	// it (edge.AuditTarget's String): "off" (also when empty), "stdout"
+	// or the file's path. Shown in /readyz, status.json and the page.
+	AuditLog string
 }
 
 // Admin serves the admin listener: /healthz, /readyz, the status page and
@@ -63,12 +69,16 @@ type Options struct {
 type Admin struct {
 	mux      *http.ServeMux
 	routes   []Route
+	auditLog string
 	stopping atomic.Bool
 }
 
 // New returns the admin handler serving opts.
 func New(opts Options) *Admin {
-	a := &Admin{mux: http.NewServeMux(), routes: opts.Routes}
+	a := &Admin{mux: http.NewServeMux(), routes: opts.Routes, auditLog: opts.AuditLog}
+	if a.auditLog == "" {
+		a.auditLog = "off"
+	}
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -117,6 +127,7 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeH
 type readiness struct {
 	Ready        bool             `json:"ready"`
 	ShuttingDown bool             `json:"shutting_down,omitempty"`
+	AuditLog     string           `json:"audit_log"`
 	Routes       []routeReadiness `json:"routes"`
 }
 
@@ -125,13 +136,14 @@ type readiness struct {
 type routeReadiness struct {
 	tokencache.Status
 	credentialView
+	Edge edgeView `json:"edge"`
 }
 
 func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
-	body := readiness{Ready: true, Routes: make([]routeReadiness, 0, len(a.routes))}
+	body := readiness{Ready: true, AuditLog: a.auditLog, Routes: make([]routeReadiness, 0, len(a.routes))}
 	for _, r := range a.routes {
 		s := r.Status()
-		body.Routes = append(body.Routes, routeReadiness{Status: s, credentialView: r.credential()})
+		body.Routes = append(body.Routes, routeReadiness{Status: s, credentialView: r.credential(), Edge: r.Edge.view()})
 		body.Ready = body.Ready && s.Ready
 	}
 	if a.stopping.Load() {

@@ -73,14 +73,17 @@ func demoStatusRoutes(calls *atomic.Int32) []Route {
 			Route: "wavefront", Kind: "csp-oauth-app", State: tokencache.StateValid, Ready: true,
 			ExpiresAt: now.Add(27*time.Minute + 41*time.Second), LastAttempt: now.Add(-2*time.Minute - 19*time.Second),
 			LastSuccess: now.Add(-2*time.Minute - 19*time.Second), NextExchange: now.Add(17*time.Minute + 3*time.Second)})},
-		{Name: "splunk", Upstream: "https://api.us1.signalfx.com", Listen: "127.0.0.1:8081", Status: fixed(tokencache.Status{
+		{Name: "splunk", Upstream: "https://api.us1.signalfx.com", Listen: "127.0.0.1:8081", Edge: RouteEdge{Keys: true, Policy: true, Peers: true,
+			Denied: func() map[string]uint64 {
+				return map[string]uint64{"denied_by_policy": 1234, "client_key_required": 56, "browser_request_refused": 7, "caller_not_allowed": 3}
+			}}, Status: fixed(tokencache.Status{
 			Route: "splunk", Kind: "splunk-session", State: tokencache.StateRenewing, Ready: true, ConsecutiveFailures: 3,
 			ExpiresAt: now.Add(9*24*time.Hour + 5*time.Hour), LastAttempt: now.Add(-41 * time.Second), LastSuccess: now.Add(-20*24*time.Hour - 19*time.Hour),
 			NextExchange: now.Add(19 * time.Second), LastError: "splunk: POST https://api.us1.signalfx.com/v2/session: HTTP 503: service unavailable"})},
 		{Name: "ingest", Upstream: "https://ingest.us1.signalfx.com", Listen: "127.0.0.1:8082", Status: fixed(tokencache.Status{
 			Route: "ingest", Kind: "static", State: tokencache.StateValid, Ready: true, LastAttempt: now.Add(-3 * time.Minute),
 			LastSuccess: now.Add(-3 * time.Minute), NextExchange: now.Add(2 * time.Minute)})},
-		{Name: "billing", Upstream: longUpstream, Status: func() tokencache.Status {
+		{Name: "billing", Upstream: longUpstream, Edge: RouteEdge{Policy: true}, Status: func() tokencache.Status {
 			st := billing
 			if calls != nil {
 				st.ConsecutiveFailures += int(calls.Add(1))

@@ -23,7 +23,9 @@ type pageView struct {
 	Overall      string
 	OverallClass string
 	Rendered     string
-	Routes       []pageRoute
+	// AuditLog is where the audit log goes: "off", "stdout" or a path.
+	AuditLog string
+	Routes   []pageRoute
 }
 
 // pageRoute is one route's row.
@@ -41,6 +43,7 @@ type pageRoute struct {
 	// LastSuccess, LastAttempt and Next are the exchange times.
 	LastSuccess, LastAttempt, Next moment
 	Credential                     credentialCell
+	Edge                           edgeCell
 	LastError                      string
 }
 
@@ -74,8 +77,8 @@ var credentialSources = map[string]string{
 }
 
 // newPageView renders the routes' states at now.
-func newPageView(routes []Route, stopping bool, now time.Time) pageView {
-	v := pageView{Now: now.UTC().Format(time.RFC3339Nano), Rendered: now.UTC().Format("15:04:05 MST")}
+func newPageView(routes []Route, auditLog string, stopping bool, now time.Time) pageView {
+	v := pageView{Now: now.UTC().Format(time.RFC3339Nano), Rendered: now.UTC().Format("15:04:05 MST"), AuditLog: auditLog}
 	ready := true
 	for _, r := range routes {
 		st := r.Status()
@@ -117,6 +120,7 @@ func newPageRoute(r Route, st tokencache.Status, now time.Time) pageRoute {
 		p.Expires = moment{Text: "-"}
 	}
 	p.Credential = newCredentialCell(r.credential(), now)
+	p.Edge = newEdgeCell(r.Edge.view())
 	return p
 }
 

@@ -27,14 +27,16 @@ const statusPageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; 
 type routeView struct {
 	tokencache.Status
 	credentialView
-	Upstream string `json:"upstream"`
-	Listen   string `json:"listen,omitempty"`
+	Upstream string   `json:"upstream"`
+	Listen   string   `json:"listen,omitempty"`
+	Edge     edgeView `json:"edge"`
 }
 
 // statusView is the /status.json body.
 type statusView struct {
 	Ready        bool        `json:"ready"`
 	ShuttingDown bool        `json:"shutting_down,omitempty"`
+	AuditLog     string      `json:"audit_log"`
 	Now          time.Time   `json:"now"`
 	Routes       []routeView `json:"routes"`
 }
@@ -49,10 +51,11 @@ func (a *Admin) serveStatusPage() {
 	a.mux.HandleFunc("GET /status.js", serveStatic("static/status.js", "text/javascript; charset=utf-8"))
 	a.mux.HandleFunc("GET /status.css", serveStatic("static/status.css", "text/css; charset=utf-8"))
 	a.mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) {
-		body := statusView{Ready: true, Now: time.Now().UTC(), Routes: make([]routeView, 0, len(a.routes))}
+		body := statusView{Ready: true, AuditLog: a.auditLog, Now: time.Now().UTC(), Routes: make([]routeView, 0, len(a.routes))}
 		for _, r := range a.routes {
 			st := r.Status()
-			body.Routes = append(body.Routes, routeView{Status: st, credentialView: r.credential(), Upstream: r.Upstream, Listen: r.Listen})
+			body.Routes = append(body.Routes, routeView{Status: st, credentialView: r.credential(), Upstream: r.Upstream, Listen: r.Listen,
+				Edge: r.Edge.view()})
 			body.Ready = body.Ready && st.Ready
 		}
 		if a.stopping.Load() {
@@ -67,7 +70,7 @@ func (a *Admin) serveStatusPage() {
 // statusPage renders the status page.
 func (a *Admin) statusPage(w http.ResponseWriter, _ *http.Request) {
 	var b bytes.Buffer
-	if err := pageTemplate.Execute(&b, newPageView(a.routes, a.stopping.Load(), time.Now())); err != nil {
+	if err := pageTemplate.Execute(&b, newPageView(a.routes, a.auditLog, a.stopping.Load(), time.Now())); err != nil {
 		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}

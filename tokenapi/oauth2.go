@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/secret"
 	"github.com/credproxy/credproxy/tokencache"
@@ -56,13 +57,14 @@ var _ servedUntiler = (*tokencache.Cache)(nil)
 // no-cache. Requests are counted by route and result; logs show a token's
 // fingerprint, never a token or a secret.
 func NewOAuth2Handler(opts Options) http.Handler {
-	return &oauth2Endpoint{routes: byName(opts.Routes), metrics: opts.Metrics, log: logger(opts, "oauth2")}
+	return &oauth2Endpoint{routes: byName(opts.Routes), metrics: opts.Metrics, log: logger(opts, "oauth2"), opts: opts}
 }
 
 type oauth2Endpoint struct {
 	routes  map[string]*Route
 	metrics *Metrics
 	log     *zap.Logger
+	opts    Options
 }
 
 // oauth2Answer is an RFC 6749 5.1 access token response.
@@ -71,6 +73,8 @@ type oauth2Answer struct {
 	TokenType   string `json:"token_type"`
 	// ExpiresIn is omitted for a token without expiry (static).
 	ExpiresIn int64 `json:"expires_in,omitempty"`
+	// token is AccessToken, for the audit log's fingerprint.
+	token secret.Secret
 }
 
 // oauth2Error is an RFC 6749 5.2 error response and how it is sent.
@@ -80,6 +84,9 @@ type oauth2Error struct {
 	result      string
 	Code        string `json:"error"`
 	Description string `json:"error_description,omitempty"`
+	// decision is the audit log's: an edge decision where one fits (the
+	// caller guards, credential_unavailable), else Code.
+	decision edge.Decision
 	// basic is set when the client authenticated, or tried to, with the
 	// Authorization header: a 401 then carries WWW-Authenticate.
 	basic bool
@@ -94,7 +101,8 @@ func invalidClient(desc string, basic bool) *oauth2Error {
 }
 
 func unavailable(desc string) *oauth2Error {
-	return &oauth2Error{status: http.StatusServiceUnavailable, result: "temporarily_unavailable", Code: "temporarily_unavailable", Description: desc}
+	return &oauth2Error{status: http.StatusServiceUnavailable, result: "temporarily_unavailable", Code: "temporarily_unavailable", Description: desc,
+		decision: edge.CredentialUnavailable}
 }
 
 func (o *oauth2Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -102,18 +110,25 @@ func (o *oauth2Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
+	start := time.Now()
 	route, resp, e := o.answer(w, r)
 	label := ""
 	if route != nil {
 		label = route.Name
 	}
 	if e != nil {
+		d := e.decision
+		if d == "" {
+			d = edge.Decision(e.Code)
+		}
+		o.opts.record(auditEvent(r, edge.ViaOAuth2, start, label, e.status, d, secret.Secret{}))
 		o.metrics.oauth2Request(label, e.result)
 		o.log.Warn("OAuth 2.0 token request refused", zap.String("route", label), zap.String("remote", r.RemoteAddr),
 			zap.Int("status", e.status), zap.String("error", e.Code), zap.String("reason", e.Description))
 		writeOAuth2Error(w, e)
 		return
 	}
+	o.opts.record(auditEvent(r, edge.ViaOAuth2, start, label, http.StatusOK, edge.Allowed, resp.token))
 	o.metrics.oauth2Request(label, "ok")
 	h.Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(resp); err != nil {
@@ -136,8 +151,8 @@ func writeOAuth2Error(w http.ResponseWriter, e *oauth2Error) {
 // answer decides the response: the route asked for (nil when unknown),
 // and a token or an error.
 func (o *oauth2Endpoint) answer(w http.ResponseWriter, r *http.Request) (*Route, *oauth2Answer, *oauth2Error) {
-	if reason := refuseCaller(r); reason != "" {
-		return nil, nil, &oauth2Error{status: http.StatusForbidden, result: "forbidden", Code: "access_denied", Description: reason}
+	if d, reason := refuseCaller(r); reason != "" {
+		return nil, nil, &oauth2Error{status: http.StatusForbidden, result: "forbidden", Code: "access_denied", Description: reason, decision: d}
 	}
 	if r.Method != http.MethodPost {
 		return nil, nil, &oauth2Error{status: http.StatusMethodNotAllowed, result: "invalid_request", Code: "invalid_request", Description: "the token endpoint answers POST only"}
@@ -279,7 +294,7 @@ func (o *oauth2Endpoint) token(r *http.Request, route *Route) (*oauth2Answer, *o
 		}
 		return nil, unavailable(detail)
 	}
-	resp := &oauth2Answer{AccessToken: tok.Value.Reveal(), TokenType: route.TokenType}
+	resp := &oauth2Answer{AccessToken: tok.Value.Reveal(), TokenType: route.TokenType, token: tok.Value}
 	if resp.TokenType == "" {
 		resp.TokenType = "Bearer"
 	}

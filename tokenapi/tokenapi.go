@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/jsonerror"
 	"github.com/credproxy/credproxy/internal/secret"
@@ -88,6 +89,12 @@ type Options struct {
 	// Logger receives a line per token handed out or request refused,
 	// named "tokenapi" or "oauth2" by each endpoint. Default: no logging.
 	Logger *zap.Logger
+	// Record, when set, receives one audit event per answer (an
+	// *edge.Auditor's Record): via token_api or oauth2, the caller, the
+	// status, the decision (edge.Allowed, or the refusal: an edge
+	// decision where one fits, else the answer's error code) and the
+	// token handed out, if any. It must not block.
+	Record func(edge.Event)
 }
 
 // byName indexes routes by name.
@@ -119,13 +126,23 @@ func logger(opts Options, name string) *zap.Logger {
 // Every answer carries Cache-Control: no-store. The token appears in the
 // response body and nowhere else: logs show its fingerprint.
 func NewTokenHandler(opts Options) http.Handler {
-	return &tokenAPI{routes: byName(opts.Routes), metrics: opts.Metrics, log: logger(opts, "tokenapi")}
+	return &tokenAPI{routes: byName(opts.Routes), metrics: opts.Metrics, log: logger(opts, "tokenapi"), opts: opts}
 }
 
 type tokenAPI struct {
 	routes  map[string]*Route
 	metrics *Metrics
 	log     *zap.Logger
+	opts    Options
+}
+
+// tokenAnswer is the token API's answer to one request.
+type tokenAnswer struct {
+	status   int
+	body     errorBody
+	resp     *Response
+	decision edge.Decision
+	token    secret.Secret
 }
 
 func (t *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -135,8 +152,11 @@ func (t *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if route != nil {
 		label = name
 	}
-	status, body, resp := t.answer(r, name, route)
+	start := time.Now()
+	a := t.answer(r, name, route)
+	status, body, resp := a.status, a.body, a.resp
 	t.metrics.tokenRequest(label, status)
+	t.opts.record(auditEvent(r, edge.ViaTokenAPI, start, label, status, a.decision, a.token))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -156,15 +176,18 @@ func (t *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // answer decides the response: a token, or a status and error body.
-func (t *tokenAPI) answer(r *http.Request, name string, route *Route) (int, errorBody, *Response) {
-	if reason := refuse(r); reason != "" {
-		return http.StatusForbidden, errorBody{Error: "forbidden", Route: name, Detail: reason}, nil
+func (t *tokenAPI) answer(r *http.Request, name string, route *Route) tokenAnswer {
+	refused := func(status int, d edge.Decision, code, detail string) tokenAnswer {
+		return tokenAnswer{status: status, decision: d, body: errorBody{Error: code, Route: name, Detail: detail}}
+	}
+	if d, reason := refuse(r); reason != "" {
+		return refused(http.StatusForbidden, d, "forbidden", reason)
 	}
 	if r.Method != http.MethodGet {
-		return http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed", Route: name, Detail: "the token API answers GET only"}, nil
+		return refused(http.StatusMethodNotAllowed, "method_not_allowed", "method_not_allowed", "the token API answers GET only")
 	}
 	if route == nil || name == "" || strings.Contains(name, "/") {
-		return http.StatusNotFound, errorBody{Error: "unknown_route", Route: name, Detail: "no route of that name"}, nil
+		return refused(http.StatusNotFound, "unknown_route", "unknown_route", "no route of that name")
 	}
 	tok, err := route.Tokens.Token(r.Context())
 	if err != nil {
@@ -173,7 +196,7 @@ func (t *tokenAPI) answer(r *http.Request, name string, route *Route) (int, erro
 		if errors.As(err, &ue) {
 			detail = ue.Detail
 		}
-		return http.StatusServiceUnavailable, errorBody{Error: "credential_unavailable", Route: name, Detail: detail}, nil
+		return refused(http.StatusServiceUnavailable, edge.CredentialUnavailable, "credential_unavailable", detail)
 	}
 	typ := route.TokenType
 	if typ == "" {
@@ -194,15 +217,15 @@ func (t *tokenAPI) answer(r *http.Request, name string, route *Route) (int, erro
 	}
 	t.log.Info("token handed out", zap.String("route", name), zap.String("remote", r.RemoteAddr),
 		zap.Stringer("token", tok.Value), zap.Int64("expires_in", resp.ExpiresIn))
-	return http.StatusOK, errorBody{}, resp
+	return tokenAnswer{status: http.StatusOK, resp: resp, decision: edge.Allowed, token: tok.Value}
 }
 
 // refuse returns why a request may not have a token from the token API,
-// or "" when it may: it must carry the header Metadata: true and pass
-// refuseCaller's guards.
-func refuse(r *http.Request) string {
+// and the audit log's decision, or "" when it may: it must carry the
+// header Metadata: true and pass refuseCaller's guards.
+func refuse(r *http.Request) (edge.Decision, string) {
 	if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
-		return "the header Metadata: true is required"
+		return edge.CallerNotAllowed, "the header Metadata: true is required"
 	}
 	return refuseCaller(r)
 }
@@ -231,24 +254,30 @@ func addedByProxy(name string) bool {
 // X-Forwarded-*, X-Real-Ip, the client-IP headers of CDNs and load
 // balancers, with '_' or '-'), no browser (Origin, Sec-Fetch-*), and a
 // Host that is an IP address or localhost (DNS rebinding needs a name).
-func refuseCaller(r *http.Request) string {
+// The decision is the audit log's: browser_request_refused for a browser
+// or a rebinding Host, caller_not_allowed for the rest.
+func refuseCaller(r *http.Request) (edge.Decision, string) {
 	// Only a caller on this machine (or in this pod's network namespace)
 	// may have a token, whatever address the admin listener is bound to:
-	// it binds 0.0.0.0 in Kubernetes so that the kubelet can probe it.
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !ap.Addr().Unmap().IsLoopback() {
-		return "only callers on this machine may have a token (connect over loopback)"
+	// it binds 0.0.0.0 in Kubernetes so that the kubelet can probe it. A
+	// caller on a unix socket is on this machine (its file mode decides
+	// who connects).
+	if !onUnixSocket(r) {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !ap.Addr().Unmap().IsLoopback() {
+			return edge.CallerNotAllowed, "only callers on this machine may have a token (connect over loopback or a unix socket)"
+		}
 	}
 	for h := range r.Header {
 		if addedByProxy(h) {
-			return "requests that came through a proxy (" + h + ") are refused"
+			return edge.CallerNotAllowed, "requests that came through a proxy (" + h + ") are refused"
 		}
 	}
 	if _, ok := r.Header["Origin"]; ok {
-		return "requests from a browser (Origin) are refused"
+		return edge.BrowserRequestRefused, "requests from a browser (Origin) are refused"
 	}
 	for h := range r.Header {
 		if strings.HasPrefix(h, "Sec-Fetch-") {
-			return "requests from a browser (" + h + ") are refused"
+			return edge.BrowserRequestRefused, "requests from a browser (" + h + ") are refused"
 		}
 	}
 	host := r.Host
@@ -257,7 +286,14 @@ func refuseCaller(r *http.Request) string {
 	}
 	host = strings.Trim(host, "[]")
 	if net.ParseIP(host) == nil && !strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return "the Host must be an IP address or localhost (DNS-rebinding protection)"
+		return edge.BrowserRequestRefused, "the Host must be an IP address or localhost (DNS-rebinding protection)"
 	}
-	return ""
+	return "", ""
+}
+
+// onUnixSocket reports whether r came in on a unix socket: the address
+// the server accepted it on (http.LocalAddrContextKey) is a unix one.
+func onUnixSocket(r *http.Request) bool {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ok && a != nil && (a.Network() == "unix" || a.Network() == "unixpacket")
 }

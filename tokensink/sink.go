@@ -44,6 +44,9 @@ type Options struct {
 	// OnWrite, when set, is called after every write attempt with its
 	// error, nil on success. It must not block.
 	OnWrite func(error)
+	// OnWritten, when set, is called after every successful write with
+	// the token written (for the audit log). It must not block.
+	OnWritten func(exchange.Token)
 	// Metrics, when set, counts the writes by Route and result. Nil
 	// counts nothing.
 	Metrics *Metrics
@@ -122,6 +125,9 @@ func (s *Sink) Run(ctx context.Context) {
 			s.opts.OnWrite(err)
 		}
 		if err == nil {
+			if s.opts.OnWritten != nil {
+				s.opts.OnWritten(*tok)
+			}
 			failures = 0
 			retry.Stop()
 			s.log.Debug("token written to the sink", zap.Stringer("token", tok.Value))

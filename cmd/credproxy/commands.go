@@ -140,6 +140,8 @@ func check(ctx context.Context, env map[string]string, stdout, stderr io.Writer)
 		}
 	}
 	tw.Flush()
+	// Auditing is global: off, stdout, or the file's path.
+	fmt.Fprintf(stdout, "audit log: %s\n", cfg.AuditLog)
 	if failed > 0 {
 		return fmt.Errorf("%d of %d routes failed", failed, len(cfg.Routes))
 	}

@@ -18,6 +18,8 @@ var imageRef = regexp.MustCompile(`^ghcr\.io/credproxy/credproxy:v\d+\.\d+\.\d+$
 var globalVars = []string{
 	"ROUTES", "ADMIN_ADDR", "FORWARD_ADDR", "CA_CERT_FILE", "CA_KEY_FILE",
 	"FORWARD_DENY_OTHERS", "TOKEN_API", "LOG_LEVEL", "LOG_FORMAT", "SHUTDOWN_TIMEOUT",
+	// The local edge (docs/design.md "The local edge").
+	"AUDIT_LOG", "ALLOWED_HOSTS", "ALLOWED_ORIGINS", "FORWARD_KEYS_FILE",
 }
 
 var routeVars = []string{
@@ -29,6 +31,8 @@ var routeVars = []string{
 	"REFRESH_TOKEN", "REFRESH_TOKEN_FILE", "SUBJECT_TOKEN_FILE", "SUBJECT_TOKEN_TYPE",
 	"TOKEN", "TOKEN_FILE", "REFRESH_AT", "EXPIRY_MARGIN", "DEFAULT_TTL", "TOKEN_WAIT",
 	"ALLOW_INSECURE_UPSTREAM",
+	// The local edge.
+	"LISTEN_MODE", "ALLOW_UIDS", "ALLOW_GIDS", "CLIENT_KEYS_FILE", "ALLOW",
 }
 
 // inlineSecrets are the route variables that hold a secret by value; the

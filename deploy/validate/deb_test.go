@@ -47,6 +47,10 @@ func TestDebPackageConfig(t *testing.T) {
 		"/usr/share/doc/credproxy/vm.md":        {src: "../docs/operators/vm.md", mode: 0o644},
 		"/usr/share/doc/credproxy/copyright":    {src: "deb/copyright", mode: 0o644},
 		checkHelper:                             {src: "systemd/credproxy-check", mode: 0o755},
+		// Shipped, not enabled: LISTEN=unix:... is opt-in.
+		"/lib/systemd/system/credproxy.socket": {src: "systemd/credproxy.socket", mode: 0o644},
+		// A conffile, as every file in /etc.
+		"/etc/logrotate.d/credproxy": {src: "deb/logrotate", typ: "config", mode: 0o644},
 	}
 	for dst, w := range want {
 		if g, ok := got[dst]; !ok || g != w {

@@ -80,6 +80,9 @@ func TestChartRendersGateway(t *testing.T) {
 		if f != "" {
 			name = filepath.Base(f)
 		}
+		if name == unixSocketExample {
+			continue // not a gateway: TestChartUnixSocket
+		}
 		t.Run(name, func(t *testing.T) {
 			o := render(t, ch, f)
 			routes, errs := checkGateway(o, "apps")
@@ -104,6 +107,55 @@ func TestChartRendersGateway(t *testing.T) {
 	}
 }
 
+// unixSocketExample is the example values file of listen.unixSocket.
+const unixSocketExample = "unix-socket.yaml"
+
+// TestChartUnixSocket: with listen.unixSocket the chart renders what
+// deploy/kubernetes/sidecar-unix-socket.yaml shows: credproxy a native
+// sidecar listening on unix sockets in an emptyDir that only it and
+// extraContainers mount (checkNativeSidecar, checkSharedSocket), no
+// route port on the Service, and no NetworkPolicy rule that admits
+// clients (a rule without ports would admit every port).
+func TestChartUnixSocket(t *testing.T) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := render(t, ch, filepath.Join(chartDir, "examples", unixSocketExample))
+	if len(o.deployments) != 1 || len(o.services) != 1 || len(o.policies) != 1 {
+		t.Fatalf("%d Deployments, %d Services, %d NetworkPolicies, want 1 each", len(o.deployments), len(o.services), len(o.policies))
+	}
+	routes, errs := checkNativeSidecar(o.deployments[0].Spec.Template.Spec)
+	report(t, errs)
+	if len(routes) != 1 || routes[0].vars["LISTEN"] != "unix:/run/credproxy/wavefront.sock" || routes[0].vars["ALLOW_UIDS"] != "10001" {
+		t.Errorf("routes %v: want wavefront on unix:/run/credproxy/wavefront.sock, ALLOW_UIDS 10001", routes)
+	}
+	for _, p := range o.services[0].Spec.Ports {
+		if p.Name != "admin" {
+			t.Errorf("the Service exposes %s (%d): a route on a unix socket has no port", p.Name, p.Port)
+		}
+	}
+	for _, rule := range o.policies[0].Spec.Ingress {
+		if len(rule.Ports) == 0 {
+			t.Error("a NetworkPolicy rule without ports admits every port")
+		}
+		for _, p := range rule.Ports {
+			if p.Port == nil || p.Port.IntValue() != 9901 {
+				t.Errorf("the NetworkPolicy admits port %v: only the admin port is served", p.Port)
+			}
+		}
+	}
+	// Without containers to call them, the sockets serve nobody.
+	vals := map[string]any{"listen": map[string]any{"unixSocket": map[string]any{"enabled": true}}}
+	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: "x", Namespace: "x"}, chartutil.DefaultCapabilities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Render(ch, rv); err == nil || !strings.Contains(err.Error(), "extraContainers") {
+		t.Errorf("unixSocket without extraContainers: %v, want an error naming extraContainers", err)
+	}
+}
+
 // The chart's values.schema.json refuses misspelt or misplaced values,
 // which helm would otherwise ignore.
 func TestChartSchemaRejectsTypos(t *testing.T) {
@@ -120,6 +172,8 @@ func TestChartSchemaRejectsTypos(t *testing.T) {
 		{"unknown credential kind", map[string]any{"routes": []any{map[string]any{"name": "api", "auth": "oauth2", "port": 8080}}}},
 		{"plain http upstream", map[string]any{"routes": []any{map[string]any{"name": "api", "auth": "static", "port": 8080, "upstream": "http://api.example.com"}}}},
 		{"a single replica", map[string]any{"replicaCount": 1}},
+		{"misspelt unixSocket key", map[string]any{"listen": map[string]any{"unixSocket": map[string]any{"enable": true}}}},
+		{"socket mode not octal", map[string]any{"listen": map[string]any{"unixSocket": map[string]any{"mode": "660o"}}}},
 	} {
 		if _, err := chartutil.ToRenderValues(ch, tc.vals, chartutil.ReleaseOptions{Name: "x", Namespace: "x"}, chartutil.DefaultCapabilities); err == nil {
 			t.Errorf("%s: values accepted", tc.desc)

@@ -303,11 +303,88 @@ func checkNativeSidecar(spec corev1.PodSpec) ([]route, []error) {
 		errs = append(errs, checkHardened(spec, app)...)
 	}
 	for _, r := range routes {
-		if l := r.vars["LISTEN"]; l != "" && !strings.HasPrefix(l, "127.0.0.1:") {
-			errs = append(errs, fmt.Errorf("route %q: a sidecar's reverse listener stays on loopback, not %s", r.name, l))
+		l := r.vars["LISTEN"]
+		switch {
+		case strings.HasPrefix(l, "unix:"):
+			errs = append(errs, checkSharedSocket(spec, c, r)...)
+		case l != "" && !strings.HasPrefix(l, "127.0.0.1:"):
+			errs = append(errs, fmt.Errorf("route %q: a sidecar's reverse listener stays on loopback or a unix socket, not %s", r.name, l))
 		}
 	}
 	return routes, errs
+}
+
+// checkSharedSocket checks a route of sidecar c that listens on a unix
+// socket: the socket's directory is an emptyDir that credproxy mounts
+// writable and the app containers that call it mount too (and no other
+// container); the socket is mode 0660; every container that mounts it
+// runs in the pod's fsGroup, so the group bits let it connect; and
+// ALLOW_UIDS names only users of those containers.
+func checkSharedSocket(spec corev1.PodSpec, c corev1.Container, r route) []error {
+	var errs []error
+	dir := path.Dir(strings.TrimPrefix(r.vars["LISTEN"], "unix:"))
+	if mode := r.vars["LISTEN_MODE"]; mode != "0660" {
+		errs = append(errs, fmt.Errorf("route %q: LISTEN_MODE=%q, want 0660 (owner and group, not the world)", r.name, mode))
+	}
+	mountAt := func(c corev1.Container) *corev1.VolumeMount {
+		i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return path.Clean(m.MountPath) == dir })
+		if i < 0 {
+			return nil
+		}
+		return &c.VolumeMounts[i]
+	}
+	m := mountAt(c)
+	if m == nil || m.ReadOnly {
+		return append(errs, fmt.Errorf("route %q: credproxy does not mount %s writable to make its socket", r.name, dir))
+	}
+	i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+	if i < 0 || spec.Volumes[i].EmptyDir == nil {
+		errs = append(errs, fmt.Errorf("route %q: %s is not an emptyDir: the socket must live in the pod alone", r.name, dir))
+	}
+	var fsGroup int64 = -1
+	if sc := spec.SecurityContext; sc != nil && sc.FSGroup != nil {
+		fsGroup = *sc.FSGroup
+	}
+	uids := map[string]bool{}
+	callers := 0
+	for _, app := range spec.Containers {
+		am := mountAt(app)
+		if am == nil || am.Name != m.Name {
+			continue
+		}
+		callers++
+		if g := runAs(spec, app, func(sc *corev1.SecurityContext) *int64 { return sc.RunAsGroup },
+			func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsGroup }); g == nil || *g != fsGroup {
+			errs = append(errs, fmt.Errorf("container %s: runAsGroup is not the pod's fsGroup %d: the 0660 socket refuses it", app.Name, fsGroup))
+		}
+		if u := runAs(spec, app, func(sc *corev1.SecurityContext) *int64 { return sc.RunAsUser },
+			func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsUser }); u != nil {
+			uids[fmt.Sprint(*u)] = true
+		}
+	}
+	if callers == 0 {
+		errs = append(errs, fmt.Errorf("route %q: no app container mounts the socket's volume", r.name))
+	}
+	for _, u := range strings.Split(r.vars["ALLOW_UIDS"], ",") {
+		if u = strings.TrimSpace(u); u != "" && !uids[u] {
+			errs = append(errs, fmt.Errorf("route %q: ALLOW_UIDS names %s, the user of no container that mounts the socket", r.name, u))
+		}
+	}
+	return errs
+}
+
+// runAs is a container's effective run-as id: its own security
+// context's, else the pod's.
+func runAs(spec corev1.PodSpec, c corev1.Container, own func(*corev1.SecurityContext) *int64, pod func(*corev1.PodSecurityContext) *int64) *int64 {
+	if c.SecurityContext != nil {
+		if v := own(c.SecurityContext); v != nil {
+			return v
+		}
+	}
+	if spec.SecurityContext != nil {
+		return pod(spec.SecurityContext)
+	}
+	return nil
 }
 
 // checkGateway checks a shared egress gateway: a Deployment of at least 2

@@ -40,7 +40,7 @@ func TestEveryManifestIsChecked(t *testing.T) {
 	for _, f := range files {
 		names = append(names, filepath.Base(f))
 	}
-	want := []string{"gateway.yaml", "job.yaml", "sidecar.yaml", "workload-identity.yaml"}
+	want := []string{"gateway.yaml", "job.yaml", "sidecar-unix-socket.yaml", "sidecar.yaml", "workload-identity.yaml"}
 	if !slices.Equal(names, want) {
 		t.Errorf("deploy/kubernetes holds %q, the tests check %q", names, want)
 	}
@@ -75,6 +75,47 @@ func TestSidecar(t *testing.T) {
 	report(t, errs)
 	if len(routes) != 1 || !strings.HasSuffix(routes[0].vars["CSP_CLIENT_SECRET_FILE"], "client-secret") {
 		t.Errorf("routes %v: want one route reading its client secret from the Secret", routes)
+	}
+}
+
+// TestSidecarUnixSocket: the app and credproxy share a unix socket
+// through an emptyDir, mode 0660 in the pod's group, ALLOW_UIDS the
+// app's user (checkSharedSocket); no other container mounts it, and the
+// route has no TCP listener besides.
+func TestSidecarUnixSocket(t *testing.T) {
+	o := load(t, "sidecar-unix-socket.yaml")
+	if len(o.deployments) != 1 {
+		t.Fatalf("%d Deployments, want 1", len(o.deployments))
+	}
+	spec := o.deployments[0].Spec.Template.Spec
+	routes, errs := checkNativeSidecar(spec)
+	report(t, errs)
+	if len(routes) != 1 || !strings.HasPrefix(routes[0].vars["LISTEN"], "unix:/") || routes[0].vars["ALLOW_UIDS"] == "" {
+		t.Fatalf("routes %v: want one route on a unix socket with ALLOW_UIDS", routes)
+	}
+	// The check itself: a world-writable socket, a socket outside the
+	// shared volume, or an app in another group is caught.
+	for _, tc := range []struct{ desc, from, to string }{
+		{"world mode", `value: "0660"`, `value: "0666"`},
+		{"app in another group", "            runAsGroup: 65532\n            runAsNonRoot", "            runAsGroup: 1000\n            runAsNonRoot"},
+		{"socket outside the volume", "value: unix:/run/credproxy/api.sock", "value: unix:/tmp/api.sock"},
+		{"another user allowed", `value: "10001"`, `value: "10002"`},
+	} {
+		data, err := os.ReadFile(filepath.Join("..", "kubernetes", "sidecar-unix-socket.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := strings.Replace(string(data), tc.from, tc.to, 1)
+		if bad == string(data) {
+			t.Fatalf("%s: %q not in the manifest", tc.desc, tc.from)
+		}
+		o, err := decode("bad.yaml", []byte(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, errs := checkNativeSidecar(o.deployments[0].Spec.Template.Spec); len(errs) == 0 {
+			t.Errorf("%s: not caught", tc.desc)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/credexpiry"
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
 	"github.com/credproxy/credproxy/proxy"
@@ -66,6 +67,8 @@ type routeMetrics struct {
 	tokens *tokencache.Metrics
 	sinks  *tokensink.Metrics
 	expiry *credexpiry.Metrics
+	// audit records the routes' sink writes.
+	audit *edge.Auditor
 }
 
 // newLiveRoute builds a route's exchange, its token cache (with its
@@ -77,7 +80,7 @@ func newLiveRoute(rc config.Route, client *http.Client, m routeMetrics, log *zap
 		return nil, err
 	}
 	expiry := newExpiryWatcher(rc, src, m.expiry, log)
-	sink, onToken := newSink(rc, m.sinks, log)
+	sink, onToken := newSink(rc, m.sinks, m.audit, log)
 	cache := tokencache.New(src, tokencache.Options{
 		Route:           rc.Name,
 		Kind:            string(rc.Auth),
@@ -160,20 +163,33 @@ func logRotation(rc config.Route, log *zap.Logger, r *exchange.Rotation) {
 // state and credential expiry, the registry, the forward proxy's CA when
 // there is one (caPEM), and the token endpoints when the token API is on.
 func (s *Server) adminOptions(reg *prometheus.Registry, caPEM func() []byte, log *zap.Logger) admin.Options {
-	opts := admin.Options{Registry: reg, CA: caPEM}
+	opts := admin.Options{Registry: reg, CA: caPEM, AuditLog: s.cfg.AuditLog.String()}
 	for _, r := range s.routes {
 		upstream := ""
 		if r.cfg.Upstream != nil {
 			upstream = r.cfg.Upstream.Redacted()
 		}
 		opts.Routes = append(opts.Routes, admin.Route{Name: r.cfg.Name, Upstream: upstream, Listen: r.cfg.Listen,
-			Status: r.cache.Status, Credential: r.expiry.Status})
+			Status: r.cache.Status, Credential: r.expiry.Status, Edge: s.routeEdge(r.cfg)})
 	}
 	if s.cfg.TokenAPI {
-		api := tokenapi.Options{Routes: s.tokenRoutes(), Metrics: tokenapi.NewMetrics(reg), Logger: log.Named("admin")}
+		api := tokenapi.Options{Routes: s.tokenRoutes(), Metrics: tokenapi.NewMetrics(reg), Logger: log.Named("admin"), Record: s.audit.Record}
 		opts.TokenAPI, opts.OAuth2 = tokenapi.NewTokenHandler(api), tokenapi.NewOAuth2Handler(api)
 	}
 	return opts
+}
+
+// routeEdge is what guards a route's callers, for the admin listener:
+// client keys, request policy, peer check, and its denials as counted in
+// credproxy_requests_denied_total.
+func (s *Server) routeEdge(rc config.Route) admin.RouteEdge {
+	name := rc.Name
+	return admin.RouteEdge{
+		Keys:   rc.ClientKeysFile != "",
+		Policy: rc.Allow.Enabled(),
+		Peers:  rc.AllowUIDs != nil || rc.AllowGIDs != nil,
+		Denied: func() map[string]uint64 { return s.edge.DeniedCounts(name) },
+	}
 }
 
 // tokenRoutes are the routes of the token endpoints: every route, its name

@@ -117,6 +117,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.audit = audit
+	m.audit = audit
 	client := exchange.NewHTTPClient()
 	for _, rc := range cfg.Routes {
 		r, err := newLiveRoute(rc, client, m, log)

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/credproxy/credproxy/config"
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/tokensink"
 )
@@ -33,8 +34,10 @@ func CheckSinkPaths(routes []config.Route) error {
 }
 
 // newSink returns a route's token sink and the tokencache OnToken hook
-// that feeds it; both nil when the route has no TOKEN_SINK_FILE.
-func newSink(rc config.Route, m *tokensink.Metrics, log *zap.Logger) (*tokensink.Sink, func(exchange.Token)) {
+// that feeds it; both nil when the route has no TOKEN_SINK_FILE. Every
+// token written is one audit event (via sink, decision allowed, the
+// token's fingerprint): a token put on disk is a token handed out.
+func newSink(rc config.Route, m *tokensink.Metrics, audit *edge.Auditor, log *zap.Logger) (*tokensink.Sink, func(exchange.Token)) {
 	if rc.TokenSinkFile == "" {
 		return nil, nil
 	}
@@ -44,6 +47,9 @@ func newSink(rc config.Route, m *tokensink.Metrics, log *zap.Logger) (*tokensink
 		Route:   rc.Name,
 		Logger:  log.Named("tokensink"),
 		Metrics: m,
+		OnWritten: func(tok exchange.Token) {
+			audit.Record(edge.Event{Route: rc.Name, Via: edge.ViaSink, Path: rc.TokenSinkFile, Decision: edge.Allowed, Token: tok.Value})
+		},
 	})
 	return s, s.Offer
 }
