@@ -57,7 +57,8 @@ func (s *Server) bind() (routeLns []*listener, adminLn *listener, err error) {
 		if err != nil {
 			return routeLns, nil, fmt.Errorf("route %s: listen on %s (%sLISTEN): %w", r.cfg.Name, r.cfg.Listen, r.cfg.Prefix, err)
 		}
-		h := s.guard(ln, "route "+r.cfg.Name, r.cfg.Name, proxy.NewReverse(r.route, s.transport, s.metrics, s.log.Named("proxy")))
+		h := s.gated(r, edge.ViaReverse, proxy.NewReverse(r.route, s.transport, s.metrics, s.log.Named("proxy")))
+		h = s.guard(ln, "route "+r.cfg.Name, r.cfg.Name, h)
 		routeLns = append(routeLns, newListener("route "+r.cfg.Name, ln, h, s.log.Named("proxy")))
 	}
 	if s.forward != nil {

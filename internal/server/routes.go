@@ -10,6 +10,7 @@ import (
 	"github.com/credproxy/credproxy/admin"
 	"github.com/credproxy/credproxy/config"
 	"github.com/credproxy/credproxy/credexpiry"
+	"github.com/credproxy/credproxy/edge"
 	"github.com/credproxy/credproxy/exchange"
 	"github.com/credproxy/credproxy/internal/identity"
 	"github.com/credproxy/credproxy/proxy"
@@ -58,6 +59,8 @@ type liveRoute struct {
 	expiry *credexpiry.Watcher
 	// sink keeps the token in TOKEN_SINK_FILE; nil without one.
 	sink *tokensink.Sink
+	// keys are CLIENT_KEYS_FILE's; nil without one.
+	keys *edge.Keys
 }
 
 // routeMetrics are the metrics every route's components count on, each
