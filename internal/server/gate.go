@@ -25,7 +25,12 @@ func (s *Server) loadKeys() error {
 		}
 		r.keys = k
 	}
-	if s.cfg.ForwardKeysFile != "" {
+	if s.cfg.ForwardKeysFile != "" && s.opts.Authorize != nil {
+		// exec's proxy authenticates its child by the uid or the
+		// one-run key exec put in the child's proxy variables, which no
+		// forward key can match: its own check is the only one.
+		s.log.Warn("CREDPROXY_FORWARD_KEYS_FILE is ignored by credproxy exec: its proxy serves only its own user")
+	} else if s.cfg.ForwardKeysFile != "" {
 		k, err := newKeys(s.cfg.ForwardKeysFile, "CREDPROXY_FORWARD_KEYS_FILE", s.log)
 		if err != nil {
 			return err
@@ -97,19 +102,15 @@ func (s *Server) forwardGuard(proxied *edge.Browser) func(string, http.Handler) 
 var errForwardKey = errors.New("no valid key in Proxy-Authorization (CREDPROXY_FORWARD_KEYS_FILE): use HTTPS_PROXY=http://NAME:KEY@host:port")
 
 // forwardAuthorize is the forward proxy's caller check: exec's
-// (Options.Authorize), then the forward keys, both when both are set.
+// (Options.Authorize), or the forward keys (never both: loadKeys leaves
+// the forward keys off under exec).
 func (s *Server) forwardAuthorize() func(*http.Request) error {
-	exec, keys := s.opts.Authorize, s.forwardKeys
+	keys := s.forwardKeys
 	if keys == nil {
-		return exec
+		return s.opts.Authorize
 	}
 	via := s.forwardVia()
 	return func(r *http.Request) error {
-		if exec != nil {
-			if err := exec(r); err != nil {
-				return err
-			}
-		}
 		if _, ok := forwardKeyName(keys, r); ok {
 			return nil
 		}
