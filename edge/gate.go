@@ -121,6 +121,12 @@ func (g *Gate) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		next.ServeHTTP(w, r)
 		return
 	}
+	g.serveAudited(w, r, next, &c, info)
+}
+
+// serveAudited serves an allowed request and records it: its status,
+// the bytes each way, and the token the proxy sent (from info).
+func (g *Gate) serveAudited(w http.ResponseWriter, r *http.Request, next http.Handler, c *call, info *reqinfo.Info) {
 	aw := &auditWriter{ResponseWriter: w}
 	var body *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
@@ -131,7 +137,12 @@ func (g *Gate) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	if aw.status == 0 {
 		aw.status = http.StatusOK
 	}
-	ev := g.event(r, &c, Allowed, aw.status)
+	d := Allowed
+	if aw.status == http.StatusServiceUnavailable && info.Token.Empty() {
+		// The proxy answered 503 without sending a token: it had none.
+		d = CredentialUnavailable
+	}
+	ev := g.event(r, c, d, aw.status)
 	ev.BytesOut, ev.Token = aw.n, info.Token
 	if body != nil {
 		ev.BytesIn = body.n.Load()

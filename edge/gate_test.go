@@ -255,6 +255,28 @@ func TestGateAudit(t *testing.T) {
 	}
 }
 
+// TestGateAuditCredentialUnavailable: a request the proxy answers 503
+// without sending a token is recorded as credential_unavailable.
+func TestGateAuditCredentialUnavailable(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	a, err := NewAuditor(AuditOptions{Target: AuditTarget{Kind: AuditFile, Path: logPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	h := NewGate(GateOptions{Route: "r", Via: ViaForward, Auditor: a}).Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	serveGate(h, httptest.NewRequest("GET", "/x", nil))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(b), `"decision":"credential_unavailable"`) || !strings.Contains(string(b), `"via":"forward"`) {
+		t.Errorf("audit line: %s", b)
+	}
+}
+
 func TestGateEnabled(t *testing.T) {
 	if NewGate(GateOptions{Route: "r"}).Enabled() {
 		t.Error("a gate with nothing on is enabled")
