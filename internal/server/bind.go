@@ -119,6 +119,6 @@ func (s *Server) browserOptions(name, route string, loopback, proxyListener bool
 	return edge.BrowserOptions{
 		Listener: name, Route: route, Loopback: loopback, ProxyListener: proxyListener,
 		AllowedHosts: s.cfg.AllowedHosts, AllowedOrigins: s.cfg.AllowedOrigins,
-		Log: s.log.Named("edge"), Metrics: s.edge,
+		Log: s.log.Named("edge"), Metrics: s.edge, OnRefused: s.auditBrowser(name),
 	}
 }

@@ -143,3 +143,24 @@ func forwardKeyName(keys *edge.Keys, r *http.Request) (string, bool) {
 	}
 	return keys.Lookup(key)
 }
+
+// auditBrowser records the browser guard's refusals of requests to a
+// route in the audit log; nil when auditing is off. listener is the
+// guard's listener name: "forward" for the forward proxy's.
+func (s *Server) auditBrowser(listener string) func(*http.Request, string, int) {
+	if s.cfg.AuditLog.Kind == edge.AuditOff {
+		return nil
+	}
+	via := edge.ViaReverse
+	if listener == "forward" {
+		via = s.forwardVia()
+	}
+	return func(r *http.Request, route string, status int) {
+		ev := edge.Event{Time: time.Now(), Route: route, Via: via, Caller: r.RemoteAddr, Method: r.Method, Host: r.Host,
+			Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Status: status, Decision: edge.BrowserRequestRefused}
+		if p, ok := listen.PeerFrom(r.Context()); ok && p.Known {
+			ev.Peer = edge.Peer{Known: true, UID: uint32(p.UID), GID: uint32(p.GID), PID: int32(p.PID)}
+		}
+		s.audit.Record(ev)
+	}
+}

@@ -71,7 +71,19 @@ func TestGateEndToEnd(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "200" {
 		t.Errorf("python requests with the key: %q %v", out, err)
 	}
-	want := []string{"client_key_required", "client_key_required", "allowed", "denied_by_policy", "denied_by_policy", "allowed", "allowed"}
+	// A web page's request: refused by the browser guard, recorded too.
+	req, _ := http.NewRequest("GET", "http://"+r.proxy+"/api/page", nil)
+	req.Header.Set("Authorization", "Bearer "+gateClientKey)
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("a web page's request: %d", resp.StatusCode)
+	}
+	want := []string{"client_key_required", "client_key_required", "allowed", "denied_by_policy", "denied_by_policy", "allowed", "allowed", "browser_request_refused"}
 	var lines []map[string]any
 	r.eventually("audit lines", 5*time.Second, func() bool {
 		lines = readAudit(t, auditPath)
