@@ -43,6 +43,10 @@ type BrowserOptions struct {
 	Log *zap.Logger
 	// Metrics counts refusals; nil counts nothing.
 	Metrics *Metrics
+	// OnRefused, when set, is told of each refusal of a request to a
+	// route (route not ""), after it was answered, with the route and
+	// the status: for the audit log.
+	OnRefused func(r *http.Request, route string, status int)
 }
 
 // Browser is the browser guard of one listener: web pages must never
@@ -72,6 +76,7 @@ type Browser struct {
 	origins       map[string]bool
 	log           *zap.Logger
 	metrics       *Metrics
+	onRefused     func(*http.Request, string, int)
 }
 
 // NewBrowser returns the browser guard opts describe.
@@ -82,6 +87,7 @@ func NewBrowser(opts BrowserOptions) *Browser {
 		proxyListener: opts.ProxyListener,
 		origins:       map[string]bool{},
 		log:           opts.Log, metrics: opts.Metrics,
+		onRefused: opts.OnRefused,
 	}
 	for _, h := range opts.AllowedHosts {
 		b.hosts = append(b.hosts, strings.TrimSuffix(h, "."))
@@ -230,6 +236,9 @@ func (b *Browser) refuse(w http.ResponseWriter, r *http.Request, route, why stri
 		zap.String("refused_for", why))
 	b.metrics.Denied(route, ReasonBrowser)
 	jsonerror.Write(w, http.StatusForbidden, jsonerror.Body{Error: ReasonBrowser, Route: route, Detail: detail(why)})
+	if b.onRefused != nil && route != "" {
+		b.onRefused(r, route, http.StatusForbidden)
+	}
 }
 
 // requestScheme is the scheme a request reached its listener with.

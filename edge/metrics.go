@@ -19,7 +19,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credproxy_requests_denied_total",
-			Help: "Requests refused at credproxy's edge before any credential was read, by route (empty for requests to the admin listener and to the forward-proxy listener itself) and reason (browser_request_refused).",
+			Help: "Requests refused at credproxy's edge before any credential was read, by route (empty for requests to the admin listener and to the forward-proxy listener itself) and reason (browser_request_refused, caller_not_allowed, client_key_required, denied_by_policy).",
 		}, []string{"route", "reason"}),
 		auditLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credproxy_audit_events_lost_total",

@@ -16,7 +16,9 @@ import (
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
 
+	"github.com/credproxy/credproxy/internal/listen"
 	"github.com/credproxy/credproxy/internal/outbound"
+	"github.com/credproxy/credproxy/internal/reqinfo"
 	"github.com/credproxy/credproxy/mitm"
 )
 
@@ -56,6 +58,12 @@ type ForwardOptions struct {
 	// so that it never travels further. The error is logged: it must not
 	// hold a secret. It may be called concurrently.
 	Authorize func(r *http.Request) error
+	// Identify, when set, names the caller of a request Authorize
+	// accepted (a forward key's name; "" for none), before its
+	// Proxy-Authorization is removed. The name reaches the route
+	// handlers of that request, and of every request inside its CONNECT
+	// tunnel, as reqinfo.Caller. It may be called concurrently.
+	Identify func(r *http.Request) string
 	// AuthRealm is the realm of the Proxy-Authenticate: Basic challenge
 	// sent with a 407 (clients that send proxy credentials retry with
 	// them); empty means "credproxy".
@@ -101,6 +109,7 @@ type Forward struct {
 	// authorize and realm are ForwardOptions.Authorize and AuthRealm;
 	// listenerGuard is ListenerGuard.
 	authorize     func(*http.Request) error
+	identify      func(*http.Request) string
 	realm         string
 	listenerGuard func(net.Listener, http.Handler) http.Handler
 	// self holds credproxy's own listener addresses, which the forward
@@ -150,6 +159,7 @@ func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts Fo
 		mitmLn: newConnQueue(),
 
 		authorize:     opts.Authorize,
+		identify:      opts.Identify,
 		realm:         opts.AuthRealm,
 		listenerGuard: opts.ListenerGuard,
 	}
@@ -174,6 +184,7 @@ func NewForward(routes []*Route, transport *Transport, metrics *Metrics, opts Fo
 	// The listener's server logs as a reverse listener's does; the
 	// intercepted connections' as the forward proxy.
 	f.front = NewServer(nil, log)
+	f.front.ConnContext = listen.ConnContext
 	f.mitm = NewServer(http.HandlerFunc(f.serveIntercepted), f.log)
 	f.mitm.ConnContext = interceptedContext
 	return f
@@ -286,6 +297,8 @@ func connectHost(ctx context.Context) (string, bool) {
 type interceptedConn struct {
 	net.Conn
 	host string
+	// caller is the name Identify gave the CONNECT's caller ("": none).
+	caller string
 }
 
 // interceptedContext is the mitm server's ConnContext: it gives the
@@ -293,6 +306,10 @@ type interceptedConn struct {
 func interceptedContext(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tls.Conn); ok {
 		if ic, ok := tc.NetConn().(*interceptedConn); ok {
+			ctx = listen.ConnContext(ctx, ic.Conn)
+			if ic.caller != "" {
+				ctx = reqinfo.WithCaller(ctx, ic.caller)
+			}
 			return withConnectHost(ctx, ic.host)
 		}
 	}
@@ -301,7 +318,8 @@ func interceptedContext(ctx context.Context, c net.Conn) context.Context {
 
 // serveProxy serves the forward-proxy listener.
 func (f *Forward) serveProxy(w http.ResponseWriter, r *http.Request) {
-	if !f.authorized(w, r) {
+	r, ok := f.authorized(w, r)
+	if !ok {
 		return
 	}
 	if r.Method == http.MethodConnect || !r.URL.IsAbs() {
@@ -329,14 +347,19 @@ func (f *Forward) serveProxy(w http.ResponseWriter, r *http.Request) {
 // authorized asks Authorize about r's caller; a refusal is answered with
 // 407 and a Basic challenge, on a connection that is then closed (a
 // client that retries with credentials opens a new one).
-func (f *Forward) authorized(w http.ResponseWriter, r *http.Request) bool {
+func (f *Forward) authorized(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	if f.authorize == nil {
-		return true
+		return r, true
 	}
 	err := f.authorize(r)
+	if err == nil && f.identify != nil {
+		if name := f.identify(r); name != "" {
+			r = r.WithContext(reqinfo.WithCaller(r.Context(), name))
+		}
+	}
 	r.Header.Del("Proxy-Authorization")
 	if err == nil {
-		return true
+		return r, true
 	}
 	f.m.connects.WithLabelValues("unauthorized").Inc()
 	f.log.Warn("forward proxy: caller not authorized; refused with 407",
@@ -344,7 +367,7 @@ func (f *Forward) authorized(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Proxy-Authenticate", `Basic realm="`+f.realm+`"`)
 	w.Header().Set("Connection", "close")
 	writeError(w, http.StatusProxyAuthRequired, errorBody{Error: "proxy_auth_required", Detail: "this proxy serves only its own user: send its proxy credentials"})
-	return false
+	return r, false
 }
 
 // plainAuthority maps a plain-http URL's host to the https authority it is
@@ -368,8 +391,8 @@ func (f *Forward) decide(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAc
 	}
 	if _, ok := f.byHost[auth]; ok {
 		f.m.connects.WithLabelValues("intercept").Inc()
-		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
-			f.intercept(client, auth)
+		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(req *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+			f.intercept(client, auth, reqinfo.Caller(req.Context()))
 		}}, host
 	}
 	if f.deny {
@@ -426,7 +449,7 @@ func (f *Forward) CA() *mitm.CA { return f.signer.Load().ca }
 
 // intercept answers the CONNECT and hands the client's TLS connection to
 // the mitm server.
-func (f *Forward) intercept(client net.Conn, host string) {
+func (f *Forward) intercept(client net.Conn, host, caller string) {
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		client.Close()
 		return
@@ -435,7 +458,7 @@ func (f *Forward) intercept(client net.Conn, host string) {
 	// The CA of the moment of the CONNECT signs this tunnel's leaf, even
 	// if SetCA runs before the client's hello arrives.
 	leaves := f.signer.Load().leaves
-	conn := tls.Server(&interceptedConn{Conn: client, host: host}, &tls.Config{
+	conn := tls.Server(&interceptedConn{Conn: client, host: host, caller: caller}, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/credproxy/credproxy/exchange"
+	"github.com/credproxy/credproxy/internal/reqinfo"
 	"github.com/credproxy/credproxy/internal/secret"
 	"go.uber.org/zap"
 )
@@ -30,8 +31,12 @@ const maxDrain = 64 << 10
 // given: both callers (the reverse proxy's outbound clone and the forward
 // proxy's parsed request) hand it a request nobody else uses.
 type injector struct {
-	route   *Route
-	next    http.RoundTripper
+	route *Route
+	next  http.RoundTripper
+	// pools, when set, are the route's pools (next's innermost): a
+	// request whose reqinfo names a caller identity goes through that
+	// identity's pools within them instead (Transport.ForIdentity).
+	pools   *Transport
 	metrics *routeMetrics
 	log     *zap.Logger
 	// scrubs recycles the buffers of the body scan (readback.go).
@@ -81,9 +86,10 @@ func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Respon
 	if err != nil {
 		return nil, &errCredential{err}
 	}
+	next, info := in.transportFor(req, tok)
 	req.Header[in.route.header] = in.route.headerValues(tok)
 	sent.add(tok.Value.Reveal(), in.route.mark(tok))
-	resp, err := in.next.RoundTrip(req)
+	resp, err := next.RoundTrip(req)
 	if err != nil {
 		return nil, clientGone(req, scrubbed(err, tok))
 	}
@@ -122,10 +128,13 @@ func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Respon
 	again.Body = replay()
 	again.Header[in.route.header] = in.route.headerValues(fresh)
 	sent.add(fresh.Value.Reveal(), in.route.mark(fresh))
+	if info != nil {
+		info.Token = fresh.Value
+	}
 	in.metrics.replays("replayed")
 	in.log.Info("upstream rejected the token; replaying with the renewed one",
 		zap.Stringer("rejected", tok.Value), zap.Stringer("token", fresh.Value))
-	resp, err = in.next.RoundTrip(again)
+	resp, err = next.RoundTrip(again)
 	if err != nil {
 		return nil, clientGone(again, scrubbed(err, tok, fresh))
 	}
@@ -133,6 +142,22 @@ func (in *injector) roundTrip(req *http.Request, sent *sentTokens) (*http.Respon
 		in.succeeded()
 	}
 	return resp, nil
+}
+
+// transportFor returns what carries req, sent with tok, and the edge's
+// reqinfo.Info of the request (nil when the gate is off: the route's
+// pools). With the gate on, tok is recorded for its audit record, and a
+// caller with an identity gets pools of its own.
+func (in *injector) transportFor(req *http.Request, tok exchange.Token) (http.RoundTripper, *reqinfo.Info) {
+	info := reqinfo.From(req.Context())
+	if info == nil {
+		return in.next, nil
+	}
+	info.Token = tok.Value
+	if info.Identity != "" && in.pools != nil {
+		return in.pools.ForIdentity(info.Identity), info
+	}
+	return in.next, info
 }
 
 // succeeder is implemented by Tokens that want to know when an upstream

@@ -56,6 +56,7 @@ type mode struct {
 func (r *Route) handler(m mode, transport *Transport, metrics *Metrics, log *zap.Logger) http.Handler {
 	rm := metrics.forRoute(r.name, m.name)
 	log = log.With(zap.String("route", r.name), zap.String("mode", m.name))
+	pools := transport.ForRoute(r.name)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(m.target(pr.In))
@@ -64,7 +65,7 @@ func (r *Route) handler(m mode, transport *Transport, metrics *Metrics, log *zap
 			// could take for it.
 			r.dropClientCredential(pr.Out.Header)
 		},
-		Transport:      &timedTransport{next: &injector{route: r, next: transport.ForRoute(r.name), metrics: rm, log: log}, metrics: rm},
+		Transport:      &timedTransport{next: &injector{route: r, next: pools, pools: pools, metrics: rm, log: log}, metrics: rm},
 		FlushInterval:  flushInterval,
 		BufferPool:     &bufferPool{},
 		ErrorHandler:   errorHandler(r.name, log),

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +23,9 @@ import (
 func auditLines(t *testing.T, path string) []map[string]any {
 	t.Helper()
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // not written yet: callers that wait poll again
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,8 @@ func (s *Server) bind() (routeLns []*listener, adminLn *listener, err error) {
 		if err != nil {
 			return routeLns, nil, fmt.Errorf("route %s: listen on %s (%sLISTEN): %w", r.cfg.Name, r.cfg.Listen, r.cfg.Prefix, err)
 		}
-		h := s.guard(ln, "route "+r.cfg.Name, r.cfg.Name, proxy.NewReverse(r.route, s.transport, s.metrics, s.log.Named("proxy")))
+		h := s.gated(r, edge.ViaReverse, proxy.NewReverse(r.route, s.transport, s.metrics, s.log.Named("proxy")))
+		h = s.guard(ln, "route "+r.cfg.Name, r.cfg.Name, h)
 		routeLns = append(routeLns, newListener("route "+r.cfg.Name, ln, h, s.log.Named("proxy")))
 	}
 	if s.forward != nil {
@@ -118,6 +119,6 @@ func (s *Server) browserOptions(name, route string, loopback, proxyListener bool
 	return edge.BrowserOptions{
 		Listener: name, Route: route, Loopback: loopback, ProxyListener: proxyListener,
 		AllowedHosts: s.cfg.AllowedHosts, AllowedOrigins: s.cfg.AllowedOrigins,
-		Log: s.log.Named("edge"), Metrics: s.edge,
+		Log: s.log.Named("edge"), Metrics: s.edge, OnRefused: s.auditBrowser(name),
 	}
 }

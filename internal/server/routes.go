@@ -59,6 +59,8 @@ type liveRoute struct {
 	expiry *credexpiry.Watcher
 	// sink keeps the token in TOKEN_SINK_FILE; nil without one.
 	sink *tokensink.Sink
+	// keys are CLIENT_KEYS_FILE's; nil without one.
+	keys *edge.Keys
 }
 
 // routeMetrics are the metrics every route's components count on, each

@@ -90,6 +90,8 @@ type Server struct {
 	// audit writes CREDPROXY_AUDIT_LOG: one line per decision on a
 	// credential. It records nothing when auditing is off.
 	audit *edge.Auditor
+	// forwardKeys are CREDPROXY_FORWARD_KEYS_FILE's; nil without one.
+	forwardKeys *edge.Keys
 }
 
 // New builds the server of cfg, logging the configuration's warnings
@@ -126,6 +128,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		s.routes = append(s.routes, r)
 	}
+	if err := s.loadKeys(); err != nil {
+		return nil, err
+	}
 	var caPEM func() []byte
 	if cfg.ForwardAddr != "" {
 		if err := s.newForward(); err != nil {
@@ -152,8 +157,8 @@ func (s *Server) newForward() error {
 	// against browsers there, with the target's origin as their own.
 	proxied := edge.NewBrowser(s.browserOptions("forward", "", false, true))
 	s.forward = proxy.NewForward(routes, s.transport, s.metrics, proxy.ForwardOptions{
-		CA: ca, DenyOthers: s.cfg.ForwardDenyOthers, Guard: proxied.Proxied,
-		Authorize: s.opts.Authorize, AuthRealm: s.opts.AuthRealm,
+		CA: ca, DenyOthers: s.cfg.ForwardDenyOthers, Guard: s.forwardGuard(proxied),
+		Authorize: s.forwardAuthorize(), Identify: s.forwardIdentify(), AuthRealm: s.opts.AuthRealm,
 		// The forward listener's own requests meet the browser guard too.
 		ListenerGuard: func(ln net.Listener, h http.Handler) http.Handler { return s.guard(ln, "forward", "", h) },
 	}, s.log.Named("proxy"))
