@@ -44,8 +44,12 @@ const demoOutage = 60 * time.Second
 // test that must watch an outage outlive a token within seconds.
 const demoTTLVar = "CREDPROXY_DEMO_TOKEN_TTL"
 
-// demoRoute is the demo's one route, the default one.
-const demoRoute = "default"
+// demoRoute is the demo's route with every way in; demoKeyedRoute the
+// one that serves only callers with a client key, and only GET requests.
+const (
+	demoRoute      = "default"
+	demoKeyedRoute = "keyed"
+)
 
 // demoSetup is what runDemo prepared before credproxy starts: the fakes'
 // addresses, the secrets it made up, and the temporary directory that
@@ -59,6 +63,8 @@ type demoSetup struct {
 	echoAddr, echoTLSAddr string
 	apiToken              string
 	clientSecret          string // the local client secret of /oauth2/token
+	clientKey             string // the keyed route's client key
+	echoKeyedAddr         string // the echo API over http, for the keyed route
 	dir                   string // removed at exit
 }
 
@@ -80,6 +86,9 @@ func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Write
 		return err
 	}
 	defer stop()
+	if err := writeClientKeys(d); err != nil {
+		return err
+	}
 	cfg, err := config.Load(demoEnvironment(env, d))
 	if err != nil {
 		return err
@@ -111,14 +120,14 @@ func runDemo(ctx context.Context, env map[string]string, stdout, stderr io.Write
 }
 
 // demoListeners are the listeners the guide needs, by OnListen name.
-var demoListeners = []string{"route " + demoRoute, "forward", "admin"}
+var demoListeners = []string{"route " + demoRoute, "route " + demoKeyedRoute, "forward", "admin"}
 
 // startDemoFakes makes the temporary directory and starts the fake CSP
 // (plain http: its outage control is curl'ed) and the echo API, over
 // http for the reverse proxy and over https for the forward proxy. stop
 // stops them and removes the directory.
 func startDemoFakes(env map[string]string) (d *demoSetup, stop func(), err error) {
-	d = &demoSetup{ttl: demoTTL, apiToken: randomHex(16), clientSecret: randomHex(12)}
+	d = &demoSetup{ttl: demoTTL, apiToken: randomHex(16), clientSecret: randomHex(12), clientKey: randomHex(16)}
 	if v := env[demoTTLVar]; v != "" {
 		if d.ttl, err = time.ParseDuration(v); err != nil || d.ttl < time.Second {
 			return nil, nil, &usageError{demoTTLVar + ": want a duration of 1s or more, e.g. 5s"}
@@ -153,7 +162,7 @@ func startDemoFakes(env map[string]string) (d *demoSetup, stop func(), err error
 	for _, e := range []struct {
 		addr *string
 		tls  *tls.Config
-	}{{&d.echoAddr, nil}, {&d.echoTLSAddr, tlsConf}} {
+	}{{&d.echoAddr, nil}, {&d.echoTLSAddr, tlsConf}, {&d.echoKeyedAddr, nil}} {
 		addr, stopEcho, err := serveLoopback(echo, e.tls)
 		if err != nil {
 			stop()
@@ -196,32 +205,48 @@ func demoUpstreamTLS(dir string) (*tls.Config, error) {
 }
 
 // demoEnvironment is credproxy's configuration, as a user would write it:
-// the ports of env when set (tests set 0), else the documented ones when
-// free, else free ones.
+// two routes to the echo API, default (every way in) and keyed (a client
+// key and a policy), on the ports of env when set (tests set 0), else the
+// documented ones when free, else free ones.
 func demoEnvironment(env map[string]string, d *demoSetup) map[string]string {
-	return map[string]string{
-		"CREDPROXY_AUTH":                    "csp-api-token",
-		"CREDPROXY_CSP_URL":                 "http://" + d.cspAddr,
-		"CREDPROXY_CSP_API_TOKEN":           d.apiToken,
-		"CREDPROXY_UPSTREAM":                "http://" + d.echoAddr,
-		"CREDPROXY_HOSTS":                   d.echoTLSAddr, // the forward proxy's way to it
-		"CREDPROXY_ALLOW_INSECURE_UPSTREAM": "true",        // loopback fakes, plain http
-		"CREDPROXY_LISTEN":                  freeOr(env["CREDPROXY_LISTEN"], "127.0.0.1:8080"),
-		"CREDPROXY_ADMIN_ADDR":              freeOr(env["CREDPROXY_ADMIN_ADDR"], "127.0.0.1:9901"),
-		"CREDPROXY_FORWARD_ADDR":            freeOr(env["CREDPROXY_FORWARD_ADDR"], "127.0.0.1:3128"),
-		"CREDPROXY_TOKEN_API":               "true",
-		"CREDPROXY_LOCAL_CLIENT_SECRET":     d.clientSecret,
-		"CREDPROXY_TOKEN_SINK_FILE":         filepath.Join(d.dir, "token"),
-		"CREDPROXY_LOG_FORMAT":              valueOr(env["CREDPROXY_LOG_FORMAT"], "console"),
-		"CREDPROXY_LOG_LEVEL":               valueOr(env["CREDPROXY_LOG_LEVEL"], "info"),
-		"CREDPROXY_SHUTDOWN_TIMEOUT":        "2s",
+	e := map[string]string{
+		"CREDPROXY_ROUTES":                      demoRoute + "," + demoKeyedRoute,
+		"CREDPROXY_ADMIN_ADDR":                  freeOr(env["CREDPROXY_ADMIN_ADDR"], "127.0.0.1:9901"),
+		"CREDPROXY_FORWARD_ADDR":                freeOr(env["CREDPROXY_FORWARD_ADDR"], "127.0.0.1:3128"),
+		"CREDPROXY_TOKEN_API":                   "true",
+		"CREDPROXY_LOG_FORMAT":                  valueOr(env["CREDPROXY_LOG_FORMAT"], "console"),
+		"CREDPROXY_LOG_LEVEL":                   valueOr(env["CREDPROXY_LOG_LEVEL"], "info"),
+		"CREDPROXY_SHUTDOWN_TIMEOUT":            "2s",
+		"CREDPROXY_DEFAULT_LISTEN":              freeOr(env["CREDPROXY_LISTEN"], "127.0.0.1:8080"),
+		"CREDPROXY_DEFAULT_UPSTREAM":            "http://" + d.echoAddr,
+		"CREDPROXY_DEFAULT_HOSTS":               d.echoTLSAddr, // the forward proxy's way to it
+		"CREDPROXY_DEFAULT_TOKEN_SINK_FILE":     filepath.Join(d.dir, "token"),
+		"CREDPROXY_DEFAULT_LOCAL_CLIENT_SECRET": d.clientSecret,
+		"CREDPROXY_KEYED_LISTEN":                freeOr(env["CREDPROXY_KEYED_LISTEN"], "127.0.0.1:8081"),
+		"CREDPROXY_KEYED_UPSTREAM":              "http://" + d.echoKeyedAddr, // a host of its own, for the forward proxy
+		"CREDPROXY_KEYED_CLIENT_KEYS_FILE":      filepath.Join(d.dir, "client-keys"),
+		"CREDPROXY_KEYED_ALLOW":                 "GET /api/v2/**",
+		"CREDPROXY_KEYED_LOCAL_CLIENT_SECRET":   randomHex(12), // not printed: /oauth2/token is default's here
 	}
+	for _, p := range []string{"CREDPROXY_DEFAULT_", "CREDPROXY_KEYED_"} {
+		e[p+"AUTH"] = "csp-api-token"
+		e[p+"CSP_URL"] = "http://" + d.cspAddr
+		e[p+"CSP_API_TOKEN"] = d.apiToken
+		e[p+"ALLOW_INSECURE_UPSTREAM"] = "true" // loopback fakes, plain http
+	}
+	return e
+}
+
+// writeClientKeys writes the keyed route's client keys file: one key,
+// named demo.
+func writeClientKeys(d *demoSetup) error {
+	return os.WriteFile(filepath.Join(d.dir, "client-keys"), []byte("demo:"+d.clientKey+"\n"), 0o600)
 }
 
 // printDemoIntro prints the guide: what the demo runs and a command for
 // each way in. Every command in it is run by TestDemoGuide.
 func printDemoIntro(w io.Writer, d *demoSetup, a demoAddrs) {
-	proxyAddr, fwd, admin := a["route "+demoRoute], "http://"+a["forward"], a["admin"]
+	proxyAddr, fwd, admin, keyed := a["route "+demoRoute], "http://"+a["forward"], a["admin"], a["route "+demoKeyedRoute]
 	echo, ca := "https://"+d.echoTLSAddr+"/api/v2/source", filepath.Join(d.dir, "ca.pem")
 	outage := int(demoOutage / time.Second)
 	fmt.Fprintf(w, `
@@ -244,6 +269,11 @@ These hand out the token itself, to local clients that must hold it:
   curl -s -d grant_type=client_credentials -d client_id=%s -d client_secret=%s http://%s/oauth2/token
   cat %s
 (the token API, /oauth2/token with the local client secret, the token sink)
+Least privilege: route %s serves only callers with its client key, and
+only GET /api/v2/** (CLIENT_KEYS_FILE, ALLOW; a POST gets 403, no key 401):
+  curl -s -H 'Authorization: Bearer %s' http://%s/api/v2/source
+  curl -s -X POST -H 'Authorization: Bearer %s' http://%s/api/v2/source
+  curl -s http://%s/api/v2/source
 Watch the token state, the API token's own expiry, and metrics:
   http://%s/            status page, in a browser
   curl -s http://%s/readyz
@@ -262,6 +292,7 @@ Ctrl-C stops the demo and removes %s.
 `, d.cspAddr, d.ttl, int(demoAPITokenLife/(24*time.Hour)), d.echoAddr, d.echoTLSAddr,
 		proxyAddr, proxyAddr, fwd, ca, echo, fwd, ca, echo,
 		admin, demoRoute, demoRoute, d.clientSecret, admin, filepath.Join(d.dir, "token"),
+		demoKeyedRoute, d.clientKey, keyed, d.clientKey, keyed, keyed,
 		admin, admin, admin,
 		outage, d.cspAddr, demo.ControlPath, outage, d.ttl, d.cspAddr, demo.ControlPath,
 		renewalEvery(d.ttl), d.dir)

@@ -33,7 +33,8 @@ func startDemo(t *testing.T, ttl string) *demoProc {
 	d := &demoProc{tmp: t.TempDir()}
 	env := map[string]string{
 		"CREDPROXY_LISTEN": "127.0.0.1:0", "CREDPROXY_ADMIN_ADDR": "127.0.0.1:0", "CREDPROXY_FORWARD_ADDR": "127.0.0.1:0",
-		"CREDPROXY_LOG_FORMAT": "json", "TMPDIR": d.tmp,
+		"CREDPROXY_KEYED_LISTEN": "127.0.0.1:0",
+		"CREDPROXY_LOG_FORMAT":   "json", "TMPDIR": d.tmp,
 	}
 	if ttl != "" {
 		env[demoTTLVar] = ttl
@@ -130,7 +131,8 @@ type tokenAnswer struct {
 // (with and without a forged credential), the forward proxy (with -x and
 // --cacert, and with the HTTPS_PROXY line pasted first), the token API,
 // /oauth2/token with the printed client secret, the token sink, readyz
-// and metrics. The outage commands are TestDemoLifecycle's.
+// and metrics, and the keyed route: with its client key, a POST its
+// policy refuses, no key. The outage commands are TestDemoLifecycle's.
 func TestDemoGuide(t *testing.T) {
 	d := startDemo(t, "")
 	checked := map[string]bool{}
@@ -156,7 +158,7 @@ func TestDemoGuide(t *testing.T) {
 		return a.AccessToken
 	}
 
-	out, status := run(`^curl -s http://127\.0\.0\.1:\d+/api/v2/source$`)
+	out, status := run(`^curl -s http://` + regexp.QuoteMeta(d.addrs["route default"]) + `/api/v2/source$`)
 	wantEcho("reverse proxy", out, status)
 	out, status = run(`^curl -s -H 'Authorization: Bearer forged' http://127\.0\.0\.1:\d+/api/v2/source$`)
 	wantEcho("reverse proxy, forged credential", out, status)
@@ -176,6 +178,17 @@ func TestDemoGuide(t *testing.T) {
 	}
 	if out, _ = run(`^cat /\S+/token$`); out != tok && out != tok+"\n" {
 		t.Errorf("the token sink holds %q, not the token API's token", out)
+	}
+
+	// The keyed route: its client key and its policy.
+	key := `-H 'Authorization: Bearer [0-9a-f]{32}' `
+	out, status = run(`^curl -s ` + key + `http://127\.0\.0\.1:\d+/api/v2/source$`)
+	wantEcho("keyed route with the key", out, status)
+	if out, status = run(`^curl -s -X POST ` + key + `http://127\.0\.0\.1:\d+/api/v2/source$`); status != 403 || !strings.Contains(out, `"denied_by_policy"`) {
+		t.Errorf("keyed route, a POST: %d %s", status, out)
+	}
+	if out, status = run(`^curl -s http://` + regexp.QuoteMeta(d.addrs["route keyed"]) + `/api/v2/source$`); status != 401 {
+		t.Errorf("keyed route without a key: %d %s", status, out)
 	}
 
 	out, status = run(`^curl -s http://127\.0\.0\.1:\d+/readyz$`)
