@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/credproxy/credproxy/internal/sdnotify"
 )
 
 // readyPoll is how often startNotify looks at the routes until every one
@@ -27,7 +29,7 @@ func (s *Server) startNotify(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if s.waitAllReady(ctx) {
+		if s.waitAllReady(ctx, s.opts.Notifier.Status) {
 			s.opts.Notifier.Ready("serving: every route holds a token")
 		}
 	})
@@ -51,17 +53,27 @@ func (s *Server) routesAnswer() {
 }
 
 // waitAllReady reports, once it is so, that every route holds a valid
-// token, or false if ctx ends first.
-func (s *Server) waitAllReady(ctx context.Context) bool {
+// token, or false if ctx ends first. Meanwhile it tells status what the
+// start waits for (sdnotify.WaitingStatus: the routes without a token and
+// their last errors, as /readyz shows them), each time that text changes:
+// `systemctl status` then says why a start hangs.
+func (s *Server) waitAllReady(ctx context.Context, status func(string)) bool {
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
+	told := ""
 	for {
-		ready := true
+		var pending []sdnotify.Pending
 		for _, r := range s.routes {
-			ready = ready && r.cache.Status().Ready
+			if st := r.cache.Status(); !st.Ready {
+				pending = append(pending, sdnotify.Pending{Route: r.cfg.Name, LastError: st.LastError})
+			}
 		}
-		if ready {
+		if len(pending) == 0 {
 			return true
+		}
+		if text := sdnotify.WaitingStatus(pending); text != told && status != nil {
+			status(text)
+			told = text
 		}
 		select {
 		case <-ctx.Done():
