@@ -57,10 +57,10 @@ type variantRow struct {
 	// the noise of the run.
 	CPUMin, CPUMax time.Duration
 	// Throttled is the share of the cgroup's CFS periods in which it was
-	// throttled, and ThrottledPerSec the time throttled per second of
+	// throttled, and ThrottleRate the time throttled per second of
 	// measurement; under a limit only.
-	Throttled       float64       `json:",omitempty"`
-	ThrottledPerSec time.Duration `json:",omitempty"`
+	Throttled    float64       `json:",omitempty"`
+	ThrottleRate time.Duration `json:",omitempty"`
 }
 
 // variantReport is one set's run.
@@ -306,7 +306,7 @@ func variantRows(vs []variant, conns []int, failed map[string]string, procs map[
 				for i, t := range ts {
 					fs[i] = float64(t)
 				}
-				row.ThrottledPerSec = time.Duration(medianF(fs))
+				row.ThrottleRate = time.Duration(medianF(fs))
 			}
 			out = append(out, row)
 		}
@@ -327,7 +327,7 @@ func medianF(v []float64) float64 {
 
 // measureVariant starts credproxy as v says, warms it up, measures it at
 // each of conns and stops it; each measurement goes to got.
-func measureVariant(ctx context.Context, cfg config, e *env, cg *cpuCgroup, v variant, conns []int, got func(n int, r result, throttled float64, throttledPerSec time.Duration)) error {
+func measureVariant(ctx context.Context, cfg config, e *env, cg *cpuCgroup, v variant, conns []int, got func(n int, r result, throttled float64, throttleRate time.Duration)) error {
 	ports, err := freePorts()
 	if err != nil {
 		return err

@@ -61,7 +61,7 @@ func (r *variantReport) markdown() string {
 			float64(row.CPUMin)/1e3, float64(row.CPUMax)/1e3, float64(res.CPU)/float64(max(bs.CPU, 1)))
 		if hasLimit {
 			if row.Limit != "" {
-				w(" %.0f%% | %s |", 100*row.Throttled, ms(row.ThrottledPerSec))
+				w(" %.0f%% | %s |", 100*row.Throttled, ms(row.ThrottleRate))
 			} else {
 				w(" - | - |")
 			}
