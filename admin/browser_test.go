@@ -1,14 +1,12 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,14 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credproxy/credproxy/internal/chromiumtest"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/credproxy/credproxy/credexpiry"
 	"github.com/credproxy/credproxy/tokencache"
 )
-
-// chromiumPath is Debian's chromium, which CI installs.
-const chromiumPath = "/usr/bin/chromium"
 
 // demoCredentials gives demoStatusRoutes their credential expiries: one
 // with weeks left, one under the 7-day warning, one expired, and the
@@ -178,37 +175,7 @@ func withMeasure(h http.Handler, noScript *atomic.Bool) http.Handler {
 // writes a screenshot there instead.
 func runChromium(t *testing.T, url string, width, height int, shot string) string {
 	t.Helper()
-	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=8000",
-		fmt.Sprintf("--window-size=%d,%d", width, height), "--force-device-scale-factor=1"}
-	if shot != "" {
-		args = append(args, "--screenshot="+shot)
-	} else {
-		args = append(args, "--dump-dom")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromiumPath, append(args, url)...)
-	cmd.WaitDelay = 5 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.String())
-	}
-	return string(out)
-}
-
-func needChromium(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CREDPROXY_REQUIRE_CHROMIUM") == "1" {
-			t.Fatalf("CREDPROXY_REQUIRE_CHROMIUM=1 but %s is missing (apt-get install chromium): %v", chromiumPath, err)
-		}
-		t.Skipf("%s not installed; CI installs it and sets CREDPROXY_REQUIRE_CHROMIUM=1", chromiumPath)
-	}
+	return chromiumtest.Run(t, url, chromiumtest.Options{Width: width, Height: height, Screenshot: shot, VirtualTime: 8 * time.Second})
 }
 
 var failuresRE = regexp.MustCompile(`(\d+) failed in a row`)
@@ -236,7 +203,7 @@ func billingFailures(t *testing.T, dom string) int {
 // at; CREDPROXY_STATUS_SCREENSHOT=/abs/docs/status.png writes the docs'
 // screenshot at 1400 px.
 func TestStatusPageInChromium(t *testing.T) {
-	needChromium(t)
+	chromiumtest.Need(t)
 	for _, width := range []int{800, 1400} {
 		t.Run(fmt.Sprintf("%dpx", width), func(t *testing.T) {
 			var calls atomic.Int32

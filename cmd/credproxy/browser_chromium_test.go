@@ -1,52 +1,24 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/credproxy/credproxy/internal/chromiumtest"
+
 	"github.com/credproxy/credproxy/internal/demo"
 )
-
-// chromiumPath is Debian's chromium, which CI installs.
-const chromiumPath = "/usr/bin/chromium"
-
-// needChromium skips t without Chromium, or fails it when CI asks for it
-// (CREDPROXY_REQUIRE_CHROMIUM=1).
-func needChromium(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CREDPROXY_REQUIRE_CHROMIUM") == "1" {
-			t.Fatalf("CREDPROXY_REQUIRE_CHROMIUM=1 but %s is missing (apt-get install chromium): %v", chromiumPath, err)
-		}
-		t.Skipf("%s not installed; CI installs it and sets CREDPROXY_REQUIRE_CHROMIUM=1", chromiumPath)
-	}
-}
 
 // dumpDOM loads url in headless Chromium with a fresh profile and returns
 // the DOM after the page's scripts and loads ran for a few seconds of
 // virtual time.
 func dumpDOM(t *testing.T, url string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromiumPath, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-default-apps",
-		"--disable-extensions", "--mute-audio", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=5000", "--dump-dom", url)
-	cmd.WaitDelay = 5 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.String())
-	}
-	return string(out)
+	return chromiumtest.Run(t, url, chromiumtest.Options{})
 }
 
 // attackPage is a page of another origin that tries to spend the
@@ -70,7 +42,7 @@ document.getElementById("f").submit();
 // denied metric shows it was credproxy's guard that refused each request,
 // not the browser. The status page still renders its table.
 func TestBrowserGuardInChromium(t *testing.T) {
-	needChromium(t)
+	chromiumtest.Need(t)
 	const apiToken = "browserCr-9e41-7c2d-f00d"
 	_, cspURL, echo, echoURL, certFile := fakes(t, demo.CSPOptions{APIToken: apiToken, TTL: time.Hour})
 	p := start(t, cspEnv(cspURL, apiToken, echoURL, certFile, onLoopback...))
