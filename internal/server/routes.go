@@ -200,9 +200,14 @@ func (s *Server) routeEdge(rc config.Route) admin.RouteEdge {
 func (s *Server) tokenRoutes() []tokenapi.Route {
 	var out []tokenapi.Route
 	for _, r := range s.routes {
+		id := identityFunc(r.cfg)
+		// The identity's derivation is slow on purpose (identity: PBKDF2);
+		// Serve derives it once at start, so that the first token API
+		// answer does not pay for it.
+		s.warm = append(s.warm, func() { _, _, _ = id() })
 		out = append(out, tokenapi.Route{
 			Name: r.cfg.Name, TokenType: r.cfg.HeaderPrefix, Tokens: r.cache,
-			Identity: identityFunc(r.cfg), ClientSecret: r.cfg.LocalClientSecret,
+			Identity: id, ClientSecret: r.cfg.LocalClientSecret,
 		})
 	}
 	return out

@@ -87,6 +87,9 @@ type Server struct {
 	forward *proxy.Forward
 	// hup is the SIGHUP renewals under way; Serve waits for them.
 	hup reloader
+	// warm are start-up work Serve runs beside serving (the token API's
+	// identity fingerprints); set by New.
+	warm []func()
 	// audit writes CREDPROXY_AUDIT_LOG: one line per decision on a
 	// credential. It records nothing when auditing is off.
 	audit *edge.Auditor
@@ -193,6 +196,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, r := range s.routes {
 		caches.Go(func() { r.cache.Run(cacheCtx) })
 		caches.Go(func() { r.expiry.Run(cacheCtx) })
+	}
+	for _, w := range s.warm {
+		caches.Go(w)
 	}
 	s.startSinks(cacheCtx, &caches)
 
