@@ -57,6 +57,10 @@ type Route struct {
 	prefix        string
 	allowInsecure bool
 	tokens        Tokens
+	// succeeder is tokens when it wants to hear of accepted requests
+	// (*tokencache.Cache ends its 401 back-off), found once here rather
+	// than by a type assertion per request; nil otherwise.
+	succeeder succeeder
 
 	// authorities is the set of host:port authorities (default port
 	// explicit) the credential may be sent to: the upstream's and the
@@ -93,6 +97,7 @@ func NewRoute(o RouteOptions) (*Route, error) {
 		allowInsecure: o.AllowInsecure, tokens: o.Tokens,
 		authorities: map[string]bool{},
 	}
+	r.succeeder, _ = o.Tokens.(succeeder)
 	if o.Upstream != nil {
 		r.authorities[Authority(o.Upstream.Scheme, o.Upstream.Host)] = true
 	}
