@@ -69,7 +69,8 @@ func TestReportRenders(t *testing.T) {
 		Hot: []hotResult{{Name: "BenchmarkTokenHot", NsOp: 2.5}}}
 	for _, n := range []int{1, 32} {
 		r.Reverse = append(r.Reverse, reverseRow{Conns: n, By: map[string]result{
-			"direct": {RPS: 4}, "credproxy": {RPS: 3, CPU: time.Microsecond}, "nginx": {RPS: 2, CPU: time.Microsecond}, "haproxy": {RPS: 1, CPU: time.Microsecond},
+			"direct": {RPS: 4}, "credproxy": {RPS: 3, CPU: 5 * time.Microsecond}, "nginx": {RPS: 2, CPU: 2 * time.Microsecond}, "haproxy": {RPS: 1, CPU: time.Microsecond},
+			"gofloor": {RPS: 2, CPU: time.Microsecond}, "gofloor-h1": {RPS: 2.5, CPU: time.Microsecond},
 		}})
 	}
 	r.Forward = []forwardRow{{Conns: 1, By: map[string]result{"direct": {RPS: 30}, "credproxy": {RPS: 20, CPU: 1}, "mitmproxy": {RPS: 1, CPU: 20}}}}
@@ -82,7 +83,10 @@ func TestReportRenders(t *testing.T) {
 	md := r.markdown()
 	for _, want := range []string{"| reverse, 32 connections: requests/s vs nginx | >= 0.90x | 1.50x", "| met |", "results.svg",
 		"## Wide area", "**A curl loop: 240.0 ms per call direct, 120.0 ms through credproxy, 2.0x faster.**",
-		"| curl loop | nginx, upstream keep-alive | 60.0 ms | 250.0 ms | 4.00x |"} {
+		"| curl loop | nginx, upstream keep-alive | 60.0 ms | 250.0 ms | 4.00x |",
+		"| reverse, 32 connections: CPU/request vs nginx (one worker) | <= 2.0x | 2.50x (5 µs vs 2 µs) | **not met** |",
+		"| reverse, 1 connection: CPU/request vs nginx (one worker) | <= 2.2x | 2.50x (5 µs vs 2 µs) | **not met** |",
+		"| reverse, 32 connections: requests/s vs the Go floor (gofloor, HTTP/2 upstream) | >= 1.4x | 1.50x (3 vs 2); vs gofloor-h1 (HTTP/1.1) 1.20x (2) | met |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("results.md lacks %q", want)
 		}

@@ -14,7 +14,7 @@ import (
 
 // nginxConf is nginx with proxy_set_header from a (cron-refreshed) config.
 func nginxConf(dir string, port, upPort int, token string) string {
-	return fmt.Sprintf(`worker_processes auto;
+	return fmt.Sprintf(`worker_processes 1;
 daemon off;
 master_process on;
 pid %[1]s/nginx.pid;

@@ -89,7 +89,7 @@ var tools = []struct {
 	bin, pkg string
 	parts    []string
 }{
-	{"wrk", "wrk", []string{"reverse", "memory"}},
+	{"wrk", "wrk", []string{"reverse", "memory", "gomaxprocs", "levers", "features"}},
 	{"nginx", "nginx", []string{"reverse", "wan"}},
 	{"haproxy", "haproxy", []string{"reverse"}},
 	{"mitmdump", "mitmproxy", []string{"forward"}},
@@ -126,10 +126,11 @@ type config struct {
 	// gomaxprocs set tries.
 	variants string
 	limits   []string
-	// connsSet: -conns was given (the variant sets have defaults of
-	// their own); dir is the results directory.
-	connsSet bool
-	dir      string
+	// connsSet, durationSet, roundsSet: -conns, -duration, -rounds were
+	// given (the variant sets have defaults of their own); dir is the
+	// results directory.
+	connsSet, durationSet, roundsSet bool
+	dir                              string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -158,7 +159,13 @@ func run(ctx context.Context, args []string) error {
 	if cfg.variants != "" {
 		return runVariants(ctx, cfg, root, dir, bin)
 	}
+	return runAll(ctx, cfg, root, dir, bin)
+}
 
+// runAll is a full run, or a partial one (-skip): the contenders, then
+// credproxy alone in the variant sets, then the fleet simulation; it
+// writes results.md and results.svg when nothing was skipped or changed.
+func runAll(ctx context.Context, cfg config, root, dir, bin string) error {
 	env, err := startAll(ctx, dir, bin, cfg)
 	defer env.stopAll()
 	if err != nil {
@@ -168,46 +175,48 @@ func run(ctx context.Context, args []string) error {
 	if rep.RSSIdle, err = rssKiB(env.credproxy.cmd.Process.Pid); err != nil {
 		return err
 	}
-	if !cfg.skip["reverse"] {
-		if err := runReverse(ctx, cfg, env, rep); err != nil {
+	for _, part := range []struct {
+		name string
+		run  func() error
+	}{
+		{"reverse", func() error { return runReverse(ctx, cfg, env, rep) }},
+		{"forward", func() error { return runForward(ctx, cfg, env, rep) }},
+		{"memory", func() error { return runMemory(ctx, cfg, env, rep) }},
+		{"wan", func() error { return runWAN(ctx, cfg, env, rep) }},
+		{"hot", func() error { return runHot(ctx, root, rep) }},
+	} {
+		if cfg.skip[part.name] {
+			continue
+		}
+		if err := part.run(); err != nil {
 			return err
 		}
 	}
-	if !cfg.skip["forward"] {
-		if err := runForward(ctx, cfg, env, rep); err != nil {
-			return err
-		}
+	// The contenders stop: the variant sets measure credproxy alone.
+	env.stopAll()
+	if err := runVariantSets(ctx, cfg, root, dir, bin, rep); err != nil {
+		return err
 	}
-	if !cfg.skip["memory"] {
-		if err := runMemory(ctx, cfg, env, rep); err != nil {
-			return err
-		}
-	}
-	if !cfg.skip["wan"] {
-		if err := runWAN(ctx, cfg, env, rep); err != nil {
-			return err
-		}
-	}
-	if !cfg.skip["hot"] {
-		if err := runHot(ctx, root, rep); err != nil {
-			return err
-		}
-	}
-	if len(cfg.skip) == 0 && len(cfg.extraEnv) == 0 {
-		// Virtual time: the fleet's figures do not depend on the
-		// machine, but they belong to the same run as the rest. A
-		// partial run writes no results, so it does not simulate.
+	// The end of the measurements: the fleet simulation after them runs
+	// in virtual time, its figures do not depend on the load.
+	rep.LoadEnd = loadAvg()
+	full := len(cfg.skip) == 0 && len(cfg.extraEnv) == 0
+	if full {
+		// A partial run writes no results, so it does not simulate.
 		if err := simulateFleet(ctx, root, cfg.fleetRoutes); err != nil {
 			return err
 		}
 	}
-	if len(cfg.skip) > 0 || len(cfg.extraEnv) > 0 {
-		logf("partial or modified run: results not written")
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if !full {
+		_ = os.WriteFile(filepath.Join(dir, "report-partial.json"), b, 0o644)
+		logf("partial or modified run: results not written (its figures: bench/results/report-partial.json)")
 		return nil
 	}
-	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
-		_ = os.WriteFile(filepath.Join(dir, "report.json"), b, 0o644)
-	}
+	_ = os.WriteFile(filepath.Join(dir, "report.json"), b, 0o644)
 	return rep.write(root)
 }
 
@@ -215,8 +224,8 @@ func run(ctx context.Context, args []string) error {
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var cfg config
-	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each measurement")
-	fs.IntVar(&cfg.rounds, "rounds", 3, "reverse-mode rounds; the median is reported")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each measurement (the variant sets: 3s unless given)")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds of reverse mode and of each variant set; the median is reported")
 	conns := fs.String("conns", "1,32,256", "reverse-mode connection counts")
 	fwdConns := fs.String("forward-conns", "1,32", "forward-mode connection counts")
 	fs.Int64Var(&cfg.million, "requests", 1_000_000, "requests credproxy has served before the 'after N requests' RSS reading")
@@ -228,7 +237,7 @@ func parseFlags(args []string) (config, error) {
 		return nil
 	})
 	fs.StringVar(&cfg.render, "render", "", "only rewrite results.md and results.svg from a report saved by an earlier run (bench/results/report.json)")
-	skip := fs.String("skip", "", "comma list of parts to leave out: reverse, forward, memory, wan, hot, fleet (results are then not written)")
+	skip := fs.String("skip", "", "comma list of parts to leave out: reverse, forward, memory, wan, hot, gomaxprocs, levers, features, fleet (results are then not written)")
 	fs.DurationVar(&cfg.rtt, "rtt", 60*time.Millisecond, "wide area: round trip between the contenders and the upstream")
 	fs.IntVar(&cfg.wanCalls, "wan-calls", 50, "wide area: calls per client and path")
 	fs.BoolVar(&cfg.fleet, "fleet", false, "only simulate the fleet (virtual time, a minute or two; a full run ends with it): write bench/fleet.json, bench/fleet.svg and the Fleet section of bench/results.md")
@@ -240,7 +249,11 @@ func parseFlags(args []string) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	fs.Visit(func(f *flag.Flag) { cfg.connsSet = cfg.connsSet || f.Name == "conns" })
+	fs.Visit(func(f *flag.Flag) {
+		cfg.connsSet = cfg.connsSet || f.Name == "conns"
+		cfg.durationSet = cfg.durationSet || f.Name == "duration"
+		cfg.roundsSet = cfg.roundsSet || f.Name == "rounds"
+	})
 	var err error
 	if cfg.rounds < 1 {
 		return cfg, errors.New("-rounds: at least 1")
@@ -451,13 +464,14 @@ func (r *report) write(root string) error {
 		return err
 	}
 	doc := r.markdown()
-	// The sections -gomaxprocs, -levers and -features write are kept
-	// from the last such run.
-	if old, err := os.ReadFile(filepath.Join(root, "bench", "results.md")); err == nil {
-		for _, set := range []string{"gomaxprocs", "levers", "features"} {
-			if sec := extractSection(string(old), variantSections[set]); sec != "" {
-				doc = spliceSection(doc, variantSections[set], sec)
-			}
+	// The variant sets' sections: this run's, or (rendering a report
+	// saved without them) the ones results.md has.
+	old, _ := os.ReadFile(filepath.Join(root, "bench", "results.md"))
+	for _, set := range variantSets {
+		if vr := r.Variants[set]; vr != nil {
+			doc = spliceSection(doc, variantSections[set], vr.markdown())
+		} else if sec := extractSection(string(old), variantSections[set]); sec != "" {
+			doc = spliceSection(doc, variantSections[set], sec)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(root, "bench", "results.md"), []byte(doc), 0o644); err != nil {
@@ -589,10 +603,13 @@ type env struct {
 	upPool, credproxyCA, mitmCA               *x509.CertPool
 }
 
+// stopAll stops every process started, last first; a second call does
+// nothing.
 func (e *env) stopAll() {
 	for i := len(e.procs) - 1; i >= 0; i-- {
 		e.procs[i].stop()
 	}
+	e.procs = nil
 }
 
 // ports are the loopback ports of the upstream and the contenders'

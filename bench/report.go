@@ -16,8 +16,10 @@ type report struct {
 	Duration time.Duration
 	Rounds   int
 	Machine  string
-	Load     string
-	Versions map[string]string
+	// Load is the load average at the start of the run, LoadEnd at its
+	// end (after the variant sets).
+	Load, LoadEnd string
+	Versions      map[string]string
 
 	Reverse []reverseRow
 	Forward []forwardRow
@@ -34,6 +36,11 @@ type report struct {
 	// Fleet is the last fleet simulation's figures (bench/fleet.json,
 	// written by -fleet), rendered as results.md's Fleet section.
 	Fleet *fleet.Report `json:"-"`
+
+	// Variants are the variant sets a full run measured after the
+	// contenders (gomaxprocs, levers, features), each rendered as its
+	// own section; a set missing here keeps its section of results.md.
+	Variants map[string]*variantReport `json:",omitempty"`
 }
 
 type reverseRow struct {
@@ -110,6 +117,7 @@ func (r *report) targets() []target {
 		ratio := row.By["credproxy"].RPS / row.By["nginx"].RPS
 		ts = append(ts, target{"reverse, 32 connections: requests/s vs nginx", ">= 0.90x", fmt.Sprintf("%.2fx (%.0f vs %.0f); CPU/request %s vs %s", ratio, row.By["credproxy"].RPS, row.By["nginx"].RPS, cpu(row.By["credproxy"].CPU), cpu(row.By["nginx"].CPU)), yes(ratio >= 0.9)})
 	}
+	ts = append(ts, r.issue25Targets()...)
 	if row, ok := r.reverse(1); ok {
 		added := row.By["credproxy"].P50 - row.By["direct"].P50
 		ts = append(ts, target{"reverse, 1 connection: p50 added to a direct call", "<= 50 µs", fmt.Sprintf("%s (%s vs %s)", us(added), us(row.By["credproxy"].P50), us(row.By["direct"].P50)), yes(added <= 50*time.Microsecond)})
@@ -132,6 +140,43 @@ func (r *report) targets() []target {
 	return ts
 }
 
+// issue25Targets are issue 25's targets, from the reverse-mode table
+// (credproxy with its defaults: neither GOMAXPROCS nor GOGC in its
+// environment, as a full run measures it): CPU per request against
+// nginx's (one worker) and requests/s against the Go floor.
+func (r *report) issue25Targets() []target {
+	var ts []target
+	for _, c := range []struct {
+		conns int
+		limit float64
+	}{{32, 2.0}, {1, 2.2}} {
+		row, ok := r.reverse(c.conns)
+		cp, ng := row.By["credproxy"].CPU, row.By["nginx"].CPU
+		if !ok || cp == 0 || ng == 0 {
+			continue
+		}
+		ratio := float64(cp) / float64(ng)
+		ts = append(ts, target{fmt.Sprintf("reverse, %d %s: CPU/request vs nginx (one worker)", c.conns, plural(c.conns, "connection")),
+			fmt.Sprintf("<= %.1fx", c.limit), fmt.Sprintf("%.2fx (%s vs %s)", ratio, cpu(cp), cpu(ng)), yes(ratio <= c.limit)})
+	}
+	if row, ok := r.reverse(32); ok && row.By["gofloor"].RPS > 0 {
+		cp, gf, h1 := row.By["credproxy"].RPS, row.By["gofloor"].RPS, row.By["gofloor-h1"].RPS
+		got := fmt.Sprintf("%.2fx (%.0f vs %.0f)", cp/gf, cp, gf)
+		if h1 > 0 {
+			got += fmt.Sprintf("; vs gofloor-h1 (HTTP/1.1) %.2fx (%.0f)", cp/h1, h1)
+		}
+		ts = append(ts, target{"reverse, 32 connections: requests/s vs the Go floor (gofloor, HTTP/2 upstream)", ">= 1.4x", got, yes(cp/gf >= 1.4)})
+	}
+	return ts
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
 func connMode(newConn bool) string {
 	if newConn {
 		return "new connection per request"
@@ -148,7 +193,10 @@ func (r *report) markdown() string {
 	w("Everything runs on loopback on the same machine: the TLS upstream (a Go server in a process of its own), the contender, and the load generator ")
 	w("share the CPUs, so every figure includes the cost of the upstream and of the load generator. On 2 cores they all compete: ")
 	w("absolute numbers are lower than on a bigger machine, the ratios are what to read. ")
-	w("Load average when the run started: %s (other work on the machine makes requests/s noisy; CPU/request much less so). ", r.Load)
+	w("**Load average when the run started: %s; when it ended: %s** (other work on the machine makes requests/s noisy; CPU/request much less so). ", r.Load, or(r.LoadEnd, "not recorded"))
+	if len(r.Variants) > 0 {
+		w("The same run then measured credproxy alone in the variant sets below (GOMAXPROCS, runtime levers, the price of each feature), each section with its own time and load average. ")
+	}
 	w("How it is measured, and where credproxy's time goes: [README.md](README.md).\n\n")
 	w("![credproxy against nginx, HAProxy and mitmproxy](results.svg)\n\n")
 
@@ -159,6 +207,7 @@ func (r *report) markdown() string {
 
 	w("\n## Reverse mode\n\nThe app calls a plain-HTTP listener; the proxy adds `Authorization: Bearer <token>` and forwards over TLS with keep-alive to the upstream. ")
 	w("`direct` is wrk calling the TLS upstream itself with the header. ")
+	w("nginx runs one worker (`worker_processes 1`), as issue 25 compares: its CPU per request is the same as with `auto`. ")
 	w("`gofloor` is the Go floor: a minimal `httputil.ReverseProxy` that sets the header (bench/gofloor, the shape of Vault Proxy and most Go sidecars: no exchange, no answer scan, no guard, no metrics) with net/http's default transport, which speaks HTTP/2 to this upstream; `gofloor-h1` is the same over HTTP/1.1, as credproxy speaks it. ")
 	w("Load: wrk, keep-alive, `--latency`; ")
 	w("each figure is the median of %d rounds, every round measuring all contenders in turn.\n\n", r.Rounds)

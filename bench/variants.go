@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,14 +21,27 @@ import (
 // Variants: credproxy alone, started afresh in each of a set of
 // configurations (environment, cgroup CPU limit, the header the client
 // sends), measured with wrk in rounds that take every variant in turn,
-// as reverse mode takes every contender. Three sets:
+// as reverse mode takes every contender. Three sets (variantsets.go),
+// which a full `go run ./bench` measures after the contenders and which
+// these flags rerun one at a time:
 //
-//	go run ./bench -gomaxprocs   # GOMAXPROCS 1, 2, unset; under cgroup CPU limits
+//	go run ./bench -gomaxprocs   # credproxy's GOMAXPROCS policy against set values; under cgroup CPU limits
 //	go run ./bench -levers       # runtime settings one at a time (GODEBUG, GOGC)
-//	go run ./bench -features     # each optional feature on and off
+//	go run ./bench -features     # each optional feature on and off, and two in-process benchmarks
 //
-// Each rewrites its own section of bench/results.md in place (a full run
-// keeps them) and saves its figures in bench/results/<set>.json.
+// A rerun rewrites its own section of bench/results.md in place; every
+// run saves a set's figures in bench/results/<set>.json.
+
+// variantSets are the sets, in the order a full run measures them.
+var variantSets = []string{"gomaxprocs", "levers", "features"}
+
+// The variant sets' measurement length and rounds, unless -duration or
+// -rounds is given: with these the three sets take about 11 minutes on
+// 2 CPUs.
+const (
+	variantDuration = 3 * time.Second
+	variantRounds   = 3
+)
 
 // variant is one way of running credproxy.
 type variant struct {
@@ -44,18 +59,42 @@ type variant struct {
 	// unix serves the route on a unix socket, loaded by the Go load
 	// generator (wrk speaks only TCP): peer identity needs one.
 	unix bool
+	// wildcard puts the reverse listener on 0.0.0.0 (still loaded over
+	// 127.0.0.1): a listener that faces the network.
+	wildcard bool
+	// base names the variant "x base" compares this one with; "" for
+	// the set's first.
+	base string
+	// budget is the most CPU per request the feature may add to its
+	// base at 32 connections (0.05: 5%); 0 for none.
+	budget float64
+	// refuse is a request the variant's feature must refuse, and grows
+	// a file it must write to: checked after each measurement, so that a
+	// feature the binary ignores cannot pass for a cheap one.
+	refuse *refusal
+	grows  string
 }
+
+// refusal is a request that must get a non-2xx answer.
+type refusal struct{ path, header string }
 
 // variantRow is the median of a variant's rounds at one connection count.
 type variantRow struct {
-	Variant    string
-	Limit      string `json:",omitempty"`
-	GOMAXPROCS int    // what the runtime chose, read by a probe started the same way
-	Conns      int
-	Result     result
+	Variant string
+	Limit   string `json:",omitempty"`
+	// GOMAXPROCS is what credproxy ran with, and GOMAXPROCSWhy the
+	// reason, from its "credproxy starting" log line.
+	GOMAXPROCS    int
+	GOMAXPROCSWhy string `json:",omitempty"`
+	Conns         int
+	Result        result
 	// CPUMin and CPUMax are the range of the rounds' CPU per request:
 	// the noise of the run.
 	CPUMin, CPUMax time.Duration
+	// Base is the variant "x base" compares with ("": the first row),
+	// Budget the CPU per request the feature may add (0.05: 5%).
+	Base   string  `json:",omitempty"`
+	Budget float64 `json:",omitempty"`
 	// Throttled is the share of the cgroup's CFS periods in which it was
 	// throttled, and ThrottleRate the time throttled per second of
 	// measurement; under a limit only.
@@ -65,7 +104,9 @@ type variantRow struct {
 
 // variantReport is one set's run.
 type variantReport struct {
-	Set      string
+	Set string
+	// FullRun: measured by a full `go run ./bench`, not by -<set>.
+	FullRun  bool `json:",omitempty"`
 	Started  time.Time
 	Load     string // load average at the start
 	LoadEnd  string // and at the end
@@ -79,9 +120,13 @@ type variantReport struct {
 	// Update is how GOMAXPROCS followed a change of the CPU affinity
 	// while running (-gomaxprocs).
 	Update string `json:",omitempty"`
+	// InProcess are the Go benchmarks of the features without a switch
+	// in the binary (-features), or why they did not run.
+	InProcess    []goBench `json:",omitempty"`
+	InProcessErr string    `json:",omitempty"`
 	// Failed are the variants that did not start or failed a
-	// measurement, with why (a feature not wired yet, say): left out of
-	// the later rounds and the table.
+	// measurement or a check, with why: left out of the later rounds
+	// and the table.
 	Failed map[string]string `json:",omitempty"`
 }
 
@@ -100,78 +145,69 @@ var variantSections = map[string]string{
 	"features":   "## The price of each feature",
 }
 
-// variantsFor returns the variants of set and the connection counts to
-// measure them at (conns unless the flag was left at its default).
-func variantsFor(set string, cfg config, cg *cpuCgroup) ([]variant, []int) {
-	switch set {
-	case "gomaxprocs":
-		vs := []variant{
-			{name: "GOMAXPROCS=1", env: []string{"GOMAXPROCS=1"}},
-			{name: "GOMAXPROCS=2", env: []string{"GOMAXPROCS=2"}},
-			{name: "GOMAXPROCS unset (all cores)"},
-		}
-		if cg != nil {
-			for _, l := range cfg.limits {
-				vs = append(vs,
-					variant{name: "limit " + l + ", GOMAXPROCS unset", limit: l},
-					variant{name: "limit " + l + ", GOMAXPROCS=1", limit: l, env: []string{"GOMAXPROCS=1"}})
-			}
-		}
-		return vs, cfg.conns
-	case "levers":
-		conns := cfg.conns
-		if !cfg.connsSet {
-			conns = []int{1, 32}
-		}
-		return []variant{
-			{name: "defaults (credproxy: GOGC=200, GOMEMLIMIT=48MiB)"},
-			{name: "GOMAXPROCS=1", env: []string{"GOMAXPROCS=1"}},
-			{name: "GODEBUG=asyncpreemptoff=1", env: []string{"GODEBUG=asyncpreemptoff=1"}},
-			{name: "GODEBUG=updatemaxprocs=0", env: []string{"GODEBUG=updatemaxprocs=0"}},
-			{name: "GOGC=400", env: []string{"GOGC=400"}},
-			{name: "GOGC=off, GOMEMLIMIT=48MiB", env: []string{"GOGC=off", "GOMEMLIMIT=48MiB"}},
-			{name: "GOMAXPROCS=1, GOGC=400", env: []string{"GOMAXPROCS=1", "GOGC=400"}},
-		}, conns
-	case "features":
-		conns := cfg.conns
-		if !cfg.connsSet {
-			conns = []int{1, 32}
-		}
-		const key = "ck-bench-3f9a1c2e7d"
-		return []variant{
-			{name: "baseline"},
-			{name: "browser guard, allowed Origin sent (CREDPROXY_ALLOWED_ORIGINS)",
-				env: []string{"CREDPROXY_ALLOWED_ORIGINS=https://grafana.example.com"}, header: "Origin: https://grafana.example.com"},
-			{name: "client keys (CREDPROXY_CLIENT_KEYS_FILE, 100 keys)",
-				env: []string{"CREDPROXY_CLIENT_KEYS_FILE=" + filepath.Join(cfg.dir, "client-keys")}, header: "Authorization: Bearer " + key,
-				files: map[string]string{"client-keys": clientKeys(key, 100)}},
-			{name: "request policy (CREDPROXY_ALLOW, 3 rules)",
-				env: []string{"CREDPROXY_ALLOW=GET /api/v2/**,POST /api/v2/datapoint,GET /api/v1/*/status"}},
-			{name: "audit log (CREDPROXY_AUDIT_LOG to a file)",
-				env: []string{"CREDPROXY_AUDIT_LOG=" + filepath.Join(cfg.dir, "audit.log")}},
-			{name: "unix socket (Go client)", unix: true},
-			{name: "unix socket, peer identity (ALLOW_UIDS, Go client)", unix: true,
-				env: []string{"CREDPROXY_ALLOW_UIDS=" + strconv.Itoa(os.Getuid())}},
-		}, conns
-	}
-	return nil, nil
-}
-
-// clientKeys is a keys file of n keys, key the last.
-func clientKeys(key string, n int) string {
-	var b strings.Builder
-	for i := 1; i < n; i++ {
-		fmt.Fprintf(&b, "client%d:ck-other-%08d\n", i, i)
-	}
-	fmt.Fprintf(&b, "bench:%s\n", key)
-	return b.String()
-}
-
-// runVariants is -gomaxprocs, -levers or -features.
+// runVariants is -gomaxprocs, -levers or -features: one set, its section
+// of results.md rewritten in place.
 func runVariants(ctx context.Context, cfg config, root, dir, bin string) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is missing; install it with: sudo apt-get install -y wrk")
 	}
+	rep, err := measureSet(ctx, cfg, root, dir, bin)
+	if err != nil {
+		return err
+	}
+	saveSet(dir, rep)
+	md := filepath.Join(root, "bench", "results.md")
+	doc, err := os.ReadFile(md)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(md, []byte(spliceSection(string(doc), variantSections[cfg.variants], rep.markdown())), 0o644); err != nil {
+		return err
+	}
+	logf("wrote the %q section of bench/results.md (figures in bench/results/%s.json)", variantSections[cfg.variants], cfg.variants)
+	return nil
+}
+
+// runVariantSets is the variant sets of a full run, after the
+// contenders: each set not skipped, into rep.Variants.
+func runVariantSets(ctx context.Context, cfg config, root, dir, bin string, rep *report) error {
+	for _, set := range variantSets {
+		if cfg.skip[set] {
+			continue
+		}
+		c := cfg
+		c.variants = set
+		vr, err := measureSet(ctx, c, root, dir, bin)
+		if err != nil {
+			return fmt.Errorf("variant set %s: %w", set, err)
+		}
+		vr.FullRun = true
+		saveSet(dir, vr)
+		if rep.Variants == nil {
+			rep.Variants = map[string]*variantReport{}
+		}
+		rep.Variants[set] = vr
+	}
+	return nil
+}
+
+// saveSet writes a set's figures to dir/<set>.json.
+func saveSet(dir string, rep *variantReport) {
+	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, rep.Set+".json"), b, 0o644)
+	}
+}
+
+// measureSet measures the set cfg.variants: its own TLS upstream, then
+// every variant in rounds (and, for features, the in-process benchmarks).
+func measureSet(ctx context.Context, cfg config, root, dir, bin string) (*variantReport, error) {
+	if !cfg.durationSet {
+		cfg.duration = variantDuration
+	}
+	if !cfg.roundsSet {
+		cfg.rounds = variantRounds
+	}
+	logf("variant set %s: %s per measurement, %d rounds", cfg.variants, cfg.duration, cfg.rounds)
 	rep := &variantReport{Set: cfg.variants, Started: time.Now(), Load: loadAvg(), Machine: machine(), Duration: cfg.duration, Rounds: cfg.rounds}
 	var cg *cpuCgroup
 	if cfg.variants == "gomaxprocs" && len(cfg.limits) > 0 {
@@ -190,89 +226,93 @@ func runVariants(ctx context.Context, cfg config, root, dir, bin string) error {
 	for _, v := range vs {
 		for name, content := range v.files {
 			if _, err := writeFile(dir, name, content); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-
-	e := &env{dir: dir, bin: bin, versions: map[string]string{}}
+	e, err := startVariantUpstream(ctx, dir, bin)
 	defer e.stopAll()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.variants == "gomaxprocs" {
+		if rep.Probes, err = probeLimits(ctx, cg); err != nil {
+			return nil, err
+		}
+		rep.Update = probeUpdate(ctx)
+		logf("gomaxprocs: %s", rep.Update)
+	}
+	s, err := measureRounds(ctx, cfg, e, cg, vs, conns, rep)
+	if err != nil {
+		return nil, err
+	}
+	rep.Rows = variantRows(vs, conns, rep.Failed, s)
+	e.stopAll()
+	if cfg.variants == "features" {
+		if rep.InProcess, err = featureBenchmarks(ctx, root); err != nil {
+			rep.InProcessErr = err.Error()
+			logf("features: in-process benchmarks: %v", err)
+		}
+	}
+	rep.LoadEnd = loadAvg()
+	return rep, nil
+}
+
+// startVariantUpstream starts a set's TLS upstream.
+func startVariantUpstream(ctx context.Context, dir, bin string) (*env, error) {
+	e := &env{dir: dir, bin: bin, versions: map[string]string{}}
 	if err := writeUpstreamPKI(dir); err != nil {
-		return err
+		return e, err
 	}
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	if err != nil {
-		return err
+		return e, err
 	}
 	e.upPool = x509.NewCertPool()
 	e.upPool.AppendCertsFromPEM(caPEM)
 	upPort, err := freePort()
 	if err != nil {
-		return err
+		return e, err
 	}
-	if err := e.startUpstream(ctx, dir, upPort); err != nil {
-		return err
-	}
+	return e, e.startUpstream(ctx, dir, upPort)
+}
 
-	if cfg.variants == "gomaxprocs" {
-		if rep.Probes, err = probeLimits(ctx, cg); err != nil {
-			return err
-		}
-		rep.Update = probeUpdate(ctx)
-		logf("gomaxprocs: %s", rep.Update)
-	}
-
-	procs, samples, throttle, throttleT, err := measureRounds(ctx, cfg, e, cg, vs, conns, rep)
-	if err != nil {
-		return err
-	}
-	rep.Rows = variantRows(vs, conns, rep.Failed, procs, samples, throttle, throttleT)
-	rep.LoadEnd = loadAvg()
-	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
-		_ = os.WriteFile(filepath.Join(dir, cfg.variants+".json"), b, 0o644)
-	}
-	md := filepath.Join(root, "bench", "results.md")
-	doc, err := os.ReadFile(md)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(md, []byte(spliceSection(string(doc), variantSections[cfg.variants], rep.markdown())), 0o644); err != nil {
-		return err
-	}
-	logf("wrote the %q section of bench/results.md (figures in bench/results/%s.json)", variantSections[cfg.variants], cfg.variants)
-	return nil
+// setSamples are a set's measurements: per variant, what credproxy ran
+// with, and per connection count every round's result and throttling.
+type setSamples struct {
+	procs     map[string]int
+	why       map[string]string
+	results   map[string]map[int][]result
+	throttle  map[string]map[int][]float64
+	throttleT map[string]map[int][]time.Duration
 }
 
 // measureRounds measures every variant at every connection count, cfg.rounds
 // times; a variant that fails is recorded in rep.Failed and skipped after.
-func measureRounds(ctx context.Context, cfg config, e *env, cg *cpuCgroup, vs []variant, conns []int, rep *variantReport) (
-	procs map[string]int, samples map[string]map[int][]result, throttle map[string]map[int][]float64, throttleT map[string]map[int][]time.Duration, err error) {
-	procs, samples = map[string]int{}, map[string]map[int][]result{}
-	throttle, throttleT = map[string]map[int][]float64{}, map[string]map[int][]time.Duration{}
+func measureRounds(ctx context.Context, cfg config, e *env, cg *cpuCgroup, vs []variant, conns []int, rep *variantReport) (*setSamples, error) {
+	s := &setSamples{procs: map[string]int{}, why: map[string]string{}, results: map[string]map[int][]result{},
+		throttle: map[string]map[int][]float64{}, throttleT: map[string]map[int][]time.Duration{}}
 	rep.Failed = map[string]string{}
 	for round := 1; round <= cfg.rounds; round++ {
 		for _, v := range vs {
 			if _, failed := rep.Failed[v.name]; failed {
 				continue
 			}
-			if samples[v.name] == nil {
-				samples[v.name], throttle[v.name], throttleT[v.name] = map[int][]result{}, map[int][]float64{}, map[int][]time.Duration{}
+			if s.results[v.name] == nil {
+				s.results[v.name], s.throttle[v.name], s.throttleT[v.name] = map[int][]result{}, map[int][]float64{}, map[int][]time.Duration{}
 			}
-			if _, ok := procs[v.name]; !ok {
-				if procs[v.name], err = probeGOMAXPROCS(ctx, v, cg); err != nil {
-					return nil, nil, nil, nil, err
-				}
-			}
-			err := measureVariant(ctx, cfg, e, cg, v, conns, func(n int, r result, thr float64, thrT time.Duration) {
+			err := measureVariant(ctx, cfg, e, cg, v, conns, func(procs int, why string) {
+				s.procs[v.name], s.why[v.name] = procs, why
+			}, func(n int, r result, thr float64, thrT time.Duration) {
 				logf("  round %d %-58s c=%-3d %8.0f req/s  p50 %-8v p99 %-8v CPU/req %-8v GOMAXPROCS %d  throttled %.0f%% load %s",
-					round, v.name, n, r.RPS, r.P50, r.P99, r.CPU, procs[v.name], 100*thr, loadAvg())
-				samples[v.name][n] = append(samples[v.name][n], r)
-				throttle[v.name][n] = append(throttle[v.name][n], thr)
-				throttleT[v.name][n] = append(throttleT[v.name][n], thrT)
+					round, v.name, n, r.RPS, r.P50, r.P99, r.CPU, s.procs[v.name], 100*thr, loadAvg())
+				s.results[v.name][n] = append(s.results[v.name][n], r)
+				s.throttle[v.name][n] = append(s.throttle[v.name][n], thr)
+				s.throttleT[v.name][n] = append(s.throttleT[v.name][n], thrT)
 			})
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil, nil, nil, nil, err
+					return nil, err
 				}
 				why, _, _ := strings.Cut(err.Error(), "\n")
 				logf("  %s: not measured: %v", v.name, err)
@@ -280,28 +320,29 @@ func measureRounds(ctx context.Context, cfg config, e *env, cg *cpuCgroup, vs []
 			}
 		}
 	}
-	return procs, samples, throttle, throttleT, nil
+	return s, nil
 }
 
 // variantRows are the report's rows: each variant's median at each
 // connection count, with its CPU range and, under a limit, its throttling.
-func variantRows(vs []variant, conns []int, failed map[string]string, procs map[string]int, samples map[string]map[int][]result, throttle map[string]map[int][]float64, throttleT map[string]map[int][]time.Duration) []variantRow {
+func variantRows(vs []variant, conns []int, failed map[string]string, s *setSamples) []variantRow {
 	var out []variantRow
 	for _, n := range conns {
 		for _, v := range vs {
 			if _, failed := failed[v.name]; failed {
 				continue
 			}
-			row := variantRow{Variant: v.name, Limit: v.limit, GOMAXPROCS: procs[v.name], Conns: n, Result: median(samples[v.name][n])}
-			for i, s := range samples[v.name][n] {
-				if i == 0 || s.CPU < row.CPUMin {
-					row.CPUMin = s.CPU
+			row := variantRow{Variant: v.name, Limit: v.limit, GOMAXPROCS: s.procs[v.name], GOMAXPROCSWhy: s.why[v.name], Conns: n,
+				Result: median(s.results[v.name][n]), Base: v.base, Budget: v.budget}
+			for i, r := range s.results[v.name][n] {
+				if i == 0 || r.CPU < row.CPUMin {
+					row.CPUMin = r.CPU
 				}
-				row.CPUMax = max(row.CPUMax, s.CPU)
+				row.CPUMax = max(row.CPUMax, r.CPU)
 			}
 			if v.limit != "" {
-				row.Throttled = medianF(throttle[v.name][n])
-				ts := throttleT[v.name][n]
+				row.Throttled = medianF(s.throttle[v.name][n])
+				ts := s.throttleT[v.name][n]
 				fs := make([]float64, len(ts))
 				for i, t := range ts {
 					fs[i] = float64(t)
@@ -325,21 +366,37 @@ func medianF(v []float64) float64 {
 	return median(rs).RPS
 }
 
+// variantEnv is credproxy's environment for v: the bench's own, at info
+// level (for the "credproxy starting" line), with v's listener and
+// settings and -env last.
+func variantEnv(cfg config, e *env, v variant, p ports, sock string) []string {
+	envv := credproxyEnv(e.dir, p.credproxy, p.fwd, p.admin, upPortOf(e.upURL), benchToken)
+	envv = append(envv, "CREDPROXY_LOG_LEVEL=info")
+	switch {
+	case v.unix:
+		envv = append(envv, "CREDPROXY_LISTEN=unix:"+sock)
+	case v.wildcard:
+		envv = append(envv, "CREDPROXY_LISTEN=0.0.0.0:"+strconv.Itoa(p.credproxy))
+	}
+	envv = append(envv, v.env...)
+	return append(envv, cfg.extraEnv...)
+}
+
 // measureVariant starts credproxy as v says, warms it up, measures it at
-// each of conns and stops it; each measurement goes to got.
-func measureVariant(ctx context.Context, cfg config, e *env, cg *cpuCgroup, v variant, conns []int, got func(n int, r result, throttled float64, throttleRate time.Duration)) error {
+// each of conns, checks that v's feature acted, and stops it; started
+// gets the GOMAXPROCS credproxy ran with and why, each measurement goes
+// to got.
+func measureVariant(ctx context.Context, cfg config, e *env, cg *cpuCgroup, v variant, conns []int,
+	started func(procs int, why string), got func(n int, r result, throttled float64, throttleRate time.Duration)) error {
 	ports, err := freePorts()
 	if err != nil {
 		return err
 	}
-	envv := credproxyEnv(e.dir, ports.credproxy, ports.fwd, ports.admin, upPortOf(e.upURL), benchToken)
 	sock := filepath.Join(e.dir, "credproxy.sock")
-	if v.unix {
-		_ = os.Remove(sock)
-		envv = append(envv, "CREDPROXY_LISTEN=unix:"+sock)
+	_ = os.Remove(sock)
+	if v.grows != "" {
+		_ = os.Remove(v.grows)
 	}
-	envv = append(envv, v.env...)
-	envv = append(envv, cfg.extraEnv...)
 	bin, args := e.bin, []string{"run"}
 	if v.limit != "" {
 		if err := cg.setLimit(v.limit); err != nil {
@@ -347,51 +404,129 @@ func measureVariant(ctx context.Context, cfg config, e *env, cg *cpuCgroup, v va
 		}
 		bin, args = cg.wrap(bin, args)
 	}
-	p, err := start(e.dir, "credproxy-variant", envv, bin, args...)
+	p, err := start(e.dir, "credproxy-variant", variantEnv(cfg, e, v, ports, sock), bin, args...)
 	if err != nil {
 		return err
 	}
 	defer p.stop()
-	adminURL := fmt.Sprintf("http://127.0.0.1:%d", ports.admin)
-	if err := waitOK(ctx, p, adminURL+"/readyz", nil, nil); err != nil {
+	if err := waitOK(ctx, p, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports.admin), nil, nil); err != nil {
 		return err
 	}
-	target := fmt.Sprintf("http://127.0.0.1:%d/api/v2/query", ports.credproxy)
-	measure := func(n int, d time.Duration) (result, error) {
-		if v.unix {
-			return runLoad(ctx, loadOptions{URL: "http://credproxy/api/v2/query", Unix: sock, Conns: n, Duration: d, Header: v.header})
-		}
-		return runWrk(ctx, target, n, d, v.header)
+	procs, why, err := startedWith(p.log)
+	if err != nil {
+		return err
 	}
+	started(procs, why)
+	c := variantClient{url: fmt.Sprintf("http://127.0.0.1:%d", ports.credproxy), sock: sock, v: v}
 	// Warm up: pools filled, the heap at its working size.
-	if _, err := measure(32, time.Second); err != nil {
+	if _, err := c.load(ctx, 32, time.Second); err != nil {
 		return err
 	}
 	for _, n := range conns {
 		cpu0 := p.cpu()
 		st0 := cg.stat(v.limit != "")
 		t0 := time.Now()
-		r, err := measure(n, cfg.duration)
+		r, err := c.load(ctx, n, cfg.duration)
 		elapsed := time.Since(t0)
+		if err == nil && r.Errors > 0 {
+			err = fmt.Errorf("%d errors or non-2xx answers", r.Errors)
+		}
 		if err != nil {
 			return fmt.Errorf("%d connections: %w\n%s", n, err, p.tail())
-		}
-		if r.Errors > 0 {
-			return fmt.Errorf("%d connections: %d errors or non-2xx answers\n%s", n, r.Errors, p.tail())
 		}
 		if r.Requests > 0 {
 			r.CPU = (p.cpu() - cpu0) / time.Duration(r.Requests)
 		}
-		var thr float64
-		var thrT time.Duration
-		if v.limit != "" {
-			st1 := cg.stat(true)
-			if dp := st1.periods - st0.periods; dp > 0 {
-				thr = float64(st1.throttled-st0.throttled) / float64(dp)
-			}
-			thrT = time.Duration(float64(st1.throttledTime-st0.throttledTime) / elapsed.Seconds())
-		}
+		thr, thrT := throttling(cg, v.limit != "", st0, elapsed)
 		got(n, r, thr, thrT)
+	}
+	return c.check(ctx)
+}
+
+// throttling is the share of CFS periods throttled since st0 and the
+// time throttled per second of elapsed; zero without a limit.
+func throttling(cg *cpuCgroup, limited bool, st0 cgStat, elapsed time.Duration) (float64, time.Duration) {
+	if !limited {
+		return 0, 0
+	}
+	st1 := cg.stat(true)
+	var thr float64
+	if dp := st1.periods - st0.periods; dp > 0 {
+		thr = float64(st1.throttled-st0.throttled) / float64(dp)
+	}
+	return thr, time.Duration(float64(st1.throttledTime-st0.throttledTime) / elapsed.Seconds())
+}
+
+// startedWith reads credproxy's "credproxy starting" log line (info
+// level) from its log: the GOMAXPROCS it runs with and why.
+func startedWith(logPath string) (int, string, error) {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return 0, "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, `"credproxy starting"`) {
+			continue
+		}
+		var m struct {
+			Procs *int   `json:"gomaxprocs"`
+			Why   string `json:"gomaxprocs_why"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m.Procs == nil {
+			return 0, "", fmt.Errorf("credproxy's start line has no gomaxprocs (%v)", err)
+		}
+		return *m.Procs, m.Why, nil
+	}
+	return 0, "", fmt.Errorf("no \"credproxy starting\" line at info level in %s", logPath)
+}
+
+// variantClient loads a running variant: wrk over TCP, the Go load
+// generator over its unix socket.
+type variantClient struct {
+	url, sock string
+	v         variant
+}
+
+func (c variantClient) load(ctx context.Context, n int, d time.Duration) (result, error) {
+	if c.v.unix {
+		return runLoad(ctx, loadOptions{URL: "http://credproxy/api/v2/query", Unix: c.sock, Conns: n, Duration: d, Header: c.v.header})
+	}
+	return runWrk(ctx, c.url+"/api/v2/query", n, d, c.v.header)
+}
+
+// check makes sure v's feature acted: the request it must refuse is
+// refused, the file it must write has grown.
+func (c variantClient) check(ctx context.Context) error {
+	if c.v.grows != "" {
+		if st, err := os.Stat(c.v.grows); err != nil || st.Size() == 0 {
+			return fmt.Errorf("check: %s was not written (%v): the feature did not act", c.v.grows, err)
+		}
+	}
+	if c.v.refuse == nil {
+		return nil
+	}
+	tr := &http.Transport{}
+	base := c.url
+	if c.v.unix {
+		tr.DialContext = unixDial(c.sock)
+		base = "http://credproxy"
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+or(c.v.refuse.path, "/api/v2/query"), nil)
+	if err != nil {
+		return err
+	}
+	if name, value, ok := strings.Cut(c.v.refuse.header, ":"); ok {
+		req.Header.Set(name, strings.TrimSpace(value))
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode < 300 {
+		return fmt.Errorf("check: %s %q answered %d, not refused: the feature did not act", req.URL.Path, c.v.refuse.header, resp.StatusCode)
 	}
 	return nil
 }

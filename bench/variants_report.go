@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // goDefaultGOMAXPROCS is Go 1.26's container-aware default (runtime
@@ -23,20 +24,44 @@ func (r *variantReport) markdown() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("%s\n\n", variantSections[r.Set])
-	w("`go run ./bench -%s` on %s, %s: credproxy alone (reverse listener and forward proxy, as above), started afresh for each variant, ", r.Set, r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Machine)
-	w("loaded with wrk at each connection count for %s after a second of warm-up; each figure is the median of %d rounds, every round taking all variants in turn. ", r.Duration, r.Rounds)
+	how := fmt.Sprintf("`go run ./bench -%s`", r.Set)
+	if r.FullRun {
+		how = "`go run ./bench` (after the contenders)"
+	}
+	w("%s on %s, %s: credproxy alone (reverse listener and forward proxy, as above, logging at info level), started afresh for each variant, ", how, r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Machine)
+	w("loaded with wrk at each connection count for %s after a second of warm-up; each figure is the median of %d %s, every round taking all variants in turn. ", r.Duration, r.Rounds, plural(r.Rounds, "round"))
 	w("**Load average at the start %s, at the end %s**: requests/s and latencies move with the neighbours, so read the ratios between variants of one run and the CPU per request.\n\n", r.Load, r.LoadEnd)
 	switch r.Set {
 	case "gomaxprocs":
 		r.gomaxprocsIntro(w)
 	case "levers":
-		w("Runtime settings, one at a time, through the environment only (no code change). `x base` compares each with the first row at the same connection count.\n\n")
+		w("credproxy's defaults first: its GOMAXPROCS policy (internal/rtpolicy: 1 with every listener on loopback, as here), GOGC=200 and GOMEMLIMIT=48MiB unless the environment sets them. ")
+		w("Then Go's default GOMAXPROCS, and each runtime setting on top of the defaults, through the environment only (no code change). `x base` compares each with the first row at the same connection count.\n\n")
 	case "features":
 		w("Each optional feature on, one at a time, against the baseline (`x base`). The browser guard is always on (the baseline includes it for requests without Origin); its row adds an allowed origin and sends it. ")
-		w("The unix-socket rows are loaded by the bench's Go client (wrk speaks only TCP), so compare them with each other, not with the wrk rows. ")
-		w("The response body scan has no switch in the binary: `go test -run '^$' -bench BenchmarkReverseScanSize -benchmem ./proxy/` measures it on and off for a 1 KiB and a 1 MiB JSON answer. ")
-		w("A feature not yet wired into the binary measures as the baseline.\n\n")
+		w("The unix-socket rows are loaded by the bench's Go client (wrk speaks only TCP): peer identity is compared with the bare unix socket, not with the wrk rows. ")
+		w("After each measurement the variant is checked: a request its feature must refuse (no client key, a path outside the policy, a foreign Origin) is refused, and the audit log file was written; a variant that fails the check is left out as not measured. ")
+		w("Peer identity is not checked that way (it would need a caller of another uid); the configuration refuses ALLOW_UIDS without a unix socket.\n\n")
 	}
+	r.table(w)
+	for _, name := range sortedKeys(r.Failed) {
+		w("\nNot measured: %s: `%s`\n", name, r.Failed[name])
+	}
+	switch r.Set {
+	case "gomaxprocs":
+		r.gomaxprocsWhy(w)
+		w("\nThrottled periods: the share of the cgroup's 100 ms CFS periods in which it ran out of quota and was stopped until the next; throttled per s: how long it was held that way per second of measurement (the kernel's throttled_time, summed over CPUs). ")
+		w("The policy these figures were drawn from is in [README.md](README.md#gomaxprocs).\n")
+	case "features":
+		r.featureBudgets(w)
+		r.inProcess(w)
+	}
+	return b.String()
+}
+
+// table renders the rows, each against its base at the same connection
+// count.
+func (r *variantReport) table(w func(string, ...any)) {
 	hasLimit := false
 	for _, row := range r.Rows {
 		hasLimit = hasLimit || row.Limit != ""
@@ -50,14 +75,10 @@ func (r *variantReport) markdown() string {
 		w("---:|---:|")
 	}
 	w("\n")
-	base := map[int]result{}
 	for _, row := range r.Rows {
-		if _, ok := base[row.Conns]; !ok {
-			base[row.Conns] = row.Result
-		}
-		bs := base[row.Conns]
+		bs := r.base(row).Result
 		res := row.Result
-		w("| %d | %s | %d | %.0f | %.2f | %s | %s | %s | %.0f-%.0f | %.2f |", row.Conns, row.Variant, row.GOMAXPROCS, res.RPS, res.RPS/bs.RPS, us(res.P50), us(res.P99), cpu(res.CPU),
+		w("| %d | %s | %d | %.0f | %.2f | %s | %s | %s | %.0f-%.0f | %.2f |", row.Conns, row.Variant, row.GOMAXPROCS, res.RPS, res.RPS/max(bs.RPS, 1), us(res.P50), us(res.P99), cpu(res.CPU),
 			float64(row.CPUMin)/1e3, float64(row.CPUMax)/1e3, float64(res.CPU)/float64(max(bs.CPU, 1)))
 		if hasLimit {
 			if row.Limit != "" {
@@ -68,26 +89,54 @@ func (r *variantReport) markdown() string {
 		}
 		w("\n")
 	}
-	for _, name := range sortedKeys(r.Failed) {
-		w("\nNot measured: %s: `%s`\n", name, r.Failed[name])
+}
+
+// base is the row row is compared with: its Base variant's at the same
+// connection count, else the first row at it (row itself if none).
+func (r *variantReport) base(row variantRow) variantRow {
+	var first *variantRow
+	for i, b := range r.Rows {
+		if b.Conns != row.Conns {
+			continue
+		}
+		if first == nil {
+			first = &r.Rows[i]
+		}
+		if row.Base != "" && b.Variant == row.Base {
+			return b
+		}
 	}
-	if r.Set == "gomaxprocs" {
-		w("\nThrottled periods: the share of the cgroup's 100 ms CFS periods in which it ran out of quota and was stopped until the next; throttled per s: how long it was held that way per second of measurement (the kernel's throttled_time, summed over CPUs). ")
-		w("The recommendation drawn from these figures is in [README.md](README.md#gomaxprocs).\n")
+	if first == nil {
+		return row
 	}
-	return b.String()
+	return *first
+}
+
+// gomaxprocsWhy lists each variant's GOMAXPROCS with credproxy's reason.
+func (r *variantReport) gomaxprocsWhy(w func(string, ...any)) {
+	w("\nWhat credproxy ran with, from the `gomaxprocs` and `gomaxprocs_why` fields of its \"credproxy starting\" log line:\n\n| variant | GOMAXPROCS | credproxy's reason |\n|---|---:|---|\n")
+	seen := map[string]bool{}
+	for _, row := range r.Rows {
+		if seen[row.Variant] {
+			continue
+		}
+		seen[row.Variant] = true
+		w("| %s | %d | %s |\n", row.Variant, row.GOMAXPROCS, row.GOMAXPROCSWhy)
+	}
 }
 
 func (r *variantReport) gomaxprocsIntro(w func(string, ...any)) {
-	w("What Go 1.26 picks when GOMAXPROCS is not set (runtime/debug.go, runtime/cgroup_linux.go): the CPU count (after the affinity mask), lowered to the cgroup's CPU limit, quota/period, rounded **up** to a whole number, ")
+	w("credproxy's policy (internal/rtpolicy/procs.go), when GOMAXPROCS is not in its environment: a cgroup CPU limit of one core or less gives 1; every listener on loopback or a unix socket (a sidecar, as the bench's) gives 1; otherwise Go's default. ")
+	w("Go 1.26's own default (runtime/debug.go, runtime/cgroup_linux.go): the CPU count (after the affinity mask), lowered to the cgroup's CPU limit, quota/period, rounded **up** to a whole number, ")
 	w("and **never below 2** because of the limit (only a machine or affinity mask of one CPU gives 1). It re-reads the limit and the affinity at most once a second (sysmon) and changes GOMAXPROCS when they change; ")
-	w("GOMAXPROCS in the environment, or a call to runtime.GOMAXPROCS, turns both the default and the updates off. Kubernetes writes a limit of 100m as cpu.max `10000 100000` (v1: cfs_quota_us 10000, cfs_period_us 100000).\n\n")
+	w("GOMAXPROCS in the environment, or a call to runtime.GOMAXPROCS (as the policy makes), turns both the default and the updates off. Kubernetes writes a limit of 100m as cpu.max `10000 100000` (v1: cfs_quota_us 10000, cfs_period_us 100000).\n\n")
 	if r.Cgroup != "" {
 		w("CPU limits here: %s.\n\n", r.Cgroup)
 	}
 	if len(r.Probes) > 0 {
 		ncpu := r.Probes[0].NumCPU
-		w("| CPU limit | cpu.max | GOMAXPROCS measured here (%d CPUs) | by the rule, 4 CPUs | by the rule, 16 CPUs |\n|---|---|---:|---:|---:|\n", ncpu)
+		w("What Go alone picks, read by a probe (the harness re-executed, no policy) in a cgroup with each limit:\n\n")
+		w("| CPU limit | cpu.max | Go's GOMAXPROCS measured here (%d CPUs) | by the rule, 4 CPUs | by the rule, 16 CPUs |\n|---|---|---:|---:|---:|\n", ncpu)
 		for _, p := range r.Probes {
 			m := 0
 			if p.Limit != "" {
@@ -98,9 +147,123 @@ func (r *variantReport) gomaxprocsIntro(w func(string, ...any)) {
 		w("\n")
 	}
 	if r.Update != "" {
-		w("Updates while running: %s.\n\n", r.Update)
+		w("Updates while running (Go's default only): %s.\n\n", r.Update)
 	}
-	w("Measured: GOMAXPROCS 1, 2 and unset, and under CPU limits with GOMAXPROCS unset and 1. `x base` compares each with the first row at the same connection count; the GOMAXPROCS column is what a probe started the same way (environment and cgroup) read.\n\n")
+	w("Measured: credproxy with GOMAXPROCS unset (its policy; with its reverse listener on 0.0.0.0 the policy leaves Go's default, still loaded over 127.0.0.1), set to 1 and to all cores, and under each CPU limit unset (the policy) and set to what Go alone would pick. ")
+	w("`x base` compares each with the policy's row (under a limit, that limit's); the GOMAXPROCS column is what credproxy logged at start.\n\n")
+}
+
+// featureBudgets states the budget verdicts at 32 connections: each
+// feature's CPU per request against its base's, with both rows' range
+// of rounds.
+func (r *variantReport) featureBudgets(w func(string, ...any)) {
+	var lines []string
+	for _, row := range r.Rows {
+		if row.Budget == 0 || row.Conns != 32 {
+			continue
+		}
+		bs := r.base(row)
+		if bs.Variant == row.Variant || bs.Result.CPU == 0 {
+			continue
+		}
+		ratio := float64(row.Result.CPU) / float64(bs.Result.CPU)
+		verdict := yes(ratio <= 1+row.Budget)
+		if row.CPUMin <= bs.CPUMax && bs.CPUMin <= row.CPUMax {
+			verdict += " (the rounds' ranges overlap: the difference is within this run's noise)"
+		}
+		lines = append(lines, fmt.Sprintf("| %s | <= +%.0f%% | %+.1f%%: %s (%s) vs %s (%s) | %s |", row.Variant, 100*row.Budget, 100*(ratio-1),
+			cpu(row.Result.CPU), cpuRange(row), cpu(bs.Result.CPU), cpuRange(bs), verdict))
+	}
+	if len(lines) == 0 {
+		w("\nBudgets: not computed (they are read at 32 connections, which this run did not measure).\n")
+		return
+	}
+	w("\nBudgets, CPU per request at 32 connections against the baseline (median of the rounds, their range in brackets):\n\n| feature | budget | measured | |\n|---|---|---|---|\n")
+	for _, l := range lines {
+		w("%s\n", l)
+	}
+}
+
+func cpuRange(row variantRow) string {
+	return fmt.Sprintf("%.0f-%.0f", float64(row.CPUMin)/1e3, float64(row.CPUMax)/1e3)
+}
+
+// inProcess renders the in-process benchmarks of the features without a
+// switch in the binary, with the price of each computed from them.
+func (r *variantReport) inProcess(w func(string, ...any)) {
+	w("\nThe two features without a switch in the binary, in-process, on and off (`go test -run '^$' -bench 'BenchmarkReverseScanSize' -benchmem ./proxy/` and `-bench BenchmarkBrowserGuard ./bench/`, `-count %d`, run after the variants above on the otherwise idle machine):\n\n", goBenchRuns)
+	if r.InProcessErr != "" {
+		w("Not measured: `%s`\n", firstLineOf(r.InProcessErr))
+	}
+	if len(r.InProcess) == 0 {
+		return
+	}
+	w("| benchmark | time/op (median) | runs' range | p50 of a request | B/op | allocs/op |\n|---|---:|---|---:|---:|---:|\n")
+	by := map[string]goBench{}
+	for _, g := range r.InProcess {
+		by[g.Name] = g
+		p50 := "-"
+		if g.P50us > 0 {
+			p50 = fmt.Sprintf("%.0f µs", g.P50us)
+		}
+		w("| %s | %s | %s-%s | %s | %.0f | %.0f |\n", g.Name, nsStr(g.NsOp), nsStr(g.NsMin), nsStr(g.NsMax), p50, g.BytesOp, g.AllocsOp)
+	}
+	// The price against what a request costs credproxy: the baseline's
+	// CPU per request at one connection.
+	var perReq time.Duration
+	for _, row := range r.Rows {
+		if row.Conns == 1 && row.Variant == featureBase {
+			perReq = row.Result.CPU
+		}
+	}
+	w("\n")
+	for _, c := range []struct{ what, off, on string }{
+		{"response body scan, 1 KiB JSON answer", "BenchmarkReverseScanSize/size=1KiB/scan=false", "BenchmarkReverseScanSize/size=1KiB/scan=true"},
+		{"response body scan, 1 MiB JSON answer", "BenchmarkReverseScanSize/size=1MiB/scan=false", "BenchmarkReverseScanSize/size=1MiB/scan=true"},
+		{"browser guard, request without Origin", "BenchmarkBrowserGuard/off", "BenchmarkBrowserGuard/on/no-origin"},
+		{"browser guard, allowed Origin", "BenchmarkBrowserGuard/off", "BenchmarkBrowserGuard/on/allowed-origin"},
+		{"browser guard, same-origin browser request", "BenchmarkBrowserGuard/off", "BenchmarkBrowserGuard/on/same-origin"},
+	} {
+		off, ok1 := by[c.off]
+		on, ok2 := by[c.on]
+		if !ok1 || !ok2 {
+			continue
+		}
+		share := ""
+		if perReq > 0 {
+			share = fmt.Sprintf(", %.2f%% of the baseline's CPU per request at one connection (%s)", 100*(on.NsOp-off.NsOp)/float64(perReq), cpu(perReq))
+		}
+		w("- %s: %s a request on against off (runs' ranges on %s-%s, off %s-%s)%s; %+.0f allocs/op.\n", c.what, nsDelta(on.NsOp-off.NsOp),
+			nsStr(on.NsMin), nsStr(on.NsMax), nsStr(off.NsMin), nsStr(off.NsMax), share, on.AllocsOp-off.AllocsOp)
+	}
+}
+
+// nsStr renders ns in a fitting unit.
+func nsStr(ns float64) string {
+	switch {
+	case ns >= 1e6:
+		return fmt.Sprintf("%.2f ms", ns/1e6)
+	case ns >= 1e3:
+		return fmt.Sprintf("%.1f µs", ns/1e3)
+	}
+	return fmt.Sprintf("%.0f ns", ns)
+}
+
+// nsDelta renders a difference of ns/op with its sign, in a fitting unit.
+func nsDelta(ns float64) string {
+	d := time.Duration(ns)
+	switch a := max(d, -d); {
+	case a >= time.Millisecond:
+		return fmt.Sprintf("%+.2f ms", ns/1e6)
+	case a >= time.Microsecond:
+		return fmt.Sprintf("%+.1f µs", ns/1e3)
+	}
+	return fmt.Sprintf("%+.0f ns", ns)
+}
+
+func firstLineOf(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
 
 func sortedKeys(m map[string]string) []string {
