@@ -15,13 +15,19 @@
 //   - wide area: the upstream a round trip away (-rtt, through a latency
 //     relay), called by a curl loop, a Python requests Session and a Go
 //     client, directly and through credproxy (reverse and forward) and
-//     nginx (wan.go).
+//     nginx (wan.go);
+//   - then credproxy alone, in three variant sets (variants.go,
+//     variantsets.go): its GOMAXPROCS policy against set values and under
+//     cgroup CPU limits, runtime levers (GODEBUG, GOGC), and the price of
+//     each optional feature (with the in-process benchmarks of the
+//     response body scan and the browser guard);
+//   - last, the fleet simulation (virtual time, bench/fleet).
 //
 // It builds credproxy from this repository and runs the real binary, then
 // writes bench/results.md and bench/results.svg. Run it from the
 // repository root:
 //
-//	go run ./bench                          # about 8 minutes
+//	go run ./bench                          # about 25 minutes on 2 CPUs
 //	go run ./bench -duration 2s -rounds 1   # a quicker look
 //
 // It needs wrk, nginx, haproxy, mitmdump, curl and Python requests

@@ -210,8 +210,8 @@ func (w *wanSetup) startNginx(ctx context.Context, relayPort int) (wanPath, erro
 
 // warmProxy fills a proxy's upstream pool before a client is measured, as
 // a long-running sidecar's is: eight calls, four at a time on new
-// connections, so that each of nginx's workers holds an upstream
-// connection too. The direct path is not warmed: its client pays for its
+// connections, so that nginx (one worker, or each of several) holds
+// upstream connections too. The direct path is not warmed: its client pays for its
 // own connections.
 func warmProxy(ctx context.Context, p wanPath) error {
 	if p.proc == nil {
