@@ -36,8 +36,8 @@ import (
 var variantSets = []string{"gomaxprocs", "levers", "features"}
 
 // The variant sets' measurement length and rounds, unless -duration or
-// -rounds is given: with these the three sets take about 11 minutes on
-// 2 CPUs.
+// -rounds is given: with these the three sets took 9.7 minutes on 2
+// CPUs (gomaxprocs 4.4, levers 2.2, features 3.1).
 const (
 	variantDuration = 3 * time.Second
 	variantRounds   = 3

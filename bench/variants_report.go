@@ -191,7 +191,8 @@ func cpuRange(row variantRow) string {
 // inProcess renders the in-process benchmarks of the features without a
 // switch in the binary, with the price of each computed from them.
 func (r *variantReport) inProcess(w func(string, ...any)) {
-	w("\nThe two features without a switch in the binary, in-process, on and off (`go test -run '^$' -bench 'BenchmarkReverseScanSize' -benchmem ./proxy/` and `-bench BenchmarkBrowserGuard ./bench/`, `-count %d`, run after the variants above on the otherwise idle machine):\n\n", goBenchRuns)
+	w("\nThe two features without a switch in the binary, in-process, on and off (`go test -run '^$' -bench 'BenchmarkReverseScanSize' -benchmem ./proxy/` and `-bench BenchmarkBrowserGuard ./bench/`, `-count %d`, run after the variants above on the otherwise idle machine). ", goBenchRuns)
+	w("time/op is the wall time of one request of a sequential in-process client, proxy and upstream (one process); the shares below are of the baseline's CPU per request, whose answer is the bench upstream's 120 bytes:\n\n")
 	if r.InProcessErr != "" {
 		w("Not measured: `%s`\n", firstLineOf(r.InProcessErr))
 	}

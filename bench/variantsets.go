@@ -33,8 +33,8 @@ func variantsFor(set string, cfg config, cg *cpuCgroup) ([]variant, []int) {
 const policyVariant = "unset: credproxy's policy (every listener on loopback)"
 
 // gomaxprocsVariants: credproxy's policy against set values and Go's
-// own default, and under each CPU limit the policy against what Go
-// alone would pick there.
+// own default, and under each CPU limit the policy (the base of that
+// limit's rows) against what Go alone would pick there.
 func gomaxprocsVariants(cfg config, cg *cpuCgroup) []variant {
 	ncpu := runtime.NumCPU()
 	vs := []variant{
@@ -51,7 +51,7 @@ func gomaxprocsVariants(cfg config, cg *cpuCgroup) []variant {
 		policy := "limit " + l + ", unset: credproxy's policy"
 		goPick := goDefaultGOMAXPROCS(ncpu, m)
 		vs = append(vs,
-			variant{name: policy, limit: l},
+			variant{name: policy, limit: l, base: policy},
 			variant{name: fmt.Sprintf("limit %s, GOMAXPROCS=%d (what Go alone picks)", l, goPick), limit: l,
 				env: []string{"GOMAXPROCS=" + strconv.Itoa(goPick)}, base: policy})
 	}
