@@ -117,7 +117,7 @@ func (r *report) targets() []target {
 		ratio := row.By["credproxy"].RPS / row.By["nginx"].RPS
 		ts = append(ts, target{"reverse, 32 connections: requests/s vs nginx", ">= 0.90x", fmt.Sprintf("%.2fx (%.0f vs %.0f); CPU/request %s vs %s", ratio, row.By["credproxy"].RPS, row.By["nginx"].RPS, cpu(row.By["credproxy"].CPU), cpu(row.By["nginx"].CPU)), yes(ratio >= 0.9)})
 	}
-	ts = append(ts, r.issue25Targets()...)
+	ts = append(ts, r.sidecarTargets()...)
 	if row, ok := r.reverse(1); ok {
 		added := row.By["credproxy"].P50 - row.By["direct"].P50
 		ts = append(ts, target{"reverse, 1 connection: p50 added to a direct call", "<= 50 µs", fmt.Sprintf("%s (%s vs %s)", us(added), us(row.By["credproxy"].P50), us(row.By["direct"].P50)), yes(added <= 50*time.Microsecond)})
@@ -140,11 +140,11 @@ func (r *report) targets() []target {
 	return ts
 }
 
-// issue25Targets are issue 25's targets, from the reverse-mode table
+// sidecarTargets are the sidecar cost targets, from the reverse-mode table
 // (credproxy with its defaults: neither GOMAXPROCS nor GOGC in its
 // environment, as a full run measures it): CPU per request against
 // nginx's (one worker) and requests/s against the Go floor.
-func (r *report) issue25Targets() []target {
+func (r *report) sidecarTargets() []target {
 	var ts []target
 	for _, c := range []struct {
 		conns int
@@ -207,7 +207,7 @@ func (r *report) markdown() string {
 
 	w("\n## Reverse mode\n\nThe app calls a plain-HTTP listener; the proxy adds `Authorization: Bearer <token>` and forwards over TLS with keep-alive to the upstream. ")
 	w("`direct` is wrk calling the TLS upstream itself with the header. ")
-	w("nginx runs one worker (`worker_processes 1`), as issue 25 compares: its CPU per request is the same as with `auto`. ")
+	w("nginx runs one worker (`worker_processes 1`), as the targets compare, a single event loop as a sidecar runs: its CPU per request is the same as with `auto`. ")
 	w("`gofloor` is the Go floor: a minimal `httputil.ReverseProxy` that sets the header (bench/gofloor, the shape of Vault Proxy and most Go sidecars: no exchange, no answer scan, no guard, no metrics) with net/http's default transport, which speaks HTTP/2 to this upstream; `gofloor-h1` is the same over HTTP/1.1, as credproxy speaks it. ")
 	w("Load: wrk, keep-alive, `--latency`; ")
 	w("each figure is the median of %d rounds, every round measuring all contenders in turn.\n\n", r.Rounds)

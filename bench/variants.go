@@ -68,6 +68,10 @@ type variant struct {
 	// budget is the most CPU per request the feature may add to its
 	// base at 32 connections (0.05: 5%); 0 for none.
 	budget float64
+	// gate names the feature's sub-benchmark of edge's BenchmarkGate
+	// (its own cost per request, in-process), which the budget verdict
+	// reads when the run's rounds cannot tell the difference apart.
+	gate string
 	// refuse is a request the variant's feature must refuse, and grows
 	// a file it must write to: checked after each measurement, so that a
 	// feature the binary ignores cannot pass for a cheap one.
@@ -95,6 +99,8 @@ type variantRow struct {
 	// Budget the CPU per request the feature may add (0.05: 5%).
 	Base   string  `json:",omitempty"`
 	Budget float64 `json:",omitempty"`
+	// Gate is the feature's BenchmarkGate sub-benchmark ("keys").
+	Gate string `json:",omitempty"`
 	// Throttled is the share of the cgroup's CFS periods in which it was
 	// throttled, and ThrottleRate the time throttled per second of
 	// measurement; under a limit only.
@@ -333,7 +339,7 @@ func variantRows(vs []variant, conns []int, failed map[string]string, s *setSamp
 				continue
 			}
 			row := variantRow{Variant: v.name, Limit: v.limit, GOMAXPROCS: s.procs[v.name], GOMAXPROCSWhy: s.why[v.name], Conns: n,
-				Result: median(s.results[v.name][n]), Base: v.base, Budget: v.budget}
+				Result: median(s.results[v.name][n]), Base: v.base, Budget: v.budget, Gate: v.gate}
 			for i, r := range s.results[v.name][n] {
 				if i == 0 || r.CPU < row.CPUMin {
 					row.CPUMin = r.CPU

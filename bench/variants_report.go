@@ -154,9 +154,18 @@ func (r *variantReport) gomaxprocsIntro(w func(string, ...any)) {
 }
 
 // featureBudgets states the budget verdicts at 32 connections: each
-// feature's CPU per request against its base's, with both rows' range
-// of rounds.
+// feature's CPU per request against its base's, with both rows' range of
+// rounds, and the feature's own cost in-process (edge's BenchmarkGate,
+// one P) as a share of the base's CPU per request. When the rounds'
+// ranges overlap, the end-to-end difference is noise and the verdict is
+// read from the in-process share; otherwise from the end-to-end one.
 func (r *variantReport) featureBudgets(w func(string, ...any)) {
+	gate := map[string]goBench{}
+	for _, g := range r.InProcess {
+		if name, ok := strings.CutPrefix(g.Name, "BenchmarkGate/"); ok {
+			gate[name] = g
+		}
+	}
 	var lines []string
 	for _, row := range r.Rows {
 		if row.Budget == 0 || row.Conns != 32 {
@@ -166,22 +175,43 @@ func (r *variantReport) featureBudgets(w func(string, ...any)) {
 		if bs.Variant == row.Variant || bs.Result.CPU == 0 {
 			continue
 		}
-		ratio := float64(row.Result.CPU) / float64(bs.Result.CPU)
-		verdict := yes(ratio <= 1+row.Budget)
-		if row.CPUMin <= bs.CPUMax && bs.CPUMin <= row.CPUMax {
-			verdict += " (the rounds' ranges overlap: the difference is within this run's noise)"
-		}
-		lines = append(lines, fmt.Sprintf("| %s | <= +%.0f%% | %+.1f%%: %s (%s) vs %s (%s) | %s |", row.Variant, 100*row.Budget, 100*(ratio-1),
-			cpu(row.Result.CPU), cpuRange(row), cpu(bs.Result.CPU), cpuRange(bs), verdict))
+		lines = append(lines, budgetLine(row, bs, gate))
 	}
 	if len(lines) == 0 {
 		w("\nBudgets: not computed (they are read at 32 connections, which this run did not measure).\n")
 		return
 	}
-	w("\nBudgets, CPU per request at 32 connections against the baseline (median of the rounds, their range in brackets):\n\n| feature | budget | measured | |\n|---|---|---|---|\n")
+	w("\nBudgets, CPU per request at 32 connections against the baseline: end to end (median of the rounds, their range in brackets), and the feature's own cost in-process (`go test -run '^$' -bench BenchmarkGate -cpu 1 ./edge/`, median of %d runs, against the gate off) as a share of the baseline's CPU per request:\n\n", goBenchRuns)
+	w("| feature | budget | end to end | in-process | |\n|---|---|---|---|---|\n")
 	for _, l := range lines {
 		w("%s\n", l)
 	}
+}
+
+// budgetLine is one row of the budgets table: row's feature against its
+// base bs, with its BenchmarkGate figures when gate has them.
+func budgetLine(row, bs variantRow, gate map[string]goBench) string {
+	ratio := float64(row.Result.CPU) / float64(bs.Result.CPU)
+	overlap := row.CPUMin <= bs.CPUMax && bs.CPUMin <= row.CPUMax
+	inProc, share, haveShare := "not measured", 0.0, false
+	if on, ok := gate[row.Gate]; ok {
+		if off, ok := gate["off"]; ok {
+			share = (on.NsOp - off.NsOp) / float64(bs.Result.CPU)
+			haveShare = true
+			inProc = fmt.Sprintf("%s a request (%s-%s), %+.1f%%, %.0f allocs", nsDelta(on.NsOp-off.NsOp), nsStr(on.NsMin), nsStr(on.NsMax), 100*share, on.AllocsOp-off.AllocsOp)
+		}
+	}
+	var verdict string
+	switch {
+	case overlap && haveShare:
+		verdict = yes(share <= row.Budget) + " (from the in-process cost: end to end, the rounds' ranges overlap, the difference is within this run's noise)"
+	case overlap:
+		verdict = yes(ratio <= 1+row.Budget) + " (the rounds' ranges overlap: the difference is within this run's noise)"
+	default:
+		verdict = yes(ratio <= 1+row.Budget) + " (end to end)"
+	}
+	return fmt.Sprintf("| %s | <= +%.0f%% | %+.1f%%: %s (%s) vs %s (%s) | %s | %s |", row.Variant, 100*row.Budget, 100*(ratio-1),
+		cpu(row.Result.CPU), cpuRange(row), cpu(bs.Result.CPU), cpuRange(bs), inProc, verdict)
 }
 
 func cpuRange(row variantRow) string {
@@ -191,8 +221,8 @@ func cpuRange(row variantRow) string {
 // inProcess renders the in-process benchmarks of the features without a
 // switch in the binary, with the price of each computed from them.
 func (r *variantReport) inProcess(w func(string, ...any)) {
-	w("\nThe two features without a switch in the binary, in-process, on and off (`go test -run '^$' -bench 'BenchmarkReverseScanSize' -benchmem ./proxy/` and `-bench BenchmarkBrowserGuard ./bench/`, `-count %d`, run after the variants above on the otherwise idle machine). ", goBenchRuns)
-	w("time/op is the wall time of one request of a sequential in-process client, proxy and upstream (one process); the shares below are of the baseline's CPU per request, whose answer is the bench upstream's 120 bytes:\n\n")
+	w("\nIn-process, on and off: the two features without a switch in the binary (`go test -run '^$' -bench 'BenchmarkReverseScanSize' -benchmem ./proxy/` and `-bench BenchmarkBrowserGuard ./bench/`), and the gate's own cost for keys, policy and audit log, read by the budgets above (`-bench BenchmarkGate -cpu 1 ./edge/`); `-count %d`, run after the variants above on the otherwise idle machine. ", goBenchRuns)
+	w("For BenchmarkReverseScanSize, time/op is the wall time of one request of a sequential in-process client, proxy and upstream (one process); the others time the guard or the gate around a handler that does nothing. The shares below are of the baseline's CPU per request, whose answer is the bench upstream's 120 bytes:\n\n")
 	if r.InProcessErr != "" {
 		w("Not measured: `%s`\n", firstLineOf(r.InProcessErr))
 	}
