@@ -27,7 +27,7 @@
 // writes bench/results.md and bench/results.svg. Run it from the
 // repository root:
 //
-//	go run ./bench                          # about 25 minutes on 2 CPUs
+//	go run ./bench                          # about 35 minutes on 2 CPUs
 //	go run ./bench -duration 2s -rounds 1   # a quicker look
 //
 // It needs wrk, nginx, haproxy, mitmdump, curl and Python requests
