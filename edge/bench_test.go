@@ -57,17 +57,24 @@ func BenchmarkBrowser(b *testing.B) {
 // beside it.
 func BenchmarkGate(b *testing.B) {
 	const key = "bench-client-key-0123456789abcdef"
-	noop := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	for _, name := range []string{"off", "keys", "policy", "audit"} {
 		b.Run(name, func(b *testing.B) {
+			// served counts the requests the gate let through: every
+			// one must be, or the figure is of refusals.
+			served := 0
+			noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served++ })
 			r := httptest.NewRequest("GET", "/api/v2/query", nil)
 			opts := GateOptions{Route: "bench", Via: ViaReverse, Header: "Authorization", Prefix: "Bearer"}
+			// auth is the client key's header, put back before each
+			// request: the gate takes it out of the request it lets
+			// through (the server gives each request a fresh one).
+			var auth []string
 			var auditor *Auditor
 			var lost atomic.Int64
 			switch name {
 			case "keys":
 				opts.Keys = gateKeys(b, key)
-				r.Header.Set("Authorization", "Bearer "+key)
+				auth = []string{"Bearer " + key}
 			case "policy":
 				p, err := ParsePolicy("GET /api/v2/**, POST /api/v2/datapoint, GET /api/v1/*/status")
 				if err != nil {
@@ -91,6 +98,9 @@ func BenchmarkGate(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
+				if auth != nil {
+					r.Header["Authorization"] = auth
+				}
 				h.ServeHTTP(w, r)
 				if auditor != nil && i%1024 == 1023 {
 					runtime.Gosched()
@@ -103,8 +113,8 @@ func BenchmarkGate(b *testing.B) {
 				b.ReportMetric(float64(lost.Load())/float64(b.N), "lost/op")
 			}
 			b.StopTimer()
-			if w.Code != http.StatusNoContent {
-				b.Fatalf("status %d: the gate refused the benchmark's request", w.Code)
+			if served != b.N {
+				b.Fatalf("the gate let %d of %d requests through (status %d): the figure would be of refusals", served, b.N, w.Code)
 			}
 		})
 	}
