@@ -644,10 +644,9 @@ func (e *env) add(p *proc, err error) (*proc, error) {
 	return p, err
 }
 
-// startAll starts the upstream and the contenders of the parts not
-// skipped, and waits until each answers a request with the credential
-// the upstream expects. (The wide-area part starts its own.)
-func startAll(ctx context.Context, dir, bin string, cfg config) (*env, error) {
+// newEnv writes the upstream's test PKI into dir and returns an env
+// that trusts its CA, with nothing started yet.
+func newEnv(dir, bin string) (*env, error) {
 	e := &env{dir: dir, bin: bin, versions: map[string]string{}}
 	if err := writeUpstreamPKI(dir); err != nil {
 		return e, err
@@ -658,6 +657,17 @@ func startAll(ctx context.Context, dir, bin string, cfg config) (*env, error) {
 	}
 	e.upPool = x509.NewCertPool()
 	e.upPool.AppendCertsFromPEM(caPEM)
+	return e, nil
+}
+
+// startAll starts the upstream and the contenders of the parts not
+// skipped, and waits until each answers a request with the credential
+// the upstream expects. (The wide-area part starts its own.)
+func startAll(ctx context.Context, dir, bin string, cfg config) (*env, error) {
+	e, err := newEnv(dir, bin)
+	if err != nil {
+		return e, err
+	}
 	p, err := freePorts()
 	if err != nil {
 		return e, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -266,16 +265,10 @@ func measureSet(ctx context.Context, cfg config, root, dir, bin string) (*varian
 
 // startVariantUpstream starts a set's TLS upstream.
 func startVariantUpstream(ctx context.Context, dir, bin string) (*env, error) {
-	e := &env{dir: dir, bin: bin, versions: map[string]string{}}
-	if err := writeUpstreamPKI(dir); err != nil {
-		return e, err
-	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	e, err := newEnv(dir, bin)
 	if err != nil {
 		return e, err
 	}
-	e.upPool = x509.NewCertPool()
-	e.upPool.AppendCertsFromPEM(caPEM)
 	upPort, err := freePort()
 	if err != nil {
 		return e, err
